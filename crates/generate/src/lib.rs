@@ -1,0 +1,23 @@
+//! Text generation on a [`tuneup_models::Decoder`]: llama.cpp-compatible
+//! sampling, stop rules, a streaming token sink, prompt-prefix reuse and
+//! speculative decoding (prompt lookup or a draft model) whose output is
+//! identical to plain greedy decoding.
+
+pub mod bundle;
+pub mod draft;
+pub mod error;
+pub mod generator;
+pub mod lookup;
+pub mod sampling;
+pub mod stop;
+
+pub use bundle::ChatModel;
+pub use draft::DraftModel;
+pub use error::{Error, Result};
+pub use generator::{
+    FinishReason, GenerateParams, GenerationOutput, GenerationStats, Generator, NullSink,
+    Speculation, TokenSink,
+};
+pub use lookup::PromptLookup;
+pub use sampling::{argmax, Sampler, SamplingParams};
+pub use stop::StopMatcher;

@@ -1,0 +1,330 @@
+//! The decoder: one implementation for every supported architecture.
+
+use candle_core::{DType, Device, Tensor, D};
+use tuneup_nn::attention::{causal_mask, grouped_query_attention_with, AttentionPrecision};
+use tuneup_nn::{KvCache, LinearRef, RmsNorm, RotaryEmbedding};
+
+use crate::config::{Activation, DecoderConfig};
+use crate::error::{Error, Result};
+use crate::weights::EmbeddingTable;
+
+/// The attention input projections: separate, or fused (Phi-3).
+#[derive(Debug, Clone)]
+pub enum QkvProjection {
+    /// Three projections.
+    Separate {
+        /// Query.
+        q: LinearRef,
+        /// Key.
+        k: LinearRef,
+        /// Value.
+        v: LinearRef,
+    },
+    /// One projection whose output is `[q | k | v]`.
+    Fused(LinearRef),
+}
+
+/// The feed-forward input projections: separate, or fused `[gate | up]` (Phi-3).
+#[derive(Debug, Clone)]
+pub enum GateUpProjection {
+    /// Two projections.
+    Separate {
+        /// Gate.
+        gate: LinearRef,
+        /// Up.
+        up: LinearRef,
+    },
+    /// One projection whose output is `[gate | up]`.
+    Fused(LinearRef),
+}
+
+/// One pre-norm transformer block.
+#[derive(Debug, Clone)]
+pub struct DecoderLayer {
+    /// Norm before attention.
+    pub attn_norm: RmsNorm,
+    /// Query/key/value projections.
+    pub qkv: QkvProjection,
+    /// Attention output projection.
+    pub o: LinearRef,
+    /// Norm before the feed-forward block.
+    pub ffn_norm: RmsNorm,
+    /// Gate/up projections.
+    pub gate_up: GateUpProjection,
+    /// Down projection.
+    pub down: LinearRef,
+}
+
+/// Per-sequence decoding state: the key/value cache of every layer.
+#[derive(Debug, Clone)]
+pub struct DecoderState {
+    caches: Vec<KvCache>,
+}
+
+impl DecoderState {
+    /// Number of positions already processed.
+    pub fn len(&self) -> usize {
+        self.caches.first().map_or(0, KvCache::len)
+    }
+
+    /// Whether nothing has been processed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every position.
+    pub fn reset(&mut self) {
+        self.caches.iter_mut().for_each(KvCache::reset);
+    }
+
+    /// Keeps the first `len` positions (rolls back rejected draft tokens).
+    pub fn truncate(&mut self, len: usize) {
+        self.caches.iter_mut().for_each(|c| c.truncate(len));
+    }
+}
+
+/// Which positions to compute logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsFor {
+    /// Only the last position (generation).
+    Last,
+    /// Every position (scoring, speculative verification, training).
+    All,
+}
+
+/// A decoder-only language model of the Llama family.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    cfg: DecoderConfig,
+    embedding: EmbeddingTable,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: LinearRef,
+    rope: RotaryEmbedding,
+    device: Device,
+    dtype: DType,
+    kv_precision: AttentionPrecision,
+}
+
+impl Decoder {
+    /// Assembles a decoder from its parts (see [`crate::load`] for loading).
+    pub fn from_parts(
+        cfg: DecoderConfig,
+        embedding: EmbeddingTable,
+        layers: Vec<DecoderLayer>,
+        norm: RmsNorm,
+        lm_head: LinearRef,
+        device: &Device,
+    ) -> Result<Self> {
+        let freq_factors = cfg
+            .rope_scaling
+            .map(|s| s.freq_factors(cfg.head_dim, cfg.rope_theta));
+        Self::from_parts_with_rope_factors(cfg, embedding, layers, norm, lm_head, device, freq_factors)
+    }
+
+    /// Like [`Decoder::from_parts`] with explicit RoPE frequency divisors
+    /// (GGUF `rope_freqs.weight`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts_with_rope_factors(
+        cfg: DecoderConfig,
+        embedding: EmbeddingTable,
+        layers: Vec<DecoderLayer>,
+        norm: RmsNorm,
+        lm_head: LinearRef,
+        device: &Device,
+        freq_factors: Option<Vec<f32>>,
+    ) -> Result<Self> {
+        let rope = RotaryEmbedding::new(
+            cfg.head_dim,
+            cfg.max_position_embeddings,
+            cfg.rope_theta,
+            freq_factors.as_deref(),
+            cfg.rope_layout,
+            device,
+        )?;
+        Ok(Self {
+            cfg,
+            embedding,
+            layers,
+            norm,
+            lm_head,
+            rope,
+            device: device.clone(),
+            dtype: DType::F32,
+            kv_precision: AttentionPrecision::F16Inputs,
+        })
+    }
+
+    /// Sets the precision of cached attention (default: f16 keys and values,
+    /// as llama.cpp's default KV cache; f32 doubles cache memory).
+    pub fn set_kv_precision(&mut self, precision: AttentionPrecision) {
+        self.kv_precision = precision;
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.cfg
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The layers (for adapters and inspection).
+    pub fn layers(&self) -> &[DecoderLayer] {
+        &self.layers
+    }
+
+    /// The output projection.
+    pub fn lm_head(&self) -> &LinearRef {
+        &self.lm_head
+    }
+
+    /// The embedding table.
+    pub fn embedding(&self) -> &EmbeddingTable {
+        &self.embedding
+    }
+
+    /// The context window.
+    pub fn context_length(&self) -> usize {
+        self.cfg.max_position_embeddings
+    }
+
+    /// A fresh, empty decoding state for one sequence.
+    pub fn new_state(&self) -> DecoderState {
+        DecoderState {
+            caches: (0..self.layers.len())
+                .map(|_| KvCache::new(self.cfg.max_position_embeddings))
+                .collect(),
+        }
+    }
+
+    /// Runs `ids` (continuing `state`) and returns logits of shape
+    /// `(n, vocab)` for the positions chosen by `which`.
+    pub fn forward(&self, ids: &[u32], state: &mut DecoderState, which: LogitsFor) -> Result<Tensor> {
+        if ids.is_empty() {
+            return Err(Error::Tensor(candle_core::Error::Msg(
+                "forward called with no tokens".into(),
+            )));
+        }
+        let needed = state.len() + ids.len();
+        if needed > self.cfg.max_position_embeddings {
+            return Err(Error::ContextOverflow {
+                needed,
+                limit: self.cfg.max_position_embeddings,
+            });
+        }
+        let vocab = self.embedding.rows();
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::BadToken { id, vocab });
+        }
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let hidden = self.hidden_states(&input, Some(&mut state.caches))?;
+        let hidden = hidden.squeeze(0)?;
+        let hidden = match which {
+            LogitsFor::Last => hidden.narrow(0, ids.len() - 1, 1)?,
+            LogitsFor::All => hidden,
+        };
+        Ok(self.lm_head.forward(&hidden)?)
+    }
+
+    /// Full-sequence forward without a cache, `ids` of shape `(batch, seq)`,
+    /// returning logits `(batch, seq, vocab)`. Differentiable: training uses it.
+    pub fn forward_batch(&self, ids: &Tensor) -> Result<Tensor> {
+        let hidden = self.hidden_states(ids, None)?;
+        Ok(self.lm_head.forward(&hidden)?)
+    }
+
+    /// Final-norm hidden states `(batch, seq, hidden)`.
+    fn hidden_states(&self, ids: &Tensor, mut caches: Option<&mut Vec<KvCache>>) -> Result<Tensor> {
+        let (_, seq) = ids.dims2()?;
+        let offset = caches.as_ref().map_or(0, |c| c.first().map_or(0, KvCache::len));
+        let mut x = self.embedding.lookup(ids)?.to_dtype(self.dtype)?;
+        if let Some(scale) = self.cfg.embedding_scale {
+            x = (x * scale as f64)?;
+        }
+        let mask = if seq > 1 {
+            Some(causal_mask(seq, offset, &self.device)?)
+        } else {
+            None
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let cache = caches.as_deref_mut().map(|c| &mut c[i]);
+            x = self.layer_forward(layer, &x, offset, mask.as_ref(), cache)?;
+        }
+        Ok(self.norm.forward(&x)?)
+    }
+
+    fn layer_forward(
+        &self,
+        layer: &DecoderLayer,
+        x: &Tensor,
+        offset: usize,
+        mask: Option<&Tensor>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let h = layer.attn_norm.forward(x)?;
+        let attn = self.attention(layer, &h, offset, mask, cache)?;
+        let x = (x + attn)?;
+        let h = layer.ffn_norm.forward(&x)?;
+        let (gate, up) = match &layer.gate_up {
+            GateUpProjection::Separate { gate, up } => (gate.forward(&h)?, up.forward(&h)?),
+            GateUpProjection::Fused(gu) => {
+                let y = gu.forward(&h)?;
+                let n = self.cfg.intermediate_size;
+                (y.narrow(D::Minus1, 0, n)?, y.narrow(D::Minus1, n, n)?)
+            }
+        };
+        let act = match self.cfg.activation {
+            Activation::Silu => candle_nn::ops::silu(&gate)?,
+            Activation::GeluTanh => gate.gelu()?,
+        };
+        let ff = layer.down.forward(&(act * up)?)?;
+        Ok((x + ff)?)
+    }
+
+    fn attention(
+        &self,
+        layer: &DecoderLayer,
+        h: &Tensor,
+        offset: usize,
+        mask: Option<&Tensor>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let (b, seq, _) = h.dims3()?;
+        let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
+        let (q, k, v) = match &layer.qkv {
+            QkvProjection::Separate { q, k, v } => (q.forward(h)?, k.forward(h)?, v.forward(h)?),
+            QkvProjection::Fused(qkv) => {
+                let y = qkv.forward(h)?;
+                (
+                    y.narrow(D::Minus1, 0, nh * hd)?,
+                    y.narrow(D::Minus1, nh * hd, nkv * hd)?,
+                    y.narrow(D::Minus1, (nh + nkv) * hd, nkv * hd)?,
+                )
+            }
+        };
+        let q = q.reshape((b, seq, nh, hd))?.transpose(1, 2)?;
+        let k = k.reshape((b, seq, nkv, hd))?.transpose(1, 2)?;
+        let v = v.reshape((b, seq, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+        let q = self.rope.apply(&q, offset)?;
+        let k = self.rope.apply(&k, offset)?;
+        let (k, v, precision) = match cache {
+            Some(c) if self.kv_precision == AttentionPrecision::F16Inputs => {
+                let (k, v) = c.append(&k.to_dtype(DType::F16)?, &v.to_dtype(DType::F16)?)?;
+                (k, v, self.kv_precision)
+            }
+            Some(c) => {
+                let (k, v) = c.append(&k, &v)?;
+                (k, v, AttentionPrecision::F32)
+            }
+            // Training and scoring without a cache stay in f32.
+            None => (k, v, AttentionPrecision::F32),
+        };
+        let scale = 1.0 / (hd as f64).sqrt();
+        let y = grouped_query_attention_with(&q, &k, &v, mask, scale, precision)?;
+        let y = y.transpose(1, 2)?.reshape((b, seq, nh * hd))?;
+        Ok(layer.o.forward(&y)?)
+    }
+}

