@@ -8,7 +8,12 @@ use tuneup_generate::{GenerateParams, PromptLookup, SamplingParams, Speculation}
 pub struct ModelArgs {
     /// Model: an alias (`qwen2.5-coder-0.5b`, `smollm2-135m`), a local GGUF
     /// file or HF folder, or `hf:ORG/NAME[:FILE]`.
-    #[arg(short = 'm', long, default_value = "qwen2.5-coder-0.5b", env = "TUNEUP_MODEL")]
+    #[arg(
+        short = 'm',
+        long,
+        default_value = "qwen2.5-coder-0.5b",
+        env = "TUNEUP_MODEL"
+    )]
     pub model: String,
     /// Threads for the CPU kernels (default: all cores).
     #[arg(short = 't', long)]

@@ -17,10 +17,20 @@ pub struct BenchArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Prompt lengths to process (comma-separated; 0 skips).
-    #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "512")]
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        value_delimiter = ',',
+        default_value = "512"
+    )]
     n_prompt: Vec<usize>,
     /// Tokens to generate (comma-separated; 0 skips).
-    #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        value_delimiter = ',',
+        default_value = "128"
+    )]
     n_gen: Vec<usize>,
     /// Repetitions of each test.
     #[arg(short = 'r', long, default_value_t = 5)]
@@ -77,11 +87,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Deterministic pseudo-random tokens, as llama-bench uses random ids.
     let token = |i: usize| ((i as u64 * 2_654_435_761 + 12345) % vocab as u64) as u32;
     let mut results = Vec::new();
-    let mut tests: Vec<(usize, usize)> = args.n_prompt.iter().filter(|&&p| p > 0).map(|&p| (p, 0)).collect();
+    let mut tests: Vec<(usize, usize)> = args
+        .n_prompt
+        .iter()
+        .filter(|&&p| p > 0)
+        .map(|&p| (p, 0))
+        .collect();
     tests.extend(args.n_gen.iter().filter(|&&n| n > 0).map(|&n| (0, n)));
     for (np, ng) in tests {
         if np + ng + 1 > dec.context_length() {
-            bail!("test pp{np}/tg{ng} does not fit the context window of {}", dec.context_length());
+            bail!(
+                "test pp{np}/tg{ng} does not fit the context window of {}",
+                dec.context_length()
+            );
         }
         let mut samples = Vec::new();
         for rep in 0..=args.repetitions {
@@ -104,7 +122,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
         }
         let (avg, std) = mean_std(&samples);
-        let test = if np > 0 { format!("pp{np}") } else { format!("tg{ng}") };
+        let test = if np > 0 {
+            format!("pp{np}")
+        } else {
+            format!("tg{ng}")
+        };
         results.push(BenchResult {
             model: args.model.model.clone(),
             model_size_bytes: size,

@@ -32,7 +32,8 @@ pub struct ChatArgs {
     verbose_prompt: bool,
 }
 
-const HELP: &str = "commands: /reset (forget the conversation), /system TEXT (set the system prompt), \
+const HELP: &str =
+    "commands: /reset (forget the conversation), /system TEXT (set the system prompt), \
 /exit; end a line with \\ or wrap text in \"\"\" to write several lines";
 
 /// Runs the chat.
@@ -83,7 +84,10 @@ pub fn run(args: ChatArgs) -> Result<()> {
             let rest = rest.trim();
             system = (!rest.is_empty()).then(|| rest.to_string());
             history.clear();
-            eprintln!("(system prompt {}; conversation cleared)", if system.is_some() { "set" } else { "removed" });
+            eprintln!(
+                "(system prompt {}; conversation cleared)",
+                if system.is_some() { "set" } else { "removed" }
+            );
             continue;
         }
         history.push(json!({"role": "user", "content": input}));
@@ -99,7 +103,9 @@ pub fn run(args: ChatArgs) -> Result<()> {
 }
 
 /// Reads one message: a line, lines joined by a trailing `\`, or a `"""` block.
-fn read_message(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Result<Option<String>> {
+fn read_message(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> Result<Option<String>> {
     let Some(first) = lines.next().transpose()? else {
         return Ok(None);
     };

@@ -16,7 +16,9 @@ pub fn init_threads(threads: Option<usize>) {
         let n = n.max(1);
         // candle reads RAYON_NUM_THREADS for its own pool; set both.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
     }
 }
 
@@ -103,8 +105,14 @@ pub fn info(args: InfoArgs) -> Result<()> {
     println!("tied embedding: {}", cfg.tie_word_embeddings);
     let l0 = &m.model.decoder.layers()[0];
     println!("layer-0 o_proj: {}", l0.o.storage_kind());
-    println!("lm head:        {}", m.model.decoder.lm_head().storage_kind());
-    println!("chat template:  {}", if m.template.is_some() { "yes" } else { "no" });
+    println!(
+        "lm head:        {}",
+        m.model.decoder.lm_head().storage_kind()
+    );
+    println!(
+        "chat template:  {}",
+        if m.template.is_some() { "yes" } else { "no" }
+    );
     println!(
         "end tokens:     {:?}",
         m.tokenizer

@@ -184,7 +184,9 @@ impl<'a> Generator<'a> {
         self.cached.truncate(reuse);
         let mut logits = None;
         for piece in prompt[reuse..].chunks(chunk.max(1)) {
-            let l = self.decoder.forward(piece, &mut self.state, LogitsFor::Last)?;
+            let l = self
+                .decoder
+                .forward(piece, &mut self.state, LogitsFor::Last)?;
             self.cached.extend_from_slice(piece);
             logits = Some(l);
         }
@@ -252,7 +254,9 @@ impl<'a> Generator<'a> {
                     stats.draft_proposed += draft.len();
                     let mut input = vec![next];
                     input.extend_from_slice(&draft);
-                    let all = self.decoder.forward(&input, &mut self.state, LogitsFor::All)?;
+                    let all = self
+                        .decoder
+                        .forward(&input, &mut self.state, LogitsFor::All)?;
                     stats.decode_passes += 1;
                     let rows = all.to_vec2::<f32>()?;
                     // rows[i] predicts the token after input[i].
@@ -305,7 +309,9 @@ impl<'a> Generator<'a> {
                 Some(l) => l,
                 None => {
                     let last = *accepted.last().unwrap_or(&next);
-                    let l = self.decoder.forward(&[last], &mut self.state, LogitsFor::Last)?;
+                    let l = self
+                        .decoder
+                        .forward(&[last], &mut self.state, LogitsFor::Last)?;
                     stats.decode_passes += 1;
                     self.cached.push(last);
                     l.flatten_all()?.to_vec1::<f32>()?

@@ -53,7 +53,10 @@ fn check_model(var: &str, fixture: &str) {
         let add_bos = want_prompt.first() == m.tokenizer.bos_id().as_ref()
             && !prompt_text.starts_with(m.tokenizer.bos_token().unwrap_or("\u{0}"));
         let got_prompt = m.tokenizer.encode(prompt_text, add_bos).unwrap();
-        assert_eq!(got_prompt, want_prompt, "{fixture}/{name}: prompt tokens differ");
+        assert_eq!(
+            got_prompt, want_prompt,
+            "{fixture}/{name}: prompt tokens differ"
+        );
 
         let dec = &m.model.decoder;
         let mut state = dec.new_state();
@@ -68,7 +71,11 @@ fn check_model(var: &str, fixture: &str) {
             let id = pair[0].as_u64().unwrap() as usize;
             let want = pair[1].as_f64().unwrap() as f32;
             let d = (logits[id] - want).abs();
-            assert!(d < LOGIT_TOLERANCE, "{fixture}/{name}: logit of {id}: {} vs llama.cpp {want}", logits[id]);
+            assert!(
+                d < LOGIT_TOLERANCE,
+                "{fixture}/{name}: logit of {id}: {} vs llama.cpp {want}",
+                logits[id]
+            );
         }
         if ci == 0 {
             let raw = std::fs::read(dir.join("logits_0.f32")).unwrap();
@@ -83,7 +90,10 @@ fn check_model(var: &str, fixture: &str) {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             eprintln!("{fixture}/{name}: max |logit diff| over the vocabulary = {max_diff:.4}");
-            assert!(max_diff < LOGIT_TOLERANCE, "{fixture}: full logits differ by {max_diff}");
+            assert!(
+                max_diff < LOGIT_TOLERANCE,
+                "{fixture}: full logits differ by {max_diff}"
+            );
         }
         let want_out: Vec<u32> = serde_json::from_value(case["output_ids"].clone()).unwrap();
         let mut got_out = Vec::new();
@@ -94,7 +104,11 @@ fn check_model(var: &str, fixture: &str) {
             next = argmax(&l.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         }
         if got_out != want_out {
-            let at = got_out.iter().zip(&want_out).position(|(a, b)| a != b).unwrap_or(0);
+            let at = got_out
+                .iter()
+                .zip(&want_out)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
             let margin = case["top1_margins"][at].as_f64().unwrap_or(f64::MAX) as f32;
             eprintln!("{fixture}/{name}: diverges at token {at}, llama.cpp's own top-1 margin there {margin:.3}");
             assert!(
@@ -103,10 +117,17 @@ fn check_model(var: &str, fixture: &str) {
             );
             near_ties += 1;
         } else {
-            eprintln!("{fixture}/{name}: {} greedy tokens identical to llama.cpp", want_out.len());
+            eprintln!(
+                "{fixture}/{name}: {} greedy tokens identical to llama.cpp",
+                want_out.len()
+            );
         }
     }
-    assert!(near_ties <= 1, "{fixture}: {near_ties} of {} prompts diverge", cases.len());
+    assert!(
+        near_ties <= 1,
+        "{fixture}: {near_ties} of {} prompts diverge",
+        cases.len()
+    );
 }
 
 #[test]

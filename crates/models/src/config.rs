@@ -225,7 +225,8 @@ impl DecoderConfig {
                         original_max_position_embeddings: s
                             .get("original_max_position_embeddings")
                             .and_then(Json::as_u64)
-                            .unwrap_or(8192) as usize,
+                            .unwrap_or(8192)
+                            as usize,
                     }),
                     "default" | "" => None,
                     other => {
@@ -274,14 +275,17 @@ impl DecoderConfig {
                 message,
             })
         };
-        if self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0 {
+        if self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return bad(format!(
                 "{} attention heads cannot be grouped over {} key/value heads",
                 self.num_heads, self.num_kv_heads
             ));
         }
-        if self.head_dim == 0 || self.head_dim % 2 != 0 {
-            return bad(format!("head dimension {} must be even and > 0", self.head_dim));
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
+            return bad(format!(
+                "head dimension {} must be even and > 0",
+                self.head_dim
+            ));
         }
         if self.num_layers == 0 || self.hidden_size == 0 || self.vocab_size == 0 {
             return bad("zero layers, hidden size or vocabulary".into());

@@ -119,7 +119,15 @@ impl Decoder {
         let freq_factors = cfg
             .rope_scaling
             .map(|s| s.freq_factors(cfg.head_dim, cfg.rope_theta));
-        Self::from_parts_with_rope_factors(cfg, embedding, layers, norm, lm_head, device, freq_factors)
+        Self::from_parts_with_rope_factors(
+            cfg,
+            embedding,
+            layers,
+            norm,
+            lm_head,
+            device,
+            freq_factors,
+        )
     }
 
     /// Like [`Decoder::from_parts`] with explicit RoPE frequency divisors
@@ -202,7 +210,12 @@ impl Decoder {
 
     /// Runs `ids` (continuing `state`) and returns logits of shape
     /// `(n, vocab)` for the positions chosen by `which`.
-    pub fn forward(&self, ids: &[u32], state: &mut DecoderState, which: LogitsFor) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        state: &mut DecoderState,
+        which: LogitsFor,
+    ) -> Result<Tensor> {
         if ids.is_empty() {
             return Err(Error::Tensor(candle_core::Error::Msg(
                 "forward called with no tokens".into(),
@@ -239,7 +252,9 @@ impl Decoder {
     /// Final-norm hidden states `(batch, seq, hidden)`.
     fn hidden_states(&self, ids: &Tensor, mut caches: Option<&mut Vec<KvCache>>) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
-        let offset = caches.as_ref().map_or(0, |c| c.first().map_or(0, KvCache::len));
+        let offset = caches
+            .as_ref()
+            .map_or(0, |c| c.first().map_or(0, KvCache::len));
         let mut x = self.embedding.lookup(ids)?.to_dtype(self.dtype)?;
         if let Some(scale) = self.cfg.embedding_scale {
             x = (x * scale as f64)?;
@@ -307,7 +322,10 @@ impl Decoder {
         };
         let q = q.reshape((b, seq, nh, hd))?.transpose(1, 2)?;
         let k = k.reshape((b, seq, nkv, hd))?.transpose(1, 2)?;
-        let v = v.reshape((b, seq, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+        let v = v
+            .reshape((b, seq, nkv, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
         let q = self.rope.apply(&q, offset)?;
         let k = self.rope.apply(&k, offset)?;
         let (k, v, precision) = match cache {

@@ -22,7 +22,9 @@ pub mod names;
 pub mod weights;
 
 pub use config::{Activation, Architecture, DecoderConfig};
-pub use decoder::{Decoder, DecoderLayer, DecoderState, GateUpProjection, LogitsFor, QkvProjection};
+pub use decoder::{
+    Decoder, DecoderLayer, DecoderState, GateUpProjection, LogitsFor, QkvProjection,
+};
 pub use error::{Error, Result};
 pub use loader::{load, LinearWrapper, LoadOptions, LoadedModel, ModelFiles};
 pub use names::{LayerWeight, WeightName};

@@ -79,7 +79,9 @@ pub struct GgufWeights {
 
 impl std::fmt::Debug for GgufWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GgufWeights").field("path", &self.path).finish()
+        f.debug_struct("GgufWeights")
+            .field("path", &self.path)
+            .finish()
     }
 }
 

@@ -19,7 +19,10 @@ fn truncated_gguf_is_reported_with_its_path() {
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let e = load_err(ModelFiles::Gguf(path.clone())).to_string();
         assert!(e.contains("model.gguf"), "cut {cut}: {e}");
-        assert!(e.contains("truncated") || e.contains("GGUF"), "cut {cut}: {e}");
+        assert!(
+            e.contains("truncated") || e.contains("GGUF"),
+            "cut {cut}: {e}"
+        );
     }
 }
 
@@ -30,7 +33,9 @@ fn garbage_and_missing_files() {
     std::fs::write(&path, b"this is not a model file at all").unwrap();
     let e = load_err(ModelFiles::Gguf(path)).to_string();
     assert!(e.contains("not a valid GGUF"), "{e}");
-    let e = ModelFiles::from_path(&dir.path().join("nope.gguf")).unwrap_err().to_string();
+    let e = ModelFiles::from_path(&dir.path().join("nope.gguf"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("nope.gguf") && e.contains("not found"), "{e}");
 }
 
@@ -82,7 +87,10 @@ fn corrupt_safetensors_is_reported() {
     let bytes = std::fs::read(&st).unwrap();
     std::fs::write(&st, &bytes[..bytes.len() / 3]).unwrap();
     let e = load_err(ModelFiles::HfFolder(dir.path().to_path_buf())).to_string();
-    assert!(e.contains("model.safetensors") && e.contains("safetensors"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("safetensors"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -94,11 +102,34 @@ fn context_overflow_and_bad_tokens() {
     write_tiny_gguf(&path, &spec).unwrap();
     let m = load(&ModelFiles::Gguf(path), &LoadOptions::default()).unwrap();
     let mut st = m.decoder.new_state();
-    let e = m.decoder.forward(&[1; 17], &mut st, LogitsFor::Last).unwrap_err();
-    assert!(matches!(e, Error::ContextOverflow { needed: 17, limit: 16 }), "{e}");
-    let e = m.decoder.forward(&[1, 100_000], &mut st, LogitsFor::Last).unwrap_err();
+    let e = m
+        .decoder
+        .forward(&[1; 17], &mut st, LogitsFor::Last)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ContextOverflow {
+                needed: 17,
+                limit: 16
+            }
+        ),
+        "{e}"
+    );
+    let e = m
+        .decoder
+        .forward(&[1, 100_000], &mut st, LogitsFor::Last)
+        .unwrap_err();
     assert!(e.to_string().contains("100000"), "{e}");
-    m.decoder.forward(&[1; 10], &mut st, LogitsFor::Last).unwrap();
-    let e = m.decoder.forward(&[1; 7], &mut st, LogitsFor::Last).unwrap_err();
-    assert!(matches!(e, Error::ContextOverflow { needed: 17, .. }), "{e}");
+    m.decoder
+        .forward(&[1; 10], &mut st, LogitsFor::Last)
+        .unwrap();
+    let e = m
+        .decoder
+        .forward(&[1; 7], &mut st, LogitsFor::Last)
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::ContextOverflow { needed: 17, .. }),
+        "{e}"
+    );
 }

@@ -22,12 +22,32 @@ fn all_logits(m: &LoadedModel, ids: &[u32]) -> Tensor {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let num = (a - b).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-    let den = b.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+    let num = (a - b)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let den = b
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     (num / den).sqrt()
 }
 
@@ -40,7 +60,10 @@ fn gguf_and_hf_layouts_agree_for_every_architecture() {
         let hf_dir = dir.path().join(format!("{arch}-hf"));
         write_tiny_hf(&hf_dir, &spec).unwrap();
         let h = load(&ModelFiles::HfFolder(hf_dir), &LoadOptions::default()).unwrap();
-        assert_eq!(g.decoder.config().architecture, h.decoder.config().architecture);
+        assert_eq!(
+            g.decoder.config().architecture,
+            h.decoder.config().architecture
+        );
         let (lg, lh) = (all_logits(&g, &IDS), all_logits(&h, &IDS));
         assert_eq!(lg.dims(), &[IDS.len(), spec.vocab]);
         let d = max_abs_diff(&lg, &lh);
@@ -60,17 +83,27 @@ fn cached_decoding_equals_full_sequence() {
         let full = all_logits(&m, &IDS);
         // Prefill 4, then one token at a time, then a chunk of 2.
         let mut st = m.decoder.new_state();
-        let mut rows = vec![m.decoder.forward(&IDS[..4], &mut st, LogitsFor::All).unwrap()];
+        let mut rows = vec![m
+            .decoder
+            .forward(&IDS[..4], &mut st, LogitsFor::All)
+            .unwrap()];
         for &t in &IDS[4..7] {
             rows.push(m.decoder.forward(&[t], &mut st, LogitsFor::Last).unwrap());
         }
-        rows.push(m.decoder.forward(&IDS[7..], &mut st, LogitsFor::All).unwrap());
+        rows.push(
+            m.decoder
+                .forward(&IDS[7..], &mut st, LogitsFor::All)
+                .unwrap(),
+        );
         let inc = Tensor::cat(&rows, 0).unwrap();
         let d = max_abs_diff(&full, &inc);
         assert!(d < 1e-3, "{arch}: cached vs full max diff {d}");
         // Rolling back and recomputing gives the same logits again.
         st.truncate(5);
-        let again = m.decoder.forward(&IDS[5..6], &mut st, LogitsFor::Last).unwrap();
+        let again = m
+            .decoder
+            .forward(&IDS[5..6], &mut st, LogitsFor::Last)
+            .unwrap();
         let d = max_abs_diff(&again, &full.narrow(0, 5, 1).unwrap());
         assert!(d < 1e-3, "{arch}: after truncate max diff {d}");
     }
@@ -106,14 +139,19 @@ fn every_quantized_type_matches_its_dequantized_weights() {
         assert_eq!(layer0.o.storage_kind(), want);
         let got = all_logits(&m, &IDS);
         let e = rel_err(&got, &ref_logits);
-        assert!(e < tol, "{t:?}: relative error vs F32 {e} (tolerance {tol})");
+        assert!(
+            e < tol,
+            "{t:?}: relative error vs F32 {e} (tolerance {tol})"
+        );
     }
 }
 
 #[test]
 fn quantized_embedding_and_tied_head() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = TinySpec::llama().with_arch("qwen2").with_weight_type(GgmlDType::Q8_0);
+    let mut spec = TinySpec::llama()
+        .with_arch("qwen2")
+        .with_weight_type(GgmlDType::Q8_0);
     spec.tied = true;
     spec.embedding_type = GgmlDType::Q8_0;
     let m = gguf(dir.path(), &spec, "tied.gguf");

@@ -79,7 +79,7 @@ pub fn grouped_query_attention_with(
     let (q, k, v) = (&q, &k, &v);
     let (b, heads, seq, d) = q.dims4()?;
     let (_, kv_heads, len, _) = k.dims4()?;
-    if heads % kv_heads != 0 {
+    if !heads.is_multiple_of(kv_heads) {
         candle_core::bail!("{heads} query heads cannot share {kv_heads} key/value heads");
     }
     let rep = heads / kv_heads;
@@ -120,8 +120,14 @@ mod tests {
         let mask = causal_mask(s, 0, &dev)?;
         let got = grouped_query_attention(&q, &k, &v, Some(&mask), 0.5)?;
         let rep = h / kvh;
-        let kr = k.unsqueeze(2)?.broadcast_as((b, kvh, rep, s, d))?.reshape((b, h, s, d))?;
-        let vr = v.unsqueeze(2)?.broadcast_as((b, kvh, rep, s, d))?.reshape((b, h, s, d))?;
+        let kr = k
+            .unsqueeze(2)?
+            .broadcast_as((b, kvh, rep, s, d))?
+            .reshape((b, h, s, d))?;
+        let vr = v
+            .unsqueeze(2)?
+            .broadcast_as((b, kvh, rep, s, d))?
+            .reshape((b, h, s, d))?;
         let att = (q.matmul(&kr.t()?)? * 0.5)?.broadcast_add(&mask)?;
         let want = candle_nn::ops::softmax(&att, D::Minus1)?.matmul(&vr)?;
         let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;

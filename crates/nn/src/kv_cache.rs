@@ -109,12 +109,17 @@ mod tests {
         c.append(&a, &a)?;
         let (k, _) = c.append(&b, &b)?;
         assert_eq!(k.dims(), &[1, 2, 303, 4]);
-        assert_eq!(k.sum_all()?.to_scalar::<f32>()?, (2 * 3 * 4 + 2 * 300 * 4 * 2) as f32);
+        assert_eq!(
+            k.sum_all()?.to_scalar::<f32>()?,
+            (2 * 3 * 4 + 2 * 300 * 4 * 2) as f32
+        );
         c.truncate(3);
         let (k, v) = c.append(&a, &a)?;
         assert_eq!(k.dims(), &[1, 2, 6, 4]);
         assert_eq!(v.sum_all()?.to_scalar::<f32>()?, 48.0);
-        assert!(c.append(&Tensor::zeros((1, 2, 995, 4), DType::F32, &dev)?, &a).is_err());
+        assert!(c
+            .append(&Tensor::zeros((1, 2, 995, 4), DType::F32, &dev)?, &a)
+            .is_err());
         Ok(())
     }
 }

@@ -175,7 +175,12 @@ mod tests {
         let x = Tensor::randn(0f32, 1.0, (2, 3, 256), &dev)?;
         let dense = DenseLinear::new(w.clone(), Some(b.clone()))?;
         let yd = dense.forward(&x)?;
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q6K, GgmlDType::Q4K, GgmlDType::Q4_0] {
+        for dtype in [
+            GgmlDType::Q8_0,
+            GgmlDType::Q6K,
+            GgmlDType::Q4K,
+            GgmlDType::Q4_0,
+        ] {
             let q = Arc::new(QTensor::quantize(&w, dtype)?);
             let ql = QuantLinear::new(q, Some(b.clone()))?;
             let yq = ql.forward(&x)?;

@@ -118,8 +118,14 @@ pub fn tiny_weights(spec: &TinySpec) -> TinyWeights {
     );
     for i in 0..spec.layers {
         let p = format!("model.layers.{i}");
-        t.insert(format!("{p}.input_layernorm.weight"), random_vec(&mut rng, h, 1.0, 0.2));
-        t.insert(format!("{p}.post_attention_layernorm.weight"), random_vec(&mut rng, h, 1.0, 0.2));
+        t.insert(
+            format!("{p}.input_layernorm.weight"),
+            random_vec(&mut rng, h, 1.0, 0.2),
+        );
+        t.insert(
+            format!("{p}.post_attention_layernorm.weight"),
+            random_vec(&mut rng, h, 1.0, 0.2),
+        );
         let q = random(&mut rng, (q_out, h), lin_std);
         let k = random(&mut rng, (kv_out, h), lin_std);
         let v = random(&mut rng, (kv_out, h), lin_std);
@@ -132,11 +138,23 @@ pub fn tiny_weights(spec: &TinySpec) -> TinyWeights {
             t.insert(format!("{p}.self_attn.v_proj.weight"), v);
         }
         if spec.arch == "qwen2" {
-            t.insert(format!("{p}.self_attn.q_proj.bias"), random_vec(&mut rng, q_out, 0.0, 0.5));
-            t.insert(format!("{p}.self_attn.k_proj.bias"), random_vec(&mut rng, kv_out, 0.0, 0.5));
-            t.insert(format!("{p}.self_attn.v_proj.bias"), random_vec(&mut rng, kv_out, 0.0, 0.5));
+            t.insert(
+                format!("{p}.self_attn.q_proj.bias"),
+                random_vec(&mut rng, q_out, 0.0, 0.5),
+            );
+            t.insert(
+                format!("{p}.self_attn.k_proj.bias"),
+                random_vec(&mut rng, kv_out, 0.0, 0.5),
+            );
+            t.insert(
+                format!("{p}.self_attn.v_proj.bias"),
+                random_vec(&mut rng, kv_out, 0.0, 0.5),
+            );
         }
-        t.insert(format!("{p}.self_attn.o_proj.weight"), random(&mut rng, (h, q_out), lin_std));
+        t.insert(
+            format!("{p}.self_attn.o_proj.weight"),
+            random(&mut rng, (h, q_out), lin_std),
+        );
         let gate = random(&mut rng, (f, h), lin_std);
         let up = random(&mut rng, (f, h), lin_std);
         if spec.arch == "phi3" {
@@ -151,9 +169,15 @@ pub fn tiny_weights(spec: &TinySpec) -> TinyWeights {
             random(&mut rng, (h, f), 1.0 / (f as f32).sqrt()),
         );
     }
-    t.insert("model.norm.weight".to_string(), random_vec(&mut rng, h, 1.0, 0.2));
+    t.insert(
+        "model.norm.weight".to_string(),
+        random_vec(&mut rng, h, 1.0, 0.2),
+    );
     if !spec.tied {
-        t.insert("lm_head.weight".to_string(), random(&mut rng, (spec.vocab, h), lin_std));
+        t.insert(
+            "lm_head.weight".to_string(),
+            random(&mut rng, (spec.vocab, h), lin_std),
+        );
     }
     TinyWeights { tensors: t }
 }
@@ -234,7 +258,7 @@ fn tokenizer_metadata(spec: &TinySpec) -> Vec<(String, Value)> {
     }
     vec![
         ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
-        ("tokenizer.ggml.pre".into(), Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre".into(), Value::String("gpt-2".into())),
         (
             "tokenizer.ggml.tokens".into(),
             Value::Array(tokens.into_iter().map(Value::String).collect()),
@@ -258,13 +282,31 @@ pub fn write_tiny_gguf(path: &Path, spec: &TinySpec) -> candle_core::Result<()> 
     let mut md: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String(a.into())),
         ("general.name".into(), Value::String(format!("tiny-{a}"))),
-        (format!("{a}.context_length"), Value::U32(spec.context as u32)),
-        (format!("{a}.embedding_length"), Value::U32(spec.hidden as u32)),
+        (
+            format!("{a}.context_length"),
+            Value::U32(spec.context as u32),
+        ),
+        (
+            format!("{a}.embedding_length"),
+            Value::U32(spec.hidden as u32),
+        ),
         (format!("{a}.block_count"), Value::U32(spec.layers as u32)),
-        (format!("{a}.feed_forward_length"), Value::U32(spec.intermediate as u32)),
-        (format!("{a}.attention.head_count"), Value::U32(spec.heads as u32)),
-        (format!("{a}.attention.head_count_kv"), Value::U32(spec.kv_heads as u32)),
-        (format!("{a}.attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
+        (
+            format!("{a}.feed_forward_length"),
+            Value::U32(spec.intermediate as u32),
+        ),
+        (
+            format!("{a}.attention.head_count"),
+            Value::U32(spec.heads as u32),
+        ),
+        (
+            format!("{a}.attention.head_count_kv"),
+            Value::U32(spec.kv_heads as u32),
+        ),
+        (
+            format!("{a}.attention.layer_norm_rms_epsilon"),
+            Value::F32(1e-5),
+        ),
         (format!("{a}.rope.freq_base"), Value::F32(10000.0)),
     ];
     if spec.with_tokenizer {
@@ -325,6 +367,9 @@ pub fn write_tiny_hf(dir: &Path, spec: &TinySpec) -> candle_core::Result<()> {
         "tie_word_embeddings": spec.tied,
         "hidden_act": if spec.arch == "gemma" { "gelu_pytorch_tanh" } else { "silu" },
     });
-    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).map_err(candle_core::Error::wrap)?)?;
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec_pretty(&config).map_err(candle_core::Error::wrap)?,
+    )?;
     Ok(())
 }

@@ -44,10 +44,7 @@ pub(crate) fn char_to_byte(c: char) -> Option<u8> {
     }
     if cp <= 0x143 {
         // The 68 non-printable bytes map to U+0100..=U+0143 in byte order.
-        return byte_to_char()
-            .iter()
-            .position(|&x| x == c)
-            .map(|b| b as u8);
+        return byte_to_char().iter().position(|&x| x == c).map(|b| b as u8);
     }
     None
 }

@@ -3,149 +3,16 @@
 use std::collections::{HashMap, HashSet};
 
 use candle_core::quantized::gguf_file::Value;
-use tokenizers::decoders::byte_fallback::ByteFallback;
-use tokenizers::decoders::fuse::Fuse;
-use tokenizers::decoders::sequence::Sequence as DecoderSequence;
-use tokenizers::decoders::strip::Strip;
-use tokenizers::decoders::DecoderWrapper;
-use tokenizers::models::bpe::BPE;
-use tokenizers::normalizers::{NormalizerWrapper, Prepend, Replace, Sequence as NormalizerSequence};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::sequence::Sequence as PreSequence;
-use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::{AddedToken, SplitDelimiterBehavior};
+use tokenizers::AddedToken;
 
+use crate::bytelevel;
 use crate::error::{Error, Result};
+use crate::gguf_meta::Meta;
+use crate::pipeline;
 use crate::pretokenize;
 use crate::spm;
 use crate::tokenizer::{DecodeMode, EncodeMode, Tokenizer};
 use crate::vocab::{self, SpecialIds, TokenInfo, TokenKind};
-use crate::bytelevel;
-
-/// Typed, error-reporting access to GGUF metadata.
-struct Meta<'a>(&'a HashMap<String, Value>);
-
-fn describe(v: &Value) -> String {
-    match v {
-        Value::U8(_) => "a u8".into(),
-        Value::I8(_) => "an i8".into(),
-        Value::U16(_) => "a u16".into(),
-        Value::I16(_) => "an i16".into(),
-        Value::U32(_) => "a u32".into(),
-        Value::I32(_) => "an i32".into(),
-        Value::U64(_) => "a u64".into(),
-        Value::I64(_) => "an i64".into(),
-        Value::F32(_) => "an f32".into(),
-        Value::F64(_) => "an f64".into(),
-        Value::Bool(_) => "a bool".into(),
-        Value::String(_) => "a string".into(),
-        Value::Array(a) => match a.first() {
-            Some(first) => format!("an array of {}", describe(first)),
-            None => "an empty array".into(),
-        },
-    }
-}
-
-fn as_int(v: &Value) -> Option<i64> {
-    Some(match *v {
-        Value::U8(x) => x.into(),
-        Value::I8(x) => x.into(),
-        Value::U16(x) => x.into(),
-        Value::I16(x) => x.into(),
-        Value::U32(x) => x.into(),
-        Value::I32(x) => x.into(),
-        Value::U64(x) => i64::try_from(x).ok()?,
-        Value::I64(x) => x,
-        _ => return None,
-    })
-}
-
-impl<'a> Meta<'a> {
-    fn wrong(&self, key: &str, expected: &'static str, v: &Value) -> Error {
-        Error::WrongType {
-            key: key.to_string(),
-            expected,
-            found: describe(v),
-        }
-    }
-
-    fn str(&self, key: &str) -> Result<Option<&'a str>> {
-        match self.0.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(v) => Err(self.wrong(key, "a string", v)),
-        }
-    }
-
-    fn uint(&self, key: &str) -> Result<Option<u64>> {
-        match self.0.get(key) {
-            None => Ok(None),
-            Some(v) => match as_int(v) {
-                Some(x) if x >= 0 => Ok(Some(x as u64)),
-                _ => Err(self.wrong(key, "a non-negative integer", v)),
-            },
-        }
-    }
-
-    fn bool(&self, key: &str) -> Result<Option<bool>> {
-        match self.0.get(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.wrong(key, "a bool", v)),
-        }
-    }
-
-    fn array(&self, key: &str, expected: &'static str) -> Result<Option<&'a [Value]>> {
-        match self.0.get(key) {
-            None => Ok(None),
-            Some(Value::Array(a)) => Ok(Some(a.as_slice())),
-            Some(v) => Err(self.wrong(key, expected, v)),
-        }
-    }
-
-    fn str_array(&self, key: &str) -> Result<Option<Vec<&'a str>>> {
-        const EXPECTED: &str = "an array of strings";
-        let Some(a) = self.array(key, EXPECTED)? else {
-            return Ok(None);
-        };
-        a.iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.as_str()),
-                other => Err(self.wrong(key, EXPECTED, other)),
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    }
-
-    fn f32_array(&self, key: &str) -> Result<Option<Vec<f32>>> {
-        const EXPECTED: &str = "an array of f32 or i32";
-        let Some(a) = self.array(key, EXPECTED)? else {
-            return Ok(None);
-        };
-        a.iter()
-            .map(|v| match *v {
-                Value::F32(x) => Ok(x),
-                Value::F64(x) => Ok(x as f32),
-                _ => as_int(v)
-                    .map(|x| x as f32)
-                    .ok_or_else(|| self.wrong(key, EXPECTED, v)),
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    }
-
-    fn int_array(&self, key: &str) -> Result<Option<Vec<i64>>> {
-        const EXPECTED: &str = "an array of i32";
-        let Some(a) = self.array(key, EXPECTED)? else {
-            return Ok(None);
-        };
-        a.iter()
-            .map(|v| as_int(v).ok_or_else(|| self.wrong(key, EXPECTED, v)))
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ModelKind {
@@ -208,7 +75,10 @@ impl Tokenizer {
         }
         let n = raw_tokens.len();
         if u32::try_from(n).is_err() {
-            return Err(invalid(KEY_TOKENS, format!("{n} tokens do not fit in u32 ids")));
+            return Err(invalid(
+                KEY_TOKENS,
+                format!("{n} tokens do not fit in u32 ids"),
+            ));
         }
         let tokens: Vec<String> = raw_tokens
             .iter()
@@ -233,13 +103,19 @@ impl Tokenizer {
         let scores = meta.f32_array(KEY_SCORES)?;
         if let Some(s) = &scores {
             if s.len() < n {
-                return Err(invalid(KEY_SCORES, format!("{} scores for {n} tokens", s.len())));
+                return Err(invalid(
+                    KEY_SCORES,
+                    format!("{} scores for {n} tokens", s.len()),
+                ));
             }
         }
         let types = meta.int_array(KEY_TYPES)?;
         if let Some(t) = &types {
             if t.len() < n {
-                return Err(invalid(KEY_TYPES, format!("{} token types for {n} tokens", t.len())));
+                return Err(invalid(
+                    KEY_TYPES,
+                    format!("{} token types for {n} tokens", t.len()),
+                ));
             }
         }
         let mut infos: Vec<TokenInfo> = (0..n)
@@ -310,7 +186,9 @@ impl Tokenizer {
             ));
         }
         let add_space_prefix = kind == ModelKind::Spm
-            && meta.bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+            && meta
+                .bool("tokenizer.ggml.add_space_prefix")?
+                .unwrap_or(true);
 
         let general_name = meta.str("general.name").ok().flatten().unwrap_or("");
         let eog_ids = vocab::apply_llama_cpp_special_rules(
@@ -323,46 +201,16 @@ impl Tokenizer {
         let special_order = vocab::special_match_order(&tokens, &infos);
 
         // The `tokenizers` pipeline.
-        let mut vocab_map: tokenizers::models::bpe::Vocab =
-            token_to_id.iter().map(|(k, &v)| (k.clone(), v)).collect();
-        let mut blocker_id = None;
-        let mut inner = match kind {
+        let (mut inner, blocker_id) = match kind {
             ModelKind::Bpe => {
                 let merges = parse_merges(&meta, &token_to_id)?;
                 let Some(spec) = pre.as_ref() else {
-                    return Err(invalid("tokenizer.ggml.pre", "no pre-tokenizer for a BPE vocabulary"));
+                    return Err(invalid(
+                        "tokenizer.ggml.pre",
+                        "no pre-tokenizer for a BPE vocabulary",
+                    ));
                 };
-                let mut builder = BPE::builder();
-                if !bytelevel::all_bytes_in(&token_to_id) {
-                    // llama.cpp keeps characters missing from the vocabulary as symbols
-                    // that block merges and drops them at the end; `tokenizers` would
-                    // drop them first and merge their neighbours. A hidden "unknown"
-                    // token reproduces llama.cpp; `encode` filters it out.
-                    let id = n as u32;
-                    vocab_map.insert(bytelevel::BLOCKER_TOKEN.to_string(), id);
-                    builder = builder.unk_token(bytelevel::BLOCKER_TOKEN.to_string());
-                    blocker_id = Some(id);
-                }
-                let bpe = builder
-                    .vocab_and_merges(vocab_map, merges)
-                    .ignore_merges(spec.ignore_merges)
-                    .build()
-                    .map_err(|e| Error::tokenizers("building the BPE model from GGUF metadata", e))?;
-                let mut steps: Vec<PreTokenizerWrapper> = Vec::new();
-                for re in &spec.regexes {
-                    let split = Split::new(
-                        SplitPattern::Regex((*re).to_string()),
-                        SplitDelimiterBehavior::Isolated,
-                        false,
-                    )
-                    .map_err(|e| Error::tokenizers(format!("compiling pre-tokenizer regex {re:?}"), e))?;
-                    steps.push(split.into());
-                }
-                steps.push(ByteLevel::new(false, false, false).into());
-                let mut t = tokenizers::Tokenizer::new(bpe);
-                t.with_pre_tokenizer(Some(PreSequence::new(steps)));
-                t.with_decoder(Some(ByteLevel::default()));
-                t
+                pipeline::byte_level_bpe(&token_to_id, merges, spec)?
             }
             ModelKind::Spm => {
                 let zeros;
@@ -374,37 +222,10 @@ impl Tokenizer {
                     }
                 };
                 let merges = spm::merges_from_scores(&tokens, scores, &token_to_id, |_| true);
-                let mut builder = BPE::builder()
-                    .vocab_and_merges(vocab_map, merges)
-                    .byte_fallback(true)
-                    .fuse_unk(true);
-                if let Some(u) = unk {
-                    builder = builder.unk_token(tokens[u as usize].clone());
-                }
-                let bpe = builder.build().map_err(|e| {
-                    Error::tokenizers("building the SentencePiece-equivalent BPE model", e)
-                })?;
-                let replace = |from: &str, to: &str| -> Result<Replace> {
-                    Replace::new(from, to)
-                        .map_err(|e| Error::tokenizers("building the SentencePiece normalizer", e))
-                };
-                let mut norm: Vec<NormalizerWrapper> = Vec::new();
-                if add_space_prefix {
-                    norm.push(Prepend::new("▁".into()).into());
-                }
-                norm.push(replace(" ", "▁")?.into());
-                let mut dec: Vec<DecoderWrapper> = vec![
-                    DecoderWrapper::Replace(replace("▁", " ")?),
-                    ByteFallback::new().into(),
-                    Fuse::new().into(),
-                ];
-                if add_space_prefix {
-                    dec.push(Strip::new(' ', 1, 0).into());
-                }
-                let mut t = tokenizers::Tokenizer::new(bpe);
-                t.with_normalizer(Some(NormalizerSequence::new(norm)));
-                t.with_decoder(Some(DecoderSequence::new(dec)));
-                t
+                let unk_text = unk.map(|u| tokens[u as usize].clone());
+                let t =
+                    pipeline::sentencepiece_bpe(&token_to_id, merges, unk_text, add_space_prefix)?;
+                (t, None)
             }
         };
         let (special, user): (Vec<AddedToken>, Vec<AddedToken>) = special_order
@@ -427,7 +248,9 @@ impl Tokenizer {
                 TokenKind::Control | TokenKind::Unknown | TokenKind::UserDefined => {
                     text.as_bytes().to_vec()
                 }
-                TokenKind::Byte => spm::parse_byte_token(text).map(|b| vec![b]).unwrap_or_default(),
+                TokenKind::Byte => spm::parse_byte_token(text)
+                    .map(|b| vec![b])
+                    .unwrap_or_default(),
                 TokenKind::Normal => match kind {
                     ModelKind::Bpe => bytelevel::decode_token(text),
                     ModelKind::Spm => text.replace('▁', " ").into_bytes(),

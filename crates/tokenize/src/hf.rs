@@ -17,10 +17,12 @@ fn read_json(path: &Path) -> Result<Option<Json>> {
         return Ok(None);
     }
     let text = fs_err::read_to_string(path)?;
-    serde_json::from_str(&text).map(Some).map_err(|e| Error::Json {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
 }
 
 /// A special-token entry of `tokenizer_config.json`: a string or `{"content": ...}`.
@@ -35,7 +37,11 @@ fn token_content(v: Option<&Json>) -> Option<String> {
 /// An id or a list of ids (`generation_config.json`'s `eos_token_id`).
 fn ids_of(v: Option<&Json>) -> Vec<u32> {
     match v {
-        Some(Json::Number(n)) => n.as_u64().and_then(|x| u32::try_from(x).ok()).into_iter().collect(),
+        Some(Json::Number(n)) => n
+            .as_u64()
+            .and_then(|x| u32::try_from(x).ok())
+            .into_iter()
+            .collect(),
         Some(Json::Array(a)) => a
             .iter()
             .filter_map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()))
@@ -139,6 +145,16 @@ impl Tokenizer {
             .max()
             .unwrap_or(0)
             .max(inner.get_vocab_size(true));
+        if size > 2 * vocab_map.len() + 1024 {
+            return Err(Error::Json {
+                path: tok_path,
+                reason: format!(
+                    "token ids are not dense: the largest id is {} for {} tokens",
+                    size - 1,
+                    vocab_map.len()
+                ),
+            });
+        }
         let mut tokens = vec![String::new(); size];
         for (t, &id) in &vocab_map {
             tokens[id as usize] = t.clone();

@@ -9,8 +9,7 @@ use crate::error::{Error, Result};
 
 /// GPT-2's pattern. llama.cpp implements it by hand, including the trailing `\s+`
 /// alternative that its regex string leaves out; it is spelled out here.
-const GPT2: &str =
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
 const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
@@ -57,12 +56,7 @@ const CHAMELEON: &[&str] = &[
     r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
 ];
 
-const DEFAULT: &[&str] = &[
-    r"[\p{P}\$\+<=>\^~\|]+",
-    GPT2,
-    r"\p{N}+",
-    r"[0-9][0-9][0-9]",
-];
+const DEFAULT: &[&str] = &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", r"[0-9][0-9][0-9]"];
 
 /// How llama.cpp pre-tokenizes and post-processes a byte-level BPE vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,16 +73,75 @@ pub(crate) struct PreTokenizerSpec {
 
 /// Names accepted for `tokenizer.ggml.pre`, for error messages.
 pub(crate) const KNOWN: &[&str] = &[
-    "default", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
-    "midm-2.0", "lfm2", "jina-v5-nano", "dbrx", "smaug-bpe", "deepseek-coder",
-    "deepseek-v3", "falcon", "mpt", "starcoder", "gpt-2", "phi-2", "jina-es", "jina-de",
-    "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "jina-v1-en",
-    "jina-v2-code", "roberta-bpe", "refact", "command-r", "qwen2", "deepseek-r1-qwen", "kormo",
-    "f2llmv2", "megrez", "qwen35", "stablelm2", "olmo", "poro-chat", "glm4", "chatglm-bpe",
-    "viking", "jais", "tekken", "smollm", "codeshell", "bloom", "gpt3-finnish", "exaone",
-    "exaone4", "chameleon", "minerva-7b", "gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2",
-    "trillion", "granite-docling", "bailingmoe", "bailingmoe2", "llada-moe", "seed-coder",
-    "hunyuan", "grok-2", "solar-open", "mellum2",
+    "default",
+    "llama3",
+    "llama-v3",
+    "llama-bpe",
+    "falcon3",
+    "falcon-h1",
+    "pixtral",
+    "midm-2.0",
+    "lfm2",
+    "jina-v5-nano",
+    "dbrx",
+    "smaug-bpe",
+    "deepseek-coder",
+    "deepseek-v3",
+    "falcon",
+    "mpt",
+    "starcoder",
+    "gpt-2",
+    "phi-2",
+    "jina-es",
+    "jina-de",
+    "gigachat",
+    "jina-v2-es",
+    "jina-v2-de",
+    "a.x-4.0",
+    "mellum",
+    "modern-bert",
+    "jina-v1-en",
+    "jina-v2-code",
+    "roberta-bpe",
+    "refact",
+    "command-r",
+    "qwen2",
+    "deepseek-r1-qwen",
+    "kormo",
+    "f2llmv2",
+    "megrez",
+    "qwen35",
+    "stablelm2",
+    "olmo",
+    "poro-chat",
+    "glm4",
+    "chatglm-bpe",
+    "viking",
+    "jais",
+    "tekken",
+    "smollm",
+    "codeshell",
+    "bloom",
+    "gpt3-finnish",
+    "exaone",
+    "exaone4",
+    "chameleon",
+    "minerva-7b",
+    "gpt-4o",
+    "llama4",
+    "kanana2",
+    "talkie",
+    "minimax-m2",
+    "trillion",
+    "granite-docling",
+    "bailingmoe",
+    "bailingmoe2",
+    "llada-moe",
+    "seed-coder",
+    "hunyuan",
+    "grok-2",
+    "solar-open",
+    "mellum2",
 ];
 
 /// The pre-tokenizer for a `tokenizer.ggml.pre` value (`None`: the key is absent, which
@@ -119,14 +172,13 @@ pub(crate) fn spec_for(pre: Option<&str>) -> Result<PreTokenizerSpec> {
         "deepseek-coder" => spec(DEEPSEEK_CODER),
         "deepseek-v3" => spec(DEEPSEEK3),
         "falcon" => spec(FALCON),
-        "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone"
-        | "minerva-7b" | "mellum2" => spec(&[r"\p{N}", GPT2]),
+        "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone" | "minerva-7b"
+        | "mellum2" => spec(&[r"\p{N}", GPT2]),
         "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de"
-        | "a.x-4.0" | "mellum" | "modern-bert" | "jina-v1-en" | "jina-v2-code"
-        | "roberta-bpe" | "mpt" | "olmo" | "jais" | "trillion" | "granite-docling"
-        | "exaone4" => spec(&[GPT2]),
-        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez" | "stablelm2"
-        | "hunyuan" | "solar-open" | "grok-2" => spec(&[QWEN2]),
+        | "a.x-4.0" | "mellum" | "modern-bert" | "jina-v1-en" | "jina-v2-code" | "roberta-bpe"
+        | "mpt" | "olmo" | "jais" | "trillion" | "granite-docling" | "exaone4" => spec(&[GPT2]),
+        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez" | "stablelm2" | "hunyuan"
+        | "solar-open" | "grok-2" => spec(&[QWEN2]),
         "qwen35" => spec(&[QWEN35]),
         "poro-chat" | "bloom" | "gpt3-finnish" => spec(&[PORO]),
         "viking" => spec(&[PORO, r"\p{N}"]),

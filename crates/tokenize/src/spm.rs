@@ -33,11 +33,7 @@ pub(crate) fn merges_from_scores(
             }
         }
     }
-    merges.sort_by(|a, b| {
-        b.0.total_cmp(&a.0)
-            .then(a.1.cmp(&b.1))
-            .then(a.2.cmp(&b.2))
-    });
+    merges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     merges
         .into_iter()
         .map(|(_, _, _, l, r)| (l.to_string(), r.to_string()))
@@ -70,7 +66,10 @@ mod tests {
             .map(|(i, t)| (t.clone(), i as u32))
             .collect();
         let merges = merges_from_scores(&tokens, &scores, &map, |_| true);
-        let m: Vec<(&str, &str)> = merges.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let m: Vec<(&str, &str)> = merges
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         assert_eq!(m, vec![("a", "bc"), ("ab", "c"), ("b", "c"), ("a", "b")]);
     }
 

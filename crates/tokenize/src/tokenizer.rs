@@ -207,7 +207,8 @@ impl Tokenizer {
                     next.push(Fragment::Token(id));
                     rest = &rest[pos + needle.len()..];
                     if info.rstrip {
-                        rest = rest.trim_start_matches(|c: char| c.is_ascii() && c_isspace(c as u8));
+                        rest =
+                            rest.trim_start_matches(|c: char| c.is_ascii() && c_isspace(c as u8));
                     }
                 }
                 if !rest.is_empty() {

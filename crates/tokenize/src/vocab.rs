@@ -213,7 +213,10 @@ pub(crate) fn apply_llama_cpp_special_rules(
     }
 
     let mut eog: BTreeSet<u32> = BTreeSet::new();
-    for id in [ids.fim_pad, ids.fim_rep, ids.fim_sep].into_iter().flatten() {
+    for id in [ids.fim_pad, ids.fim_rep, ids.fim_sep]
+        .into_iter()
+        .flatten()
+    {
         eog.insert(id);
     }
     for text in EOG_TEXTS {
@@ -239,7 +242,8 @@ pub(crate) fn apply_llama_cpp_special_rules(
     let has = |eog: &BTreeSet<u32>, t: &str| eog.iter().any(|&id| text_of(id) == t);
     if let Some(&end_id) = token_to_id.get("<|end|>") {
         let has_call = has(&eog, "<|call|>") || has(&eog, "<|calls|>");
-        if eog.contains(&end_id) && has_call && (has(&eog, "<|return|>") || has(&eog, "<|flush|>")) {
+        if eog.contains(&end_id) && has_call && (has(&eog, "<|return|>") || has(&eog, "<|flush|>"))
+        {
             eog.remove(&end_id);
             infos[end_id as usize].kind = TokenKind::UserDefined;
         }
@@ -295,7 +299,10 @@ pub(crate) fn special_match_order(tokens: &[String], infos: &[TokenInfo]) -> Vec
 mod tests {
     use super::*;
 
-    fn setup(tokens: &[&str], kinds: &[TokenKind]) -> (Vec<String>, HashMap<String, u32>, Vec<TokenInfo>) {
+    fn setup(
+        tokens: &[&str],
+        kinds: &[TokenKind],
+    ) -> (Vec<String>, HashMap<String, u32>, Vec<TokenInfo>) {
         let tokens: Vec<String> = tokens.iter().map(|s| s.to_string()).collect();
         let map = tokens
             .iter()
@@ -317,7 +324,15 @@ mod tests {
     fn eog_includes_eos_eot_and_fim_like_llama_cpp() {
         use TokenKind::*;
         let (tokens, map, mut infos) = setup(
-            &["a", "<|endoftext|>", "<|im_end|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<|im_start|>"],
+            &[
+                "a",
+                "<|endoftext|>",
+                "<|im_end|>",
+                "<|fim_pad|>",
+                "<|repo_name|>",
+                "<|file_sep|>",
+                "<|im_start|>",
+            ],
             &[Normal, Control, Normal, Control, Control, Control, Control],
         );
         let mut ids = SpecialIds {
@@ -334,7 +349,10 @@ mod tests {
     #[test]
     fn match_order_is_longest_first() {
         use TokenKind::*;
-        let (tokens, _, infos) = setup(&["<a>", "<abc>", "x", "<ab>"], &[Control, UserDefined, Normal, Unknown]);
+        let (tokens, _, infos) = setup(
+            &["<a>", "<abc>", "x", "<ab>"],
+            &[Control, UserDefined, Normal, Unknown],
+        );
         assert_eq!(special_match_order(&tokens, &infos), vec![1, 3, 0]);
     }
 }

@@ -51,7 +51,11 @@ fn sentencepiece_folder_matches_gguf() {
         r#"{"bos_token": {"content": "<s>"}, "eos_token": "</s>", "add_bos_token": true,
             "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}"}]}"#,
     );
-    write(dir.path(), "generation_config.json", r#"{"eos_token_id": [2, 4]}"#);
+    write(
+        dir.path(),
+        "generation_config.json",
+        r#"{"eos_token_id": [2, 4]}"#,
+    );
     let hf = Tokenizer::from_hf_dir(dir.path()).unwrap();
     assert_eq!(hf.vocab_size(), gguf.vocab_size());
     assert_eq!(hf.bos_token(), Some("<s>"));
@@ -71,7 +75,11 @@ fn sentencepiece_folder_matches_gguf() {
     }
     let template = ChatTemplate::new(hf.chat_template().unwrap(), "<s>", "</s>").unwrap();
     let rendered = template
-        .render(&[serde_json::json!({"role": "user", "content": "hi"})], None, false)
+        .render(
+            &[serde_json::json!({"role": "user", "content": "hi"})],
+            None,
+            false,
+        )
         .unwrap();
     assert_eq!(rendered, "<s>hi");
 
@@ -90,7 +98,11 @@ fn byte_level_folder_matches_gguf() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "tokenizer.json", &gguf.hf_tokenizer().to_string(false).unwrap());
+    write(
+        dir.path(),
+        "tokenizer.json",
+        &gguf.hf_tokenizer().to_string(false).unwrap(),
+    );
     write(
         dir.path(),
         "tokenizer_config.json",
@@ -127,7 +139,10 @@ fn generic_decoder_folder() {
     let ids = tok.encode("hello world nope", true).unwrap();
     assert_eq!(ids, vec![1, 2, 0]);
     assert_eq!(tok.decode(&ids, true).unwrap(), "hello world");
-    assert_eq!(streamed(&tok, &ids, false), tok.decode(&ids, false).unwrap());
+    assert_eq!(
+        streamed(&tok, &ids, false),
+        tok.decode(&ids, false).unwrap()
+    );
     assert!(tok.decode(&[7], false).is_err());
     assert!(tok.chat_template().is_none());
     assert_eq!(tok.bos_id(), None);

@@ -101,7 +101,11 @@ fn check_meta(tok: &Tokenizer, model: &str) {
         ("eos", tok.eos_id(), tok.eos_token()),
     ] {
         if let Some(want) = meta.get(key) {
-            assert_eq!(id, want["id"].as_u64().map(|x| x as u32), "{key} id of {model}");
+            assert_eq!(
+                id,
+                want["id"].as_u64().map(|x| x as u32),
+                "{key} id of {model}"
+            );
             assert_eq!(text, want["text"].as_str(), "{key} text of {model}");
         }
     }

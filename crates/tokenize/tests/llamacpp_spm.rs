@@ -10,7 +10,9 @@ use candle_core::quantized::gguf_file;
 use tuneup_tokenize::{StreamDecoder, Tokenizer};
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn tiny_spm() -> Tokenizer {
@@ -62,7 +64,11 @@ fn tiny_spm_matches_llama_cpp() {
 #[test]
 fn tiny_spm_round_trips_and_streams() {
     let tok = tiny_spm();
-    for text in ["Hello world", "안녕하세요! 서울 날씨 어때? 😀", "  two  spaces\n\ttab"] {
+    for text in [
+        "Hello world",
+        "안녕하세요! 서울 날씨 어때? 😀",
+        "  two  spaces\n\ttab",
+    ] {
         let ids = tok.encode(text, true).unwrap();
         assert_eq!(ids[0], tok.bos_id().unwrap());
         assert_eq!(tok.decode(&ids, true).unwrap(), text);

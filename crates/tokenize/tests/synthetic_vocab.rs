@@ -26,9 +26,41 @@ fn spm_vocab() -> (Vec<String>, Vec<f32>, Vec<i32>) {
         types.push(6);
     }
     let pieces = [
-        "▁", "h", "e", "l", "o", "w", "r", "d", "a", "b", "c", ",", "!", "▁h", "he", "ll", "lo",
-        "llo", "hell", "hello", "▁hello", "▁w", "or", "wor", "▁wor", "ld", "▁world", "ab", "bc",
-        "abc", "▁a", "▁ab", "▁abc", "▁▁", "▁▁▁",
+        "▁",
+        "h",
+        "e",
+        "l",
+        "o",
+        "w",
+        "r",
+        "d",
+        "a",
+        "b",
+        "c",
+        ",",
+        "!",
+        "▁h",
+        "he",
+        "ll",
+        "lo",
+        "llo",
+        "hell",
+        "hello",
+        "▁hello",
+        "▁w",
+        "or",
+        "wor",
+        "▁wor",
+        "ld",
+        "▁world",
+        "ab",
+        "bc",
+        "abc",
+        "▁a",
+        "▁ab",
+        "▁abc",
+        "▁▁",
+        "▁▁▁",
     ];
     for (i, p) in pieces.iter().enumerate() {
         tokens.push(p.to_string());
@@ -54,7 +86,10 @@ fn spm_metadata() -> HashMap<String, Value> {
     let (tokens, scores, types) = spm_vocab();
     let tok_refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
     HashMap::from([
-        ("tokenizer.ggml.model".to_string(), Value::String("llama".into())),
+        (
+            "tokenizer.ggml.model".to_string(),
+            Value::String("llama".into()),
+        ),
         ("tokenizer.ggml.tokens".to_string(), strings(&tok_refs)),
         (
             "tokenizer.ggml.scores".to_string(),
@@ -74,7 +109,11 @@ fn spm_metadata() -> HashMap<String, Value> {
 /// pair whose concatenation is the highest-scoring vocabulary entry (leftmost on ties);
 /// symbols that are not tokens become their byte tokens.
 fn reference_spm(tokens: &[String], scores: &[f32], text: &str) -> Vec<u32> {
-    let index: HashMap<&str, usize> = tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
     let mut syms: Vec<String> = text.chars().map(|c| c.to_string()).collect();
     loop {
         let mut best: Option<(f32, usize)> = None;
@@ -105,7 +144,8 @@ fn reference_spm(tokens: &[String], scores: &[f32], text: &str) -> Vec<u32> {
 }
 
 fn id(tok: &Tokenizer, t: &str) -> u32 {
-    tok.token_id(t).unwrap_or_else(|| panic!("{t} not in vocab"))
+    tok.token_id(t)
+        .unwrap_or_else(|| panic!("{t} not in vocab"))
 }
 
 #[test]
@@ -118,7 +158,13 @@ fn spm_encodes_like_llama_cpp() {
     // never reached, while `▁world` is.
     assert_eq!(
         tok.encode("hello world", true).unwrap(),
-        vec![1, id(&tok, "▁h"), id(&tok, "e"), id(&tok, "llo"), id(&tok, "▁world")]
+        vec![
+            1,
+            id(&tok, "▁h"),
+            id(&tok, "e"),
+            id(&tok, "llo"),
+            id(&tok, "▁world")
+        ]
     );
     assert_eq!(tok.encode("abc", false).unwrap(), vec![id(&tok, "▁abc")]);
     assert_eq!(tok.encode("", true).unwrap(), vec![1]);
@@ -126,7 +172,12 @@ fn spm_encodes_like_llama_cpp() {
     // Characters outside the vocabulary fall back to bytes: 한 = ED 95 9C.
     assert_eq!(
         tok.encode("한", false).unwrap(),
-        vec![id(&tok, "▁"), id(&tok, "<0xED>"), id(&tok, "<0x95>"), id(&tok, "<0x9C>")]
+        vec![
+            id(&tok, "▁"),
+            id(&tok, "<0xED>"),
+            id(&tok, "<0x95>"),
+            id(&tok, "<0x9C>")
+        ]
     );
     // Special tokens are matched in text; the text after them gets the dummy prefix too.
     assert_eq!(
@@ -142,7 +193,9 @@ fn spm_encodes_like_llama_cpp() {
         ]
     );
     // Without parse_special, control text is plain text but user-defined tokens still match.
-    let plain = tok.encode_with_options("<|im_end|><tool>", false, false).unwrap();
+    let plain = tok
+        .encode_with_options("<|im_end|><tool>", false, false)
+        .unwrap();
     assert!(!plain.contains(&id(&tok, "<|im_end|>")));
     assert!(plain.contains(&id(&tok, "<tool>")));
 }
@@ -166,7 +219,11 @@ fn spm_matches_reference_on_many_strings() {
             .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
             .collect();
         let escaped = format!("▁{}", text.replace(' ', "▁"));
-        let want = if text.is_empty() { vec![] } else { reference_spm(&tokens, &scores, &escaped) };
+        let want = if text.is_empty() {
+            vec![]
+        } else {
+            reference_spm(&tokens, &scores, &escaped)
+        };
         assert_eq!(tok.encode(&text, false).unwrap(), want, "text {text:?}");
         // Decoding gives the text back (the dummy prefix is removed).
         assert_eq!(tok.decode(&want, false).unwrap(), text, "decode {text:?}");
@@ -178,7 +235,10 @@ fn spm_decode_and_stream() {
     let tok = Tokenizer::from_gguf(&spm_metadata()).unwrap();
     let ids = tok.encode("hello 한😀 world<|im_end|>", true).unwrap();
     assert_eq!(tok.decode(&ids, true).unwrap(), "hello 한😀 world");
-    assert_eq!(tok.decode(&ids, false).unwrap(), "<s> hello 한😀 world<|im_end|>");
+    assert_eq!(
+        tok.decode(&ids, false).unwrap(),
+        "<s> hello 한😀 world<|im_end|>"
+    );
     for skip in [true, false] {
         let mut stream = StreamDecoder::new(&tok, skip);
         let mut deltas = Vec::new();
@@ -216,7 +276,9 @@ fn byte_chars() -> Vec<char> {
     let mut n = 0u32;
     (0..256u32)
         .map(|b| {
-            let printable = (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+            let printable = (0x21..=0x7e).contains(&b)
+                || (0xa1..=0xac).contains(&b)
+                || (0xae..=0xff).contains(&b);
             char::from_u32(if printable {
                 b
             } else {
@@ -229,20 +291,29 @@ fn byte_chars() -> Vec<char> {
 }
 
 fn bpe_metadata(pre: &str) -> HashMap<String, Value> {
-    let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
+    let mut tokens: Vec<String> = vec![
+        "<|endoftext|>".into(),
+        "<|im_start|>".into(),
+        "<|im_end|>".into(),
+    ];
     let mut types = vec![3, 3, 3];
     for c in byte_chars() {
         tokens.push(c.to_string());
         types.push(1);
     }
-    let merges = ["Ġ w", "o r", "Ġw or", "l d", "Ġwor ld", "h e", "l l", "he ll", "hell o"];
+    let merges = [
+        "Ġ w", "o r", "Ġw or", "l d", "Ġwor ld", "h e", "l l", "he ll", "hell o",
+    ];
     for m in merges {
         tokens.push(m.replace(' ', ""));
         types.push(1);
     }
     let tok_refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
     HashMap::from([
-        ("tokenizer.ggml.model".to_string(), Value::String("gpt2".into())),
+        (
+            "tokenizer.ggml.model".to_string(),
+            Value::String("gpt2".into()),
+        ),
         ("tokenizer.ggml.pre".to_string(), Value::String(pre.into())),
         ("tokenizer.ggml.tokens".to_string(), strings(&tok_refs)),
         ("tokenizer.ggml.merges".to_string(), strings(&merges)),
@@ -252,7 +323,10 @@ fn bpe_metadata(pre: &str) -> HashMap<String, Value> {
         ),
         ("tokenizer.ggml.bos_token_id".to_string(), Value::U32(1)),
         ("tokenizer.ggml.eos_token_id".to_string(), Value::U32(2)),
-        ("tokenizer.chat_template".to_string(), Value::String("{{ messages }}".into())),
+        (
+            "tokenizer.chat_template".to_string(),
+            Value::String("{{ messages }}".into()),
+        ),
     ])
 }
 
@@ -262,13 +336,15 @@ fn bpe_encodes_and_decodes() {
     assert!(!tok.add_bos());
     assert_eq!(tok.vocab_size(), 3 + 256 + 9);
     assert_eq!(tok.chat_template(), Some("{{ messages }}"));
-    let ids = tok.encode("<|im_start|>hello world<|im_end|>", true).unwrap();
-    assert_eq!(
-        ids,
-        vec![1, id(&tok, "hello"), id(&tok, "Ġworld"), 2]
-    );
+    let ids = tok
+        .encode("<|im_start|>hello world<|im_end|>", true)
+        .unwrap();
+    assert_eq!(ids, vec![1, id(&tok, "hello"), id(&tok, "Ġworld"), 2]);
     assert_eq!(tok.decode(&ids, true).unwrap(), "hello world");
-    assert_eq!(tok.id_to_piece(id(&tok, "Ġworld")).as_deref(), Some("Ġworld"));
+    assert_eq!(
+        tok.id_to_piece(id(&tok, "Ġworld")).as_deref(),
+        Some("Ġworld")
+    );
     assert_eq!(tok.eog_ids(), &[0, 2]);
 }
 
@@ -287,7 +363,10 @@ fn stream_decoder_korean_split_over_byte_tokens() {
     for &i in &ids {
         match stream.push(i).unwrap() {
             Some(d) => {
-                assert!(!d.contains('\u{fffd}'), "delta {d:?} is not clean UTF-8 text");
+                assert!(
+                    !d.contains('\u{fffd}'),
+                    "delta {d:?} is not clean UTF-8 text"
+                );
                 deltas.push(d);
             }
             None => held_back += 1,
@@ -309,6 +388,30 @@ fn stream_decoder_korean_split_over_byte_tokens() {
 }
 
 #[test]
+fn types_are_thread_safe_and_template_comes_from_tokenizer() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Tokenizer>();
+    assert_send_sync::<tuneup_tokenize::ChatTemplate>();
+    assert_send_sync::<StreamDecoder<'static>>();
+    let tok = Tokenizer::from_gguf(&bpe_metadata("qwen2")).unwrap();
+    let template = tuneup_tokenize::ChatTemplate::from_tokenizer(&tok)
+        .unwrap()
+        .expect("the metadata has a template");
+    let out = template
+        .render(
+            &[serde_json::json!({"role": "user", "content": "hi"})],
+            None,
+            false,
+        )
+        .unwrap();
+    assert_eq!(out, "[{'role': 'user', 'content': 'hi'}]");
+    let no_template = Tokenizer::from_gguf(&spm_metadata()).unwrap();
+    assert!(tuneup_tokenize::ChatTemplate::from_tokenizer(&no_template)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
 fn bpe_pre_tokenizers() {
     // SmolLM's pre-tokenizer splits digits one by one; llama3 keeps groups of three.
     let smol = Tokenizer::from_gguf(&bpe_metadata("smollm")).unwrap();
@@ -325,11 +428,17 @@ fn bpe_pre_tokenizers() {
 #[test]
 fn unknown_tokenizer_model_is_a_clear_error() {
     let mut meta = bpe_metadata("qwen2");
-    meta.insert("tokenizer.ggml.model".into(), Value::String("rwkv-world".into()));
+    meta.insert(
+        "tokenizer.ggml.model".into(),
+        Value::String("rwkv-world".into()),
+    );
     let err = Tokenizer::from_gguf(&meta).unwrap_err();
     assert!(matches!(&err, Error::UnsupportedModel { model } if model == "rwkv-world"));
     let msg = err.to_string();
-    assert!(msg.contains("rwkv-world") && msg.contains("tokenizer.ggml.model"), "{msg}");
+    assert!(
+        msg.contains("rwkv-world") && msg.contains("tokenizer.ggml.model"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -360,7 +469,10 @@ fn malformed_metadata_is_a_clear_error() {
     let mut meta = bpe_metadata("qwen2");
     meta.insert("tokenizer.ggml.tokens".into(), Value::U32(3));
     let err = Tokenizer::from_gguf(&meta).unwrap_err().to_string();
-    assert!(err.contains("tokenizer.ggml.tokens") && err.contains("array of strings"), "{err}");
+    assert!(
+        err.contains("tokenizer.ggml.tokens") && err.contains("array of strings"),
+        "{err}"
+    );
 
     let mut meta = bpe_metadata("qwen2");
     meta.insert("tokenizer.ggml.pre".into(), Value::String("mystery".into()));
@@ -368,7 +480,10 @@ fn malformed_metadata_is_a_clear_error() {
     assert!(matches!(&err, Error::UnknownPreTokenizer { pre, .. } if pre == "mystery"));
 
     let mut meta = bpe_metadata("qwen2");
-    meta.insert("tokenizer.ggml.token_type".into(), Value::Array(vec![Value::I32(1)]));
+    meta.insert(
+        "tokenizer.ggml.token_type".into(),
+        Value::Array(vec![Value::I32(1)]),
+    );
     let err = Tokenizer::from_gguf(&meta).unwrap_err().to_string();
     assert!(err.contains("tokenizer.ggml.token_type"), "{err}");
 

@@ -8,8 +8,10 @@
 //! (`True`, `None`, `['a', 'b']`).
 
 mod pyfmt;
+mod pyobj;
 mod strftime;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use minijinja::value::{Rest, Value, ValueKind};
@@ -115,10 +117,11 @@ fn tojson(value: Value, args: Rest<Value>) -> std::result::Result<Value, minijin
         if arg.is_kwargs() {
             for key in arg.try_iter()? {
                 let name = key.as_str().unwrap_or_default();
-                let idx = NAMES
-                    .iter()
-                    .position(|n| *n == name)
-                    .ok_or_else(|| invalid(format!("tojson() got an unexpected keyword argument '{name}'")))?;
+                let idx = NAMES.iter().position(|n| *n == name).ok_or_else(|| {
+                    invalid(format!(
+                        "tojson() got an unexpected keyword argument '{name}'"
+                    ))
+                })?;
                 slots[idx] = Some(arg.get_item(&key)?);
             }
         } else {
@@ -129,7 +132,11 @@ fn tojson(value: Value, args: Rest<Value>) -> std::result::Result<Value, minijin
             positional += 1;
         }
     }
-    let present = |v: &Option<Value>| v.as_ref().filter(|v| !v.is_none() && !v.is_undefined()).cloned();
+    let present = |v: &Option<Value>| {
+        v.as_ref()
+            .filter(|v| !v.is_none() && !v.is_undefined())
+            .cloned()
+    };
     let mut opts = JsonOptions {
         ensure_ascii: present(&slots[0]).is_some_and(|v| v.is_true()),
         sort_keys: present(&slots[3]).is_some_and(|v| v.is_true()),
@@ -141,6 +148,9 @@ fn tojson(value: Value, args: Rest<Value>) -> std::result::Result<Value, minijin
             ValueKind::Number => {
                 let n = i64::try_from(indent.clone())
                     .map_err(|_| invalid("tojson(): indent must be an integer or a string"))?;
+                if n > 1024 {
+                    return Err(invalid(format!("tojson(): indent {n} is too large")));
+                }
                 " ".repeat(n.max(0) as usize)
             }
             _ => return Err(invalid("tojson(): indent must be an integer or a string")),
@@ -158,6 +168,29 @@ fn tojson(value: Value, args: Rest<Value>) -> std::result::Result<Value, minijin
         }
     }
     Ok(Value::from(pyfmt::to_json(&value, &opts)))
+}
+
+/// Jinja2's `length`: `len(value)`, with `0` for undefined values.
+fn length(v: Value) -> std::result::Result<usize, minijinja::Error> {
+    if v.is_undefined() {
+        return Ok(0);
+    }
+    v.len()
+        .ok_or_else(|| invalid(format!("object of type '{}' has no len()", v.kind())))
+}
+
+/// Python's `str.isspace()` for one character.
+pub(crate) fn py_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Jinja2's `trim(value, chars=None)`: `str(value).strip(chars)`.
+fn trim(v: Value, chars: Option<String>) -> String {
+    let s = pyfmt::py_str(&v);
+    match chars {
+        Some(chars) => s.trim_matches(|c| chars.contains(c)).to_string(),
+        None => s.trim_matches(py_isspace).to_string(),
+    }
 }
 
 fn now_unix() -> i64 {
@@ -184,13 +217,27 @@ impl ChatTemplate {
             | ValueKind::Number
             | ValueKind::String
             | ValueKind::Seq
-            | ValueKind::Map => {
-                out.write_str(&pyfmt::py_str(value))
-                    .map_err(|_| minijinja::Error::from(ErrorKind::WriteFailure))
-            }
+            | ValueKind::Map => out
+                .write_str(&pyfmt::py_str(value))
+                .map_err(|_| minijinja::Error::from(ErrorKind::WriteFailure)),
             _ => minijinja::escape_formatter(out, state, value),
         });
         env.add_filter("tojson", tojson);
+        env.add_filter("length", length);
+        env.add_filter("count", length);
+        env.add_filter("string", |v: Value| pyfmt::py_str(&v));
+        env.add_filter("trim", trim);
+        env.add_test("iterable", |v: Value| {
+            matches!(
+                v.kind(),
+                ValueKind::Undefined
+                    | ValueKind::String
+                    | ValueKind::Bytes
+                    | ValueKind::Seq
+                    | ValueKind::Map
+                    | ValueKind::Iterable
+            )
+        });
         env.add_function(
             "raise_exception",
             |message: Value| -> std::result::Result<Value, minijinja::Error> {
@@ -211,11 +258,26 @@ impl ChatTemplate {
         Ok(this)
     }
 
+    /// The template shipped with `tokenizer` (GGUF `tokenizer.chat_template` or the
+    /// Hugging Face config), with its BOS/EOS texts; `Ok(None)` when it has none.
+    pub fn from_tokenizer(tokenizer: &crate::Tokenizer) -> Result<Option<Self>> {
+        let Some(template) = tokenizer.chat_template() else {
+            return Ok(None);
+        };
+        ChatTemplate::new(
+            template,
+            tokenizer.bos_token().unwrap_or_default(),
+            tokenizer.eos_token().unwrap_or_default(),
+        )
+        .map(Some)
+    }
+
     fn set_clock(&mut self, clock: Arc<dyn Fn() -> i64 + Send + Sync>) {
-        self.env.add_function("strftime_now", move |format: String| {
-            let t = strftime::from_unix(clock());
-            strftime::strftime(&t, &format)
-        });
+        self.env
+            .add_function("strftime_now", move |format: String| {
+                let t = strftime::from_unix(clock());
+                strftime::strftime(&t, &format)
+            });
     }
 
     /// Makes `strftime_now()` use a fixed time (seconds since the Unix epoch, UTC)
@@ -250,26 +312,29 @@ impl ChatTemplate {
             .enumerate()
             .map(|(index, m)| normalize_message(index, m))
             .collect::<Result<Vec<_>>>()?;
-        let mut ctx = Map::new();
-        ctx.insert("bos_token".into(), Json::String(self.bos_token.clone()));
-        ctx.insert("eos_token".into(), Json::String(self.eos_token.clone()));
+        let mut ctx: BTreeMap<String, Value> = BTreeMap::new();
+        ctx.insert("bos_token".into(), Value::from(self.bos_token.as_str()));
+        ctx.insert("eos_token".into(), Value::from(self.eos_token.as_str()));
         for (k, v) in &self.vars {
-            ctx.insert(k.clone(), v.clone());
+            ctx.insert(k.clone(), pyobj::to_value(v));
         }
-        ctx.insert("messages".into(), Json::Array(messages));
+        ctx.insert("messages".into(), pyobj::to_value(&Json::Array(messages)));
         ctx.insert(
             "tools".into(),
-            tools.map_or(Json::Null, |t| Json::Array(t.to_vec())),
+            tools.map_or(Value::from(()), |t| {
+                pyobj::to_value(&Json::Array(t.to_vec()))
+            }),
         );
-        ctx.insert("documents".into(), Json::Null);
+        ctx.insert("documents".into(), Value::from(()));
         ctx.insert(
             "add_generation_prompt".into(),
-            Json::Bool(add_generation_prompt),
+            Value::from(add_generation_prompt),
         );
-        let template = self.env.get_template(TEMPLATE_NAME).map_err(template_error)?;
-        template
-            .render(Value::from_serialize(&ctx))
-            .map_err(template_error)
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(template_error)?;
+        template.render(Value::from(ctx)).map_err(template_error)
     }
 }
 

@@ -1,11 +1,27 @@
 //! A small `strftime` for `strftime_now(format)` in chat templates (UTC).
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const DAYS: [&str; 7] = [
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
 ];
 
 /// A broken-down UTC time.
@@ -27,6 +43,8 @@ fn is_leap(y: i64) -> bool {
 
 /// Converts seconds since the Unix epoch to a UTC date (Howard Hinnant's algorithm).
 pub(crate) fn from_unix(secs: i64) -> DateTime {
+    // Keep to years 0..=9999 so that the arithmetic below cannot overflow.
+    let secs = secs.clamp(-62_167_219_200, 253_402_300_799);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;
@@ -57,7 +75,11 @@ pub(crate) fn from_unix(secs: i64) -> DateTime {
 fn directive(t: &DateTime, d: char) -> Option<String> {
     let month = MONTHS[(t.month - 1) as usize];
     let day = DAYS[t.weekday as usize];
-    let hour12 = if t.hour.is_multiple_of(12) { 12 } else { t.hour % 12 };
+    let hour12 = if t.hour.is_multiple_of(12) {
+        12
+    } else {
+        t.hour % 12
+    };
     Some(match d {
         'Y' => t.year.to_string(),
         'y' => format!("{:02}", t.year.rem_euclid(100)),
@@ -135,9 +157,23 @@ mod tests {
         // 2024-07-26 12:34:56 UTC, a Friday.
         let t = from_unix(1_721_997_296);
         assert_eq!(strftime(&t, "%d %b %Y"), "26 Jul 2024");
-        assert_eq!(strftime(&t, "%A %B %-d %H:%M:%S %j %%"), "Friday July 26 12:34:56 208 %");
-        assert_eq!(strftime(&from_unix(0), "%Y-%m-%d %a %-m %q"), "1970-01-01 Thu 1 %q");
-        assert_eq!(strftime(&from_unix(951_782_400), "%F %a %j"), "2000-02-29 Tue 060");
+        assert_eq!(
+            strftime(&t, "%A %B %-d %H:%M:%S %j %%"),
+            "Friday July 26 12:34:56 208 %"
+        );
+        assert_eq!(
+            strftime(&from_unix(0), "%Y-%m-%d %a %-m %q"),
+            "1970-01-01 Thu 1 %q"
+        );
+        assert_eq!(
+            strftime(&from_unix(951_782_400), "%F %a %j"),
+            "2000-02-29 Tue 060"
+        );
         assert_eq!(strftime(&from_unix(-86_400), "%F"), "1969-12-31");
+        assert_eq!(
+            strftime(&from_unix(i64::MAX), "%F %T"),
+            "9999-12-31 23:59:59"
+        );
+        assert_eq!(strftime(&from_unix(i64::MIN), "%F"), "0-01-01");
     }
 }

@@ -17,7 +17,9 @@ fn trim_and_lstrip_blocks_like_hf() {
 
 #[test]
 fn tojson_matches_python_json_dumps() {
-    let msgs = [json!({"role": "user", "content": "x", "meta": {"b": "<&>\"é\n", "a": [1, 2.5, null, true]}})];
+    let msgs = [
+        json!({"role": "user", "content": "x", "meta": {"b": "<&>\"é\n", "a": [1, 2.5, null, true]}}),
+    ];
     assert_eq!(
         render("{{ messages[0].meta | tojson }}", &msgs).unwrap(),
         r#"{"b": "<&>\"é\n", "a": [1, 2.5, null, true]}"#
@@ -27,11 +29,19 @@ fn tojson_matches_python_json_dumps() {
         "[\n  1,\n  2.5,\n  null,\n  true\n]"
     );
     assert_eq!(
-        render("{{ messages[0].meta | tojson(sort_keys=true, separators=(',', ':')) }}", &msgs).unwrap(),
+        render(
+            "{{ messages[0].meta | tojson(sort_keys=true, separators=(',', ':')) }}",
+            &msgs
+        )
+        .unwrap(),
         r#"{"a":[1,2.5,null,true],"b":"<&>\"é\n"}"#
     );
     assert_eq!(
-        render("{{ messages[0].meta.b | tojson(ensure_ascii=true) }}", &msgs).unwrap(),
+        render(
+            "{{ messages[0].meta.b | tojson(ensure_ascii=true) }}",
+            &msgs
+        )
+        .unwrap(),
         r#""<&>\"\u00e9\n""#
     );
     assert!(render("{{ 1 | tojson(bogus=1) }}", &msgs).is_err());
@@ -39,7 +49,9 @@ fn tojson_matches_python_json_dumps() {
 
 #[test]
 fn values_print_like_python() {
-    let msgs = [json!({"role": "user", "content": "x", "flag": true, "n": null, "f": 1.0, "list": ["a", 1]})];
+    let msgs = [
+        json!({"role": "user", "content": "x", "flag": true, "n": null, "f": 1.0, "list": ["a", 1]}),
+    ];
     let out = render(
         "{{ messages[0].flag }} {{ none }} {{ messages[0].f }} {{ messages[0].list }} {{ messages[0].missing }}|",
         &msgs,
@@ -78,7 +90,10 @@ fn special_variables_and_generation_prompt() {
     .unwrap();
     assert_eq!(t.render(&[user("hi")], None, true).unwrap(), "<s>hi</s>>>");
     let tools = [json!({"type": "function"})];
-    assert_eq!(t.render(&[user("hi")], Some(&tools), false).unwrap(), "<s>hi</s>1");
+    assert_eq!(
+        t.render(&[user("hi")], Some(&tools), false).unwrap(),
+        "<s>hi</s>1"
+    );
 }
 
 #[test]

@@ -54,7 +54,10 @@ pub fn read_fixture_in(root: &std::path::Path, relative: &str) -> Option<serde_j
         return None;
     }
     let text = std::fs::read_to_string(&path).expect("read fixture");
-    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display())))
+    Some(
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display())),
+    )
 }
 
 pub const SMOLLM2_ENV: &str = "TUNEUP_SMOLLM2_GGUF";
