@@ -43,25 +43,81 @@ fn generate_chat_and_bench_on_a_tiny_model() {
     let dir = tempfile::tempdir().unwrap();
     let m = tiny_model(dir.path(), 256);
     let m = m.to_str().unwrap();
-    let out = tuneup(dir.path(), &["generate", "-m", m, "-p", "hello", "-n", "6", "--temperature", "0", "--ignore-eos", "--stats"], None);
+    let out = tuneup(
+        dir.path(),
+        &[
+            "generate",
+            "-m",
+            m,
+            "-p",
+            "hello",
+            "-n",
+            "6",
+            "--temperature",
+            "0",
+            "--ignore-eos",
+            "--stats",
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("generated 6 tok"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("generated 6 tok"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = tuneup(dir.path(), &["chat", "-m", m, "-p", "서울 날씨 어때?", "-n", "4", "--seed", "3"], None);
+    let out = tuneup(
+        dir.path(),
+        &[
+            "chat",
+            "-m",
+            m,
+            "-p",
+            "서울 날씨 어때?",
+            "-n",
+            "4",
+            "--seed",
+            "3",
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // Interactive session from stdin: commands, multi-line input, history.
     let script = "/system be brief\nfirst line \\\nsecond line\n\"\"\"\na block\nof text\n\"\"\"\n/reset\nagain\n/exit\n";
-    let out = tuneup(dir.path(), &["chat", "-m", m, "-n", "3", "--temperature", "0"], Some(script));
+    let out = tuneup(
+        dir.path(),
+        &["chat", "-m", m, "-n", "3", "--temperature", "0"],
+        Some(script),
+    );
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("system prompt set") && err.contains("conversation cleared"), "{err}");
-    assert_eq!(err.matches("generated 3 tok").count() + err.matches("Stop]").count(), 3, "{err}");
+    assert!(
+        err.contains("system prompt set") && err.contains("conversation cleared"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("generated 3 tok").count() + err.matches("Stop]").count(),
+        3,
+        "{err}"
+    );
 
-    let out = tuneup(dir.path(), &["bench", "-m", m, "-p", "16", "-n", "4", "-r", "1", "-t", "1", "--json"], None);
+    let out = tuneup(
+        dir.path(),
+        &[
+            "bench", "-m", m, "-p", "16", "-n", "4", "-r", "1", "-t", "1", "--json",
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let tests: Vec<&str> = v.as_array().unwrap().iter().map(|r| r["test"].as_str().unwrap()).collect();
+    let tests: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["test"].as_str().unwrap())
+        .collect();
     assert_eq!(tests, ["pp16", "tg4"]);
     assert!(v[0]["avg_ts"].as_f64().unwrap() > 0.0);
 
@@ -79,21 +135,36 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
         assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
     };
-    check(&["chat", "-m", "no-such-model", "-p", "x"], "model not found");
+    check(
+        &["chat", "-m", "no-such-model", "-p", "x"],
+        "model not found",
+    );
     let corrupt = dir.path().join("corrupt.gguf");
     std::fs::write(&corrupt, b"GGUF\x03\x00\x00\x00garbage").unwrap();
-    check(&["chat", "-m", corrupt.to_str().unwrap(), "-p", "x"], "corrupt.gguf");
+    check(
+        &["chat", "-m", corrupt.to_str().unwrap(), "-p", "x"],
+        "corrupt.gguf",
+    );
     let m = tiny_model(dir.path(), 32);
     let long = "word ".repeat(100);
-    check(&["generate", "-m", m.to_str().unwrap(), "-p", &long], "context window");
-    check(&["bench", "-m", m.to_str().unwrap(), "-p", "64", "-n", "0"], "context window");
+    check(
+        &["generate", "-m", m.to_str().unwrap(), "-p", &long],
+        "context window",
+    );
+    check(
+        &["bench", "-m", m.to_str().unwrap(), "-p", "64", "-n", "0"],
+        "context window",
+    );
 }
 
 /// The issue's example prompts on the real default model.
 #[test]
 fn example_prompts_on_qwen() {
     let Ok(qwen) = std::env::var("TUNEUP_QWEN_GGUF") else {
-        assert!(std::env::var("TUNEUP_REQUIRE_MODELS").is_err(), "TUNEUP_QWEN_GGUF not set");
+        assert!(
+            std::env::var("TUNEUP_REQUIRE_MODELS").is_err(),
+            "TUNEUP_QWEN_GGUF not set"
+        );
         eprintln!("skipping: TUNEUP_QWEN_GGUF is not set");
         return;
     };
@@ -101,16 +172,51 @@ fn example_prompts_on_qwen() {
     let schema = "You write SQLite queries. Schema:\nCREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT);\nCREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), amount REAL, ordered_at DATE);";
     let out = tuneup(
         dir.path(),
-        &["chat", "-m", &qwen, "--temperature", "0", "-n", "160", "--lookup", "--system", schema, "-p", "최근 30일간 주문 금액이 높은 상위 10명의 고객 목록"],
+        &[
+            "chat",
+            "-m",
+            &qwen,
+            "--temperature",
+            "0",
+            "-n",
+            "160",
+            "--lookup",
+            "--system",
+            schema,
+            "-p",
+            "최근 30일간 주문 금액이 높은 상위 10명의 고객 목록",
+        ],
         None,
     );
     let answer = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let upper = answer.to_uppercase();
-    assert!(upper.contains("SELECT") && upper.contains("ORDERS") && upper.contains("LIMIT 10"), "{answer}");
+    assert!(
+        upper.contains("SELECT") && upper.contains("ORDERS") && upper.contains("LIMIT 10"),
+        "{answer}"
+    );
 
-    let out = tuneup(dir.path(), &["chat", "-m", &qwen, "--temperature", "0", "-n", "60", "-p", "서울 날씨 어때?"], None);
+    let out = tuneup(
+        dir.path(),
+        &[
+            "chat",
+            "-m",
+            &qwen,
+            "--temperature",
+            "0",
+            "-n",
+            "60",
+            "-p",
+            "서울 날씨 어때?",
+        ],
+        None,
+    );
     let answer = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(answer.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)), "expected a Korean answer: {answer}");
+    assert!(
+        answer
+            .chars()
+            .any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)),
+        "expected a Korean answer: {answer}"
+    );
 }

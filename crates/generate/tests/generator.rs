@@ -31,7 +31,11 @@ fn greedy(max_tokens: usize) -> GenerateParams {
 /// A prompt that repeats itself, so prompt lookup finds drafts.
 fn prompt() -> Vec<u32> {
     let base: Vec<u32> = vec![10, 20, 30, 40, 50, 60, 70, 80];
-    base.iter().chain(&base).chain(&base[..3]).copied().collect()
+    base.iter()
+        .chain(&base)
+        .chain(&base[..3])
+        .copied()
+        .collect()
 }
 
 #[test]
@@ -68,7 +72,9 @@ fn prefix_reuse_gives_the_same_answer() {
     let dir = tempfile::tempdir().unwrap();
     let m = tiny(dir.path(), 256);
     let mut g = Generator::new(&m.model.decoder, &m.tokenizer);
-    let first = g.generate(&prompt(), &mut greedy(5), &mut NullSink).unwrap();
+    let first = g
+        .generate(&prompt(), &mut greedy(5), &mut NullSink)
+        .unwrap();
     let mut longer = prompt();
     longer.extend_from_slice(&first.tokens);
     longer.extend_from_slice(&[1, 2, 3]);
@@ -87,17 +93,25 @@ fn limits_stops_and_cancellation() {
     let m = tiny(dir.path(), 32);
     let mut g = Generator::new(&m.model.decoder, &m.tokenizer);
     // max_tokens
-    let out = g.generate(&prompt(), &mut greedy(3), &mut NullSink).unwrap();
+    let out = g
+        .generate(&prompt(), &mut greedy(3), &mut NullSink)
+        .unwrap();
     assert_eq!(out.tokens.len(), 3);
     assert_eq!(out.stats.finish_reason, FinishReason::Length);
     // The context window caps generation.
-    let out = g.generate(&prompt(), &mut greedy(1000), &mut NullSink).unwrap();
+    let out = g
+        .generate(&prompt(), &mut greedy(1000), &mut NullSink)
+        .unwrap();
     assert_eq!(out.tokens.len(), 32 - prompt().len());
     // A prompt that does not fit is an error, not a panic.
-    let e = g.generate(&[5; 40], &mut greedy(3), &mut NullSink).unwrap_err();
+    let e = g
+        .generate(&[5; 40], &mut greedy(3), &mut NullSink)
+        .unwrap_err();
     assert!(e.to_string().contains("40 tokens"), "{e}");
     // A stop string taken from the greedy text ends generation before it.
-    let full = g.generate(&prompt(), &mut greedy(8), &mut NullSink).unwrap();
+    let full = g
+        .generate(&prompt(), &mut greedy(8), &mut NullSink)
+        .unwrap();
     let chars: Vec<char> = full.text.chars().collect();
     if chars.len() >= 4 {
         let stop: String = chars[2..4].iter().collect();
@@ -152,7 +166,10 @@ fn chat_prompt_uses_the_models_template() {
     let m = tiny(dir.path(), 256);
     let msgs = vec![serde_json::json!({"role": "user", "content": "서울 날씨 어때?"})];
     let (text, ids) = m.chat_prompt(&msgs, None).unwrap();
-    assert_eq!(text, "<|im_start|>user\n서울 날씨 어때?<|im_end|>\n<|im_start|>assistant\n");
+    assert_eq!(
+        text,
+        "<|im_start|>user\n서울 날씨 어때?<|im_end|>\n<|im_start|>assistant\n"
+    );
     assert_eq!(ids[0], m.tokenizer.token_id("<|im_start|>").unwrap());
     assert_eq!(m.tokenizer.decode(&ids, false).unwrap(), text);
 }

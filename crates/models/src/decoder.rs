@@ -1,7 +1,9 @@
 //! The decoder: one implementation for every supported architecture.
 
 use candle_core::{DType, Device, Tensor, D};
-use tuneup_nn::attention::{causal_mask, grouped_query_attention_with, AttentionPrecision};
+use tuneup_nn::attention::{
+    causal_mask, grouped_query_attention_with, round_f16, AttentionPrecision,
+};
 use tuneup_nn::{KvCache, LinearRef, RmsNorm, RotaryEmbedding};
 
 use crate::config::{Activation, DecoderConfig};
@@ -163,8 +165,9 @@ impl Decoder {
         })
     }
 
-    /// Sets the precision of cached attention (default: f16 keys and values,
-    /// as llama.cpp's default KV cache; f32 doubles cache memory).
+    /// Sets the precision of cached attention. The default rounds keys,
+    /// values, queries and attention weights to f16 as llama.cpp's default
+    /// f16 KV cache does; `F32` keeps full precision.
     pub fn set_kv_precision(&mut self, precision: AttentionPrecision) {
         self.kv_precision = precision;
     }
@@ -330,7 +333,9 @@ impl Decoder {
         let k = self.rope.apply(&k, offset)?;
         let (k, v, precision) = match cache {
             Some(c) if self.kv_precision == AttentionPrecision::F16Inputs => {
-                let (k, v) = c.append(&k.to_dtype(DType::F16)?, &v.to_dtype(DType::F16)?)?;
+                // Rounded once on the way in; kept as f32 so decoding does
+                // not convert the whole cache at every step.
+                let (k, v) = c.append(&round_f16(&k)?, &round_f16(&v)?)?;
                 (k, v, self.kv_precision)
             }
             Some(c) => {

@@ -29,14 +29,16 @@ pub enum AttentionPrecision {
     /// Everything in f32.
     #[default]
     F32,
-    /// Queries, keys, values and attention weights rounded to f16 before the
-    /// products (accumulation stays f32) — exactly what llama.cpp's CPU path
-    /// computes with its default f16 KV cache, so greedy decoding agrees
-    /// with it token for token.
+    /// Queries and attention weights rounded to f16 before the products
+    /// (accumulation stays f32); keys and values must already be rounded
+    /// (the decoder rounds them once, when they enter the cache). This is
+    /// what llama.cpp's CPU path computes with its default f16 KV cache, so
+    /// greedy decoding agrees with it.
     F16Inputs,
 }
 
-fn round_f16(t: &Tensor) -> Result<Tensor> {
+/// Rounds an f32 tensor to the nearest f16 values (kept as f32).
+pub fn round_f16(t: &Tensor) -> Result<Tensor> {
     match t.dtype() {
         DType::F32 => t.to_dtype(DType::F16)?.to_dtype(DType::F32),
         DType::F16 => t.to_dtype(DType::F32),
@@ -71,12 +73,8 @@ pub fn grouped_query_attention_with(
     precision: AttentionPrecision,
 ) -> Result<Tensor> {
     let f16 = precision == AttentionPrecision::F16Inputs;
-    let (q, k, v) = if f16 {
-        (round_f16(q)?, round_f16(k)?, round_f16(v)?)
-    } else {
-        (q.clone(), k.clone(), v.clone())
-    };
-    let (q, k, v) = (&q, &k, &v);
+    let q = if f16 { round_f16(q)? } else { q.clone() };
+    let q = &q;
     let (b, heads, seq, d) = q.dims4()?;
     let (_, kv_heads, len, _) = k.dims4()?;
     if !heads.is_multiple_of(kv_heads) {

@@ -8,6 +8,7 @@
 //! [`attention`](attention::grouped_query_attention).
 
 pub mod attention;
+pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
 pub mod norm;

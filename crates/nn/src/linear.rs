@@ -6,6 +6,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Tensor};
 
+use crate::kernels::Q4_1Weights;
 use crate::Result;
 
 /// A linear projection `y = x Wᵀ (+ b)` with `W` of shape `(out, in)`.
@@ -100,6 +101,9 @@ impl Linear for DenseLinear {
 pub struct QuantLinear {
     weight: Arc<QTensor>,
     matmul: QMatMul,
+    /// Raw Q4_1 blocks for the SIMD CPU kernel (candle's own CPU Q4_1 path
+    /// is scalar); `None` for other block types and non-CPU weights.
+    q4_1: Option<Q4_1Weights>,
     bias: Option<Tensor>,
 }
 
@@ -114,9 +118,16 @@ impl QuantLinear {
             }
         }
         let matmul = QMatMul::from_arc(weight.clone())?;
+        let q4_1 = if weight.dtype() == GgmlDType::Q4_1 && weight.device().is_cpu() {
+            let (n, k) = weight.shape().dims2()?;
+            Some(Q4_1Weights::new(weight.data()?.into_owned(), n, k)?)
+        } else {
+            None
+        };
         Ok(Self {
             weight,
             matmul,
+            q4_1,
             bias,
         })
     }
@@ -139,7 +150,23 @@ impl Linear for QuantLinear {
         } else {
             x.contiguous()?
         };
-        let y = self.matmul.forward(&x)?;
+        let y = match &self.q4_1 {
+            Some(w) if x.dtype() == DType::F32 && x.device().is_cpu() => {
+                let k = w.k();
+                let dims = x.dims();
+                if dims.last() != Some(&k) {
+                    candle_core::bail!("QuantLinear: input {:?} does not end in {k}", x.shape());
+                }
+                let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                let m = xs.len() / k;
+                let mut ys = vec![0f32; m * w.n()];
+                w.matmul(&xs, &mut ys);
+                let mut out_dims = dims.to_vec();
+                *out_dims.last_mut().expect("non-empty dims") = w.n();
+                Tensor::from_vec(ys, out_dims, x.device())?
+            }
+            _ => self.matmul.forward(&x)?,
+        };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -180,6 +207,7 @@ mod tests {
             GgmlDType::Q6K,
             GgmlDType::Q4K,
             GgmlDType::Q4_0,
+            GgmlDType::Q4_1,
         ] {
             let q = Arc::new(QTensor::quantize(&w, dtype)?);
             let ql = QuantLinear::new(q, Some(b.clone()))?;
@@ -190,6 +218,30 @@ mod tests {
             let tol = if dtype == GgmlDType::Q8_0 { 0.01 } else { 0.12 };
             assert!(rel < tol, "{dtype:?}: relative error {rel}");
             assert_eq!(ql.dense_weight()?.dims(), &[64, 256]);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn q4_1_kernel_matches_candle_qmatmul() -> Result<()> {
+        let dev = Device::Cpu;
+        for (n, k) in [(97, 256), (64, 576)] {
+            let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?;
+            let b = Tensor::randn(0f32, 1.0, n, &dev)?;
+            let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q4_1)?);
+            let ql = QuantLinear::new(q.clone(), Some(b.clone()))?;
+            assert!(ql.q4_1.is_some());
+            let reference = QMatMul::from_arc(q)?;
+            for shape in [vec![1, k], vec![2, 7, k]] {
+                let x = Tensor::randn(0f32, 1.0, shape.as_slice(), &dev)?;
+                let yq = ql.forward(&x)?;
+                let yc = reference.forward(&x)?.broadcast_add(&b)?;
+                assert_eq!(yq.dims(), yc.dims());
+                let rel = ((&yq - &yc)?.sqr()?.sum_all()?.to_scalar::<f32>()?
+                    / yc.sqr()?.sum_all()?.to_scalar::<f32>()?)
+                .sqrt();
+                assert!(rel < 2e-3, "n={n} k={k} {shape:?}: relative error {rel}");
+            }
         }
         Ok(())
     }
