@@ -13,8 +13,10 @@ THREADS="${THREADS:-2}"; PROMPTS="${PROMPTS:-128,512}"; GEN="${GEN:-128}"; REPS=
 TUNEUP_HOME="${TUNEUP_HOME:-$HOME/.cache/tuneup}"
 source "$TUNEUP_HOME/llama.cpp/env.sh" || { echo "run scripts/build-llama-cpp.sh first" >&2; exit 1; }
 export LD_LIBRARY_PATH="$LLAMA_CPP_LIB_PATH:${LD_LIBRARY_PATH:-}"
-cargo build --release --locked -p tuneup >&2
-T=target/release/tuneup
+if [ -n "${TUNEUP_BIN:-}" ]; then T="$TUNEUP_BIN"; else
+  cargo build --release --locked -p tuneup >&2
+  T=target/release/tuneup
+fi
 models=("$@"); [ ${#models[@]} -gt 0 ] || models=(smollm2-135m qwen2.5-coder-0.5b)
 echo "cpu: $(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1), threads $THREADS, $(date -u +%F)"
 for m in "${models[@]}"; do

@@ -31,4 +31,4 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== tests"
-cargo test --locked --workspace
+cargo test --locked --workspace --no-fail-fast

@@ -17,8 +17,9 @@ use crate::stop::StopMatcher;
 /// Receives generated text as it is produced.
 pub trait TokenSink {
     /// Called for each accepted token with the text it completed (may be
-    /// empty while a multi-byte character is still incomplete). Return
-    /// `ControlFlow::Break(())` to cancel.
+    /// empty while a multi-byte character or a possible stop string is still
+    /// incomplete). At the end, text still held back is flushed in one last
+    /// call with `id == u32::MAX`. Return `ControlFlow::Break(())` to cancel.
     fn on_token(&mut self, id: u32, text: &str) -> ControlFlow<()>;
 }
 
