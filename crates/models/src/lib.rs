@@ -28,4 +28,5 @@ pub use decoder::{
 pub use error::{Error, Result};
 pub use loader::{load, LinearWrapper, LoadOptions, LoadedModel, ModelFiles};
 pub use names::{LayerWeight, WeightName};
+pub use tuneup_nn::attention::AttentionPrecision;
 pub use weights::{EmbeddingTable, GgufWeights, SafetensorsWeights, WeightSource};

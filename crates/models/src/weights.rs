@@ -88,7 +88,9 @@ impl std::fmt::Debug for GgufWeights {
 fn map_gguf_error(path: &Path, e: candle_core::Error) -> Error {
     let message = e.to_string();
     if let Some(rest) = message.strip_prefix("unknown dtype for tensor ") {
-        if let Ok(id) = rest.trim().parse::<u32>() {
+        // The message may carry a backtrace after the number.
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(id) = digits.parse::<u32>() {
             return Error::UnsupportedQuantization {
                 tensor: "?".into(),
                 type_name: ggml_type_name(id),
