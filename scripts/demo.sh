@@ -23,8 +23,8 @@ run "SQL from Korean" \
 CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT, created_at DATE);
 CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), amount REAL, ordered_at DATE);
 Answer with one SQL query in a \`\`\`sql block." \
-  -p "최근 30일간 주문 금액이 높은 상위 10명의 고객 목록" --lookup
-run "Code" -p "Write a Python function that checks whether a string is a palindrome, ignoring case and spaces." --lookup
+  -p "최근 30일간 주문 금액이 높은 상위 10명의 고객 목록"
+run "Code" -p "Write a Python function that checks whether a string is a palindrome, ignoring case and spaces."
 echo
 echo "### speed (tuneup bench, 2 repetitions)"
 "$TUNEUP" bench -m "$MODEL" -p 128 -n 32 -r 2

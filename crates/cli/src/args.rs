@@ -59,8 +59,8 @@ pub struct SamplingArgs {
     /// Keep generating past end-of-generation tokens.
     #[arg(long)]
     pub ignore_eos: bool,
-    /// Speculative decoding with prompt-lookup drafts (greedy only; same output, faster on
-    /// SQL/code that copies from the prompt).
+    /// Speculative decoding with prompt-lookup drafts (greedy only; drafts are checked against
+    /// the model's argmax).
     #[arg(long)]
     pub lookup: bool,
     /// Speculative decoding with a draft model sharing the tokenizer (greedy only).
