@@ -14,7 +14,7 @@ run() {
   echo
   echo "### $1"
   shift
-  "$TUNEUP" chat -m "$MODEL" --temperature 0 --max-tokens 256 "$@"
+  "$TUNEUP" chat -m "$MODEL" --temperature 0 --max-tokens 160 "$@"
 }
 
 run "서울 날씨 어때?" -p "서울 날씨 어때?"
@@ -26,5 +26,5 @@ Answer with one SQL query in a \`\`\`sql block." \
   -p "최근 30일간 주문 금액이 높은 상위 10명의 고객 목록"
 run "Code" -p "Write a Python function that checks whether a string is a palindrome, ignoring case and spaces."
 echo
-echo "### speed (tuneup bench, 2 repetitions)"
-"$TUNEUP" bench -m "$MODEL" -p 128 -n 32 -r 2
+echo "### speed (tuneup bench)"
+"$TUNEUP" bench -m "$MODEL" -p 64 -n 16 -r 1

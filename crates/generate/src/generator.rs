@@ -39,8 +39,9 @@ impl<F: FnMut(u32, &str) -> ControlFlow<()>> TokenSink for F {
     }
 }
 
-/// How drafts for speculative decoding are produced. Drafts only change
-/// speed: the output equals plain greedy decoding.
+/// How drafts for speculative decoding are produced. A draft token is kept
+/// only if it is the model's own argmax, so the output is greedy decoding's
+/// (up to rounding differences between batched and single-token passes).
 #[derive(Debug, Default)]
 pub enum Speculation {
     /// One token per model pass.

@@ -1,7 +1,7 @@
 //! Text generation on a [`tuneup_models::Decoder`]: llama.cpp-compatible
 //! sampling, stop rules, a streaming token sink, prompt-prefix reuse and
-//! speculative decoding (prompt lookup or a draft model) whose output is
-//! identical to plain greedy decoding.
+//! speculative decoding (prompt lookup or a draft model) whose drafts are
+//! checked against the model's own greedy choice.
 
 pub mod bundle;
 pub mod draft;
