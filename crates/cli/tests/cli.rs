@@ -169,50 +169,31 @@ fn example_prompts_on_qwen() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    // Greedy one-shot chat with the real model; returns the answer.
+    let ask = |extra: &[&str]| -> String {
+        let mut args = vec!["chat", "-m", &qwen, "--temperature", "0"];
+        args.extend_from_slice(extra);
+        let out = tuneup(dir.path(), &args, None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
     let schema = "You write SQLite queries. Schema:\nCREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT);\nCREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), amount REAL, ordered_at DATE);";
-    let out = tuneup(
-        dir.path(),
-        &[
-            "chat",
-            "-m",
-            &qwen,
-            "--temperature",
-            "0",
-            "-n",
-            "160",
-            "--lookup",
-            "--system",
-            schema,
-            "-p",
-            "최근 30일간 주문 금액이 높은 상위 10명의 고객 목록",
-        ],
-        None,
-    );
-    let answer = text(&out.stdout);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer = ask(&[
+        "-n",
+        "160",
+        "--lookup",
+        "--system",
+        schema,
+        "-p",
+        "최근 30일간 주문 금액이 높은 상위 10명의 고객 목록",
+    ]);
     let upper = answer.to_uppercase();
     assert!(
         upper.contains("SELECT") && upper.contains("ORDERS") && upper.contains("LIMIT 10"),
         "{answer}"
     );
 
-    let out = tuneup(
-        dir.path(),
-        &[
-            "chat",
-            "-m",
-            &qwen,
-            "--temperature",
-            "0",
-            "-n",
-            "60",
-            "-p",
-            "서울 날씨 어때?",
-        ],
-        None,
-    );
-    let answer = text(&out.stdout);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer = ask(&["-n", "60", "-p", "서울 날씨 어때?"]);
     assert!(
         answer
             .chars()
