@@ -6,7 +6,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Tensor};
 
-use crate::kernels::Q4_1Weights;
+use crate::kernels::{BlockType, QuantWeights};
 use crate::Result;
 
 /// A linear projection `y = x Wᵀ (+ b)` with `W` of shape `(out, in)`.
@@ -101,9 +101,9 @@ impl Linear for DenseLinear {
 pub struct QuantLinear {
     weight: Arc<QTensor>,
     matmul: QMatMul,
-    /// Raw Q4_1 blocks for the SIMD CPU kernel (candle's own CPU Q4_1 path
-    /// is scalar); `None` for other block types and non-CPU weights.
-    q4_1: Option<Q4_1Weights>,
+    /// Raw blocks for our own CPU kernels (faster than candle's CPU path);
+    /// `None` for block types without one and for non-CPU weights.
+    kernel: Option<QuantWeights>,
     bias: Option<Tensor>,
 }
 
@@ -118,16 +118,17 @@ impl QuantLinear {
             }
         }
         let matmul = QMatMul::from_arc(weight.clone())?;
-        let q4_1 = if weight.dtype() == GgmlDType::Q4_1 && weight.device().is_cpu() {
-            let (n, k) = weight.shape().dims2()?;
-            Some(Q4_1Weights::new(weight.data()?.into_owned(), n, k)?)
-        } else {
-            None
+        let kernel = match BlockType::from_ggml(weight.dtype()) {
+            Some(block) if weight.device().is_cpu() => {
+                let (n, k) = weight.shape().dims2()?;
+                QuantWeights::new(block, weight.data()?.into_owned(), n, k).ok()
+            }
+            _ => None,
         };
         Ok(Self {
             weight,
             matmul,
-            q4_1,
+            kernel,
             bias,
         })
     }
@@ -150,7 +151,7 @@ impl Linear for QuantLinear {
         } else {
             x.contiguous()?
         };
-        let y = match &self.q4_1 {
+        let y = match &self.kernel {
             Some(w) if x.dtype() == DType::F32 && x.device().is_cpu() => {
                 let k = w.k();
                 let dims = x.dims();
@@ -223,14 +224,18 @@ mod tests {
     }
 
     #[test]
-    fn q4_1_kernel_matches_candle_qmatmul() -> Result<()> {
+    fn own_kernels_match_candle_qmatmul() -> Result<()> {
         let dev = Device::Cpu;
-        for (n, k) in [(97, 256), (64, 576)] {
+        for (dtype, n, k) in [
+            (GgmlDType::Q4_1, 97, 256),
+            (GgmlDType::Q5_0, 64, 576),
+            (GgmlDType::Q6K, 33, 512),
+        ] {
             let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?;
             let b = Tensor::randn(0f32, 1.0, n, &dev)?;
-            let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q4_1)?);
+            let q = Arc::new(QTensor::quantize(&w, dtype)?);
             let ql = QuantLinear::new(q.clone(), Some(b.clone()))?;
-            assert!(ql.q4_1.is_some());
+            assert!(ql.kernel.is_some());
             let reference = QMatMul::from_arc(q)?;
             for shape in [vec![1, k], vec![2, 7, k]] {
                 let x = Tensor::randn(0f32, 1.0, shape.as_slice(), &dev)?;
@@ -240,7 +245,10 @@ mod tests {
                 let rel = ((&yq - &yc)?.sqr()?.sum_all()?.to_scalar::<f32>()?
                     / yc.sqr()?.sum_all()?.to_scalar::<f32>()?)
                 .sqrt();
-                assert!(rel < 2e-3, "n={n} k={k} {shape:?}: relative error {rel}");
+                assert!(
+                    rel < 3e-3,
+                    "{dtype:?} n={n} k={k} {shape:?}: relative error {rel}"
+                );
             }
         }
         Ok(())

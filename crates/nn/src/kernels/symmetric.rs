@@ -1,0 +1,123 @@
+//! Kernels for the 32-weight formats that decode to `d · q` with signed 8-bit
+//! `q` and no offset (Q4_0, Q5_0, Q8_0), multiplied with Q8_0 activations:
+//! one block contributes `d · d_x · Σ(q · q_x)`, as in ggml's
+//! `ggml_vec_dot_q{4,5,8}_0_q8_0`. Each format only says how to decode a
+//! block; the loops are shared.
+
+use std::marker::PhantomData;
+
+use super::activations::{ActKind, ActSlice};
+use super::matmul::BlockFormat;
+
+/// The [`BlockFormat`] of a [`SymmetricBlock`].
+pub(crate) struct Symmetric<B>(PhantomData<B>);
+
+/// A 32-weight block that decodes to a scale and 32 signed bytes.
+pub(crate) trait SymmetricBlock {
+    /// Bytes per block.
+    const BYTES: usize;
+    /// Decodes one block: returns `d` and writes the 32 values.
+    fn decode(blk: &[u8], q: &mut [i8; 32]) -> f32;
+    /// Decodes the block at `p` into `d` and 32 signed bytes in lane order.
+    ///
+    /// # Safety
+    ///
+    /// `p` must point at `BYTES` readable bytes; the CPU must support AVX2,
+    /// FMA and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn decode_avx2(p: *const u8) -> (f32, std::arch::x86_64::__m256i);
+}
+
+impl<B: SymmetricBlock> BlockFormat for Symmetric<B> {
+    const QK: usize = 32;
+    const BYTES: usize = B::BYTES;
+    const ACT: ActKind = ActKind::Q8_0;
+
+    fn dot_rows_scalar(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]) {
+        let k = nb * 32;
+        let mut q = [0i8; 32];
+        for (r, o) in out.iter_mut().enumerate() {
+            let mut sum = 0f32;
+            for (b, blk) in wrow.chunks_exact(B::BYTES).take(nb).enumerate() {
+                let d = B::decode(blk, &mut q);
+                let xb = &act.qs[r * k + b * 32..r * k + b * 32 + 32];
+                let sumi: i32 = q.iter().zip(xb).map(|(&w, &x)| w as i32 * x as i32).sum();
+                sum += sumi as f32 * d * act.d[r * nb + b];
+            }
+            *o = sum;
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_rows_avx2(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]) {
+        use avx2::dot_rows;
+        // SAFETY: forwarded from the caller (AVX2, FMA, F16C present).
+        unsafe {
+            match out.len() {
+                4 => dot_rows::<B, 4>(wrow, nb, act, out),
+                3 => dot_rows::<B, 3>(wrow, nb, act, out),
+                2 => dot_rows::<B, 2>(wrow, nb, act, out),
+                _ => dot_rows::<B, 1>(wrow, nb, act, out),
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::super::activations::ActSlice;
+    use super::super::simd::{dot_i8, hsum};
+    use super::SymmetricBlock;
+    use std::arch::x86_64::*;
+
+    /// Dots one weight row of `B` blocks with `R` activation rows.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2, FMA and F16C. Slice lengths are asserted.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_rows<B: SymmetricBlock, const R: usize>(
+        wrow: &[u8],
+        nb: usize,
+        act: ActSlice<'_>,
+        out: &mut [f32],
+    ) {
+        let k = nb * 32;
+        assert!(wrow.len() >= nb * B::BYTES && out.len() >= R);
+        assert!(act.qs.len() >= R * k && act.d.len() >= R * nb);
+        let mut acc = [[_mm256_setzero_ps(); R]; 2];
+        let (wp, xp) = (wrow.as_ptr(), act.qs.as_ptr());
+        // Two accumulator sets over alternate blocks shorten the FMA chains.
+        macro_rules! block {
+            ($b:expr, $set:expr) => {{
+                let b = $b;
+                // SAFETY: block `b < nb` lies within `wrow` (asserted above).
+                let (d, w) = unsafe { B::decode_avx2(wp.add(b * B::BYTES)) };
+                for r in 0..R {
+                    // SAFETY: `r * k + b * 32 + 32 <= R * k` and
+                    // `r * nb + b < R * nb` (asserted above).
+                    let (xv, dx) = unsafe {
+                        (
+                            _mm256_loadu_si256(xp.add(r * k + b * 32) as *const __m256i),
+                            *act.d.get_unchecked(r * nb + b),
+                        )
+                    };
+                    let p = _mm256_cvtepi32_ps(dot_i8(w, xv));
+                    acc[$set][r] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * dx), acc[$set][r]);
+                }
+            }};
+        }
+        let mut b = 0;
+        while b + 1 < nb {
+            block!(b, 0);
+            block!(b + 1, 1);
+            b += 2;
+        }
+        if b < nb {
+            block!(b, 0);
+        }
+        for r in 0..R {
+            out[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r]));
+        }
+    }
+}
