@@ -198,72 +198,77 @@ fn matmul<F: BlockFormat>(kernel: Kernel, w: &[u8], n: usize, k: usize, x: &[f32
         return;
     }
     let act = ActRows::quantize(F::ACT, x, k);
-    // Output laid out weight-row-major (n, m) so each chunk of weight rows
-    // owns a contiguous slice; for m == 1 that is `y` itself.
-    if m == 1 {
-        rows_parallel::<F>(kernel, w, n, k, m, &act, y);
-    } else {
-        let mut yt = vec![0f32; n * m];
-        rows_parallel::<F>(kernel, w, n, k, m, &act, &mut yt);
-        for (j, col) in yt.chunks_exact(m).enumerate() {
-            for (r, &v) in col.iter().enumerate() {
-                y[r * n + j] = v;
-            }
-        }
-    }
-}
-
-/// Fills `yt` (`n × m`) splitting the weight rows into one chunk per thread.
-fn rows_parallel<F: BlockFormat>(
-    kernel: Kernel,
-    w: &[u8],
-    n: usize,
-    k: usize,
-    m: usize,
-    act: &ActRows,
-    yt: &mut [f32],
-) {
+    let out = Output {
+        y: y.as_mut_ptr(),
+        n,
+    };
     let row_bytes = (k / F::QK) * F::BYTES;
-    let run = |first_row: usize, out: &mut [f32]| {
-        let rows = out.len() / m;
-        let w = &w[first_row * row_bytes..(first_row + rows) * row_bytes];
-        rows_range::<F>(kernel, w, row_bytes, m, act, out);
+    let run = |rows: std::ops::Range<usize>| {
+        rows_range::<F>(kernel, w, row_bytes, rows, &act, &out);
     };
     let threads = rayon::current_num_threads().max(1);
     if threads == 1 || n * k * m < PARALLEL_MIN_WORK || n < 2 {
-        run(0, yt);
+        run(0..n);
     } else {
-        let chunk_rows = n.div_ceil(threads * 4).max(1);
-        yt.par_chunks_mut(chunk_rows * m)
-            .enumerate()
-            .for_each(|(i, out)| run(i * chunk_rows, out));
+        // A few chunks per thread so that a slow thread does not hold up
+        // the others.
+        let chunk = n.div_ceil(threads * 4).max(1);
+        (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .for_each(|c| run(c * chunk..((c + 1) * chunk).min(n)));
     }
 }
 
-/// Fills `out` (`rows × m`, weight-row-major) for the weight rows in `w`.
+/// The `(m, n)` output, written by several threads at disjoint columns.
+struct Output {
+    y: *mut f32,
+    n: usize,
+}
+
+// SAFETY: threads write disjoint elements (each owns a range of columns), and
+// `matmul` holds the exclusive borrow of `y` until they have all finished.
+unsafe impl Sync for Output {}
+
+/// Activation bytes kept hot in L1 while the weight rows stream past them.
+const ACT_TILE_BYTES: usize = 16 * 1024;
+
+/// Computes columns `rows` (weight rows) of the output for every activation
+/// row, in tiles of activation rows that stay in L1.
 fn rows_range<F: BlockFormat>(
     kernel: Kernel,
     w: &[u8],
     row_bytes: usize,
-    m: usize,
+    rows: std::ops::Range<usize>,
     act: &ActRows,
-    out: &mut [f32],
+    out: &Output,
 ) {
-    let nb = act.k / F::QK;
-    for (wrow, orow) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(m)) {
-        let mut r0 = 0;
-        while r0 < m {
-            let g = (m - r0).min(ROW_GROUP);
-            let a = act.slice(r0, g);
-            let o = &mut orow[r0..r0 + g];
-            match kernel {
-                Kernel::Scalar => F::dot_rows_scalar(wrow, nb, a, o),
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Kernel::Avx2` is only selected after
-                // `is_x86_feature_detected!` confirmed AVX2, FMA and F16C.
-                Kernel::Avx2 => unsafe { F::dot_rows_avx2(wrow, nb, a, o) },
+    let (k, nb) = (act.k, act.k / F::QK);
+    let m = act.qs.len() / k;
+    let tile = ((ACT_TILE_BYTES / k).max(ROW_GROUP) / ROW_GROUP) * ROW_GROUP;
+    let mut o = [0f32; ROW_GROUP];
+    for t0 in (0..m).step_by(tile) {
+        let t1 = (t0 + tile).min(m);
+        for j in rows.clone() {
+            let wrow = &w[j * row_bytes..(j + 1) * row_bytes];
+            let mut r0 = t0;
+            while r0 < t1 {
+                let g = (t1 - r0).min(ROW_GROUP);
+                let a = act.slice(r0, g);
+                let o = &mut o[..g];
+                match kernel {
+                    Kernel::Scalar => F::dot_rows_scalar(wrow, nb, a, o),
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `Kernel::Avx2` is only selected after
+                    // `is_x86_feature_detected!` confirmed AVX2, FMA and F16C.
+                    Kernel::Avx2 => unsafe { F::dot_rows_avx2(wrow, nb, a, o) },
+                }
+                for (i, &v) in o.iter().enumerate() {
+                    // SAFETY: `r0 + i < m` and `j < n`, so the index lies in
+                    // the `m · n` output; column `j` belongs to this thread.
+                    unsafe { *out.y.add((r0 + i) * out.n + j) = v };
+                }
+                r0 += g;
             }
-            r0 += g;
         }
     }
 }

@@ -86,7 +86,7 @@ impl BlockFormat for Q4K {
 mod avx2 {
     use super::super::activations::ActSlice;
     use super::super::simd::{f16_at, hsum};
-    use super::{min_correction, scales_and_mins, BlockFormat, Q4K};
+    use super::{BlockFormat, Q4K};
     use std::arch::x86_64::*;
 
     /// Dots one Q4_K weight row with `R` activation rows into `out[0..R]`.
@@ -106,12 +106,15 @@ mod avx2 {
         assert!(act.qs.len() >= R * k && act.d.len() >= R * nb && act.bsums.len() >= R * nb * 16);
         let m4 = _mm256_set1_epi8(0x0F);
         let mut acc = [_mm256_setzero_ps(); R];
-        let mut accm = [0f32; R];
+        let mut accm = [_mm_setzero_ps(); R];
         let xp = act.qs.as_ptr();
         for (b, blk) in wrow.chunks_exact(Q4K::BYTES).take(nb).enumerate() {
             // SAFETY: `blk` has 144 bytes.
             let (d, dmin) = unsafe { (f16_at(blk.as_ptr()), f16_at(blk.as_ptr().add(2))) };
-            let (sc, mn) = scales_and_mins(&blk[4..16]);
+            // i16 lanes 0..8: the sub-block scales; 8..16: the minimums.
+            let scales_mins = _mm256_cvtepu8_epi16(unpack_scales(&blk[4..16]));
+            let mins = _mm256_extracti128_si256(scales_mins, 1);
+            let scales = _mm256_permute2x128_si256(scales_mins, scales_mins, 0);
             let mut sumi = [_mm256_setzero_si256(); R];
             for c in 0..4 {
                 // SAFETY: bytes 16 + 32c .. 48 + 32c lie within the block.
@@ -119,10 +122,10 @@ mod avx2 {
                     unsafe { _mm256_loadu_si256(blk.as_ptr().add(16 + 32 * c) as *const __m256i) };
                 let lo = _mm256_and_si256(q4, m4);
                 let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-                let (slo, shi) = (
-                    _mm256_set1_epi16(sc[2 * c] as i16),
-                    _mm256_set1_epi16(sc[2 * c + 1] as i16),
-                );
+                // Broadcast i16 lane 2c (2c + 1) of the scales.
+                let pick = |l: i16| _mm256_set1_epi16(((2 * l + 1) << 8) | (2 * l));
+                let slo = _mm256_shuffle_epi8(scales, pick(2 * c as i16));
+                let shi = _mm256_shuffle_epi8(scales, pick(2 * c as i16 + 1));
                 for (r, s) in sumi.iter_mut().enumerate() {
                     let off = r * k + b * 256 + 64 * c;
                     // SAFETY: `off + 64 <= R * k` (asserted above).
@@ -144,11 +147,38 @@ mod avx2 {
                 let dx = act.d[i];
                 acc[r] =
                     _mm256_fmadd_ps(_mm256_set1_ps(dx * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-                accm[r] += dx * dmin * min_correction(&mn, &act.bsums[i * 16..i * 16 + 16]) as f32;
+                // SAFETY: 16 sums per block, `i < R * nb` (asserted above).
+                let bs =
+                    unsafe { _mm256_loadu_si256(act.bsums.as_ptr().add(i * 16) as *const __m256i) };
+                // Sums of the eight 32-value sub-blocks.
+                let bs32 =
+                    _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+                let prod = _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs32));
+                accm[r] = _mm_fmadd_ps(_mm_set1_ps(dx * dmin), prod, accm[r]);
             }
         }
         for r in 0..R {
-            out[r] = hsum(acc[r]) - accm[r];
+            let m = accm[r];
+            let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[r] = hsum(acc[r]) - _mm_cvtss_f32(m);
         }
+    }
+
+    /// ggml's AVX2 unpacking of the 12 scale bytes: the eight 6-bit scales
+    /// in bytes 0..8 and the eight minimums in bytes 8..16.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn unpack_scales(s: &[u8]) -> __m128i {
+        const KMASK1: u32 = 0x3f3f3f3f;
+        const KMASK2: u32 = 0x0f0f0f0f;
+        const KMASK3: u32 = 0x03030303;
+        let word =
+            |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+        let (u0, u1, u2) = (word(0), word(1), word(2));
+        let u3 = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
+        let m0 = u1 & KMASK1;
+        let s1 = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
+        _mm_set_epi32(u3 as i32, m0 as i32, s1 as i32, (u0 & KMASK1) as i32)
     }
 }

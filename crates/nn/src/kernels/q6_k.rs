@@ -72,7 +72,7 @@ impl BlockFormat for Q6K {
 mod avx2 {
     use super::super::activations::ActSlice;
     use super::super::simd::{f16_at, hsum};
-    use super::{offset_correction, BlockFormat, Q6K};
+    use super::{BlockFormat, Q6K};
     use std::arch::x86_64::*;
 
     /// Dots one Q6_K weight row with `R` activation rows into `out[0..R]`.
@@ -96,9 +96,14 @@ mod avx2 {
         let xp = act.qs.as_ptr();
         for (b, blk) in wrow.chunks_exact(Q6K::BYTES).take(nb).enumerate() {
             let p = blk.as_ptr();
-            let scales = &blk[192..208];
-            // SAFETY: `blk` has 210 bytes; d is at 208.
-            let d = unsafe { f16_at(p.add(208)) };
+            // SAFETY: `blk` has 210 bytes: the scales at 192, d at 208.
+            let (scales, d) = unsafe {
+                (
+                    _mm_loadu_si128(p.add(192) as *const __m128i),
+                    f16_at(p.add(208)),
+                )
+            };
+            let scales16 = _mm256_cvtepi8_epi16(scales);
             let mut sumi = [_mm256_setzero_si256(); R];
             for c in 0..2 {
                 // SAFETY: ql chunk at 64c (64 bytes) and qh chunk at 128 + 32c
@@ -128,12 +133,11 @@ mod avx2 {
                         _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_slli_epi16(m2, 6)), 2),
                     ),
                 ];
+                // i16 lanes 0..8 take scale 8c + 2i, lanes 8..16 scale 8c + 2i + 1.
                 let sc: [__m256i; 4] = std::array::from_fn(|i| {
-                    let g = 8 * c + 2 * i;
-                    _mm256_set_m128i(
-                        _mm_set1_epi16(scales[g + 1] as i8 as i16),
-                        _mm_set1_epi16(scales[g] as i8 as i16),
-                    )
+                    let g = (8 * c + 2 * i) as i64;
+                    let pick = _mm_set_epi64x((g + 1) * 0x0101010101010101, g * 0x0101010101010101);
+                    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pick))
                 });
                 for (r, s) in sumi.iter_mut().enumerate() {
                     let off = r * k + b * 256 + 128 * c;
@@ -149,8 +153,12 @@ mod avx2 {
             }
             for r in 0..R {
                 let i = r * nb + b;
-                let corr = offset_correction(scales, &act.bsums[i * 16..i * 16 + 16]);
-                let total = _mm256_sub_epi32(sumi[r], _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0));
+                // SAFETY: 16 sums per block, `i < R * nb` (asserted above).
+                let bs =
+                    unsafe { _mm256_loadu_si256(act.bsums.as_ptr().add(i * 16) as *const __m256i) };
+                // The −32 offset of every value: 32 · Σ scale · sum of 16.
+                let corr = _mm256_slli_epi32(_mm256_madd_epi16(scales16, bs), 5);
+                let total = _mm256_sub_epi32(sumi[r], corr);
                 acc[r] = _mm256_fmadd_ps(
                     _mm256_set1_ps(d * act.d[i]),
                     _mm256_cvtepi32_ps(total),
