@@ -11,6 +11,7 @@
 //! | [`stats`] | percentiles, bootstrap, McNemar | numpy, scipy |
 
 pub mod bleu;
+pub mod function_call;
 pub mod json_check;
 pub mod rouge;
 pub mod sql;

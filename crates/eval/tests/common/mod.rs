@@ -3,11 +3,15 @@
 
 use std::path::PathBuf;
 
-/// `fixtures/eval/<name>` at the workspace root.
+/// `fixtures/eval/<name>` at the workspace root, or `$TUNEUP_EVAL_FIXTURE_DIR/<name>` when set (for one-off
+/// runs against larger, uncommitted fixtures).
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/eval")
-        .join(name)
+    match std::env::var_os("TUNEUP_EVAL_FIXTURE_DIR") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/eval")
+            .join(name),
+    }
 }
 
 /// Parses `fixtures/eval/<name>` as JSON.
