@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use common::{load_fixture, text2sql_dir};
-use tuneup_eval::sql::{SqlErrorType, SqlEvaluator, SqlLimits};
+use tuneup_eval::sql::{Comparison, SqlErrorType, SqlEvaluator, SqlLimits};
 
 fn database(dir: &Path, db_id: &str) -> PathBuf {
     dir.join("databases")
@@ -33,7 +33,9 @@ fn verdicts_and_error_types_match_python_reference() {
     let cases = fixture["cases"].as_array().unwrap();
     assert!(cases.len() >= 250);
     let mut evaluators: HashMap<String, SqlEvaluator> = HashMap::new();
+    let mut official: HashMap<String, SqlEvaluator> = HashMap::new();
     let mut by_kind: HashMap<String, usize> = HashMap::new();
+    let mut rules_disagree = 0;
     for case in cases {
         let gold = &golds[case["gold"].as_u64().unwrap() as usize];
         let db_id = gold["db_id"].as_str().unwrap();
@@ -57,8 +59,27 @@ fn verdicts_and_error_types_match_python_reference() {
             "{kind}: {pred}: {verdict:?} vs reference message {}",
             case["message"]
         );
+        let spider = official.entry(db_id.to_owned()).or_insert_with(|| {
+            SqlEvaluator::open(database(&dir, db_id), SqlLimits::default())
+                .unwrap()
+                .with_comparison(Comparison::SpiderOfficial {
+                    keep_distinct: false,
+                })
+        });
+        let official_verdict = spider.evaluate(pred, gold_sql).unwrap();
+        assert_eq!(
+            official_verdict.correct,
+            case["official_like"].as_bool().unwrap(),
+            "official rules, {kind}: {pred} vs gold {gold_sql}: {official_verdict:?}"
+        );
+        rules_disagree += usize::from(official_verdict.correct != verdict.correct);
         *by_kind.entry(kind.to_owned()).or_default() += 1;
     }
+    eprintln!(
+        "checked {} cases ({} gold queries); strict and official rules disagree on {rules_disagree}: {by_kind:?}",
+        cases.len(),
+        golds.len()
+    );
     assert_eq!(by_kind["gold"], golds.len());
     assert!(by_kind.len() >= 15, "perturbation kinds: {by_kind:?}");
 }

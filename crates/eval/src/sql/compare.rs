@@ -99,6 +99,97 @@ pub fn difference(predicted: &[Row], gold: &[Row], order_matters: bool) -> Optio
         .then(|| format!("{missing} gold rows missing from the prediction (compared as multisets)"))
 }
 
+/// Most column assignments [`equal_up_to_column_order`] tries before giving up (answering "different").
+const MAX_COLUMN_ASSIGNMENTS: usize = 100_000;
+
+fn column_multiset(rows: &[Row], column: usize) -> Vec<&CellValue> {
+    let mut values: Vec<&CellValue> = rows.iter().map(|r| &r[column]).collect();
+    values.sort();
+    values
+}
+
+/// Spider's official result equality (`result_eq` in test-suite-sql-eval): two empty results are equal whatever
+/// their columns; otherwise the row and column counts must agree and some permutation of the predicted columns
+/// must make the results equal (as sequences when `ordered`, else as multisets).
+///
+/// Columns are only paired when they hold the same multiset of values, which prunes the search; after
+/// [`MAX_COLUMN_ASSIGNMENTS`] candidate permutations the results count as different.
+pub fn equal_up_to_column_order(predicted: &[Row], gold: &[Row], ordered: bool) -> bool {
+    if predicted.is_empty() && gold.is_empty() {
+        return true;
+    }
+    if predicted.len() != gold.len() || predicted[0].len() != gold[0].len() {
+        return false;
+    }
+    let columns = gold[0].len();
+    if predicted.iter().chain(gold).any(|row| row.len() != columns) {
+        return false;
+    }
+    let gold_columns: Vec<_> = (0..columns).map(|c| column_multiset(gold, c)).collect();
+    let predicted_columns: Vec<_> = (0..columns)
+        .map(|c| column_multiset(predicted, c))
+        .collect();
+    let candidates: Vec<Vec<usize>> = gold_columns
+        .iter()
+        .map(|g| {
+            (0..columns)
+                .filter(|&p| &predicted_columns[p] == g)
+                .collect()
+        })
+        .collect();
+    let mut assignment = Vec::with_capacity(columns);
+    let mut used = vec![false; columns];
+    let mut budget = MAX_COLUMN_ASSIGNMENTS;
+    search(
+        predicted,
+        gold,
+        ordered,
+        &candidates,
+        &mut assignment,
+        &mut used,
+        &mut budget,
+    )
+}
+
+fn search(
+    predicted: &[Row],
+    gold: &[Row],
+    ordered: bool,
+    candidates: &[Vec<usize>],
+    assignment: &mut Vec<usize>,
+    used: &mut [bool],
+    budget: &mut usize,
+) -> bool {
+    let column = assignment.len();
+    if column == candidates.len() {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let permuted: Vec<Row> = predicted
+            .iter()
+            .map(|row| assignment.iter().map(|&p| row[p].clone()).collect())
+            .collect();
+        return difference(&permuted, gold, ordered).is_none();
+    }
+    for &p in &candidates[column] {
+        if used[p] {
+            continue;
+        }
+        used[p] = true;
+        assignment.push(p);
+        let found = search(
+            predicted, gold, ordered, candidates, assignment, used, budget,
+        );
+        assignment.pop();
+        used[p] = false;
+        if found {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +224,28 @@ mod tests {
         assert!(difference(&a, &c, false).is_some());
         assert!(difference(&a, &a[..2], false).unwrap().contains("3 rows"));
         assert_eq!(difference(&[vec![Null]], &[vec![Null]], true), None);
+    }
+
+    #[test]
+    fn column_permutations_like_spider() {
+        let gold = vec![
+            vec![Integer(1), Text(b"a".to_vec())],
+            vec![Integer(2), Text(b"b".to_vec())],
+        ];
+        let swapped = vec![
+            vec![Text(b"b".to_vec()), Integer(2)],
+            vec![Text(b"a".to_vec()), Integer(1)],
+        ];
+        assert!(equal_up_to_column_order(&swapped, &gold, false));
+        assert!(!equal_up_to_column_order(&swapped, &gold, true));
+        assert!(difference(&swapped, &gold, false).is_some());
+        // Same column multisets but rows paired differently.
+        let crossed = vec![
+            vec![Integer(1), Text(b"b".to_vec())],
+            vec![Integer(2), Text(b"a".to_vec())],
+        ];
+        assert!(!equal_up_to_column_order(&crossed, &gold, false));
+        assert!(equal_up_to_column_order(&[], &[], true));
+        assert!(!equal_up_to_column_order(&[vec![Null]], &[], false));
     }
 }

@@ -41,23 +41,30 @@ pub fn authorize(context: AuthContext<'_>) -> Authorization {
     }
 }
 
-/// Splits SQL into upper-cased words outside string literals, quoted identifiers and comments, each with its
-/// parenthesis depth. Punctuation other than parentheses is dropped.
-fn words_with_depth(sql: &str) -> Vec<(String, i32)> {
-    let chars: Vec<char> = sql.chars().collect();
-    let mut words = Vec::new();
+/// A word of SQL text (outside string literals, quoted identifiers and comments) with its byte range and its
+/// parenthesis depth.
+struct Word {
+    range: std::ops::Range<usize>,
+    depth: i32,
+}
+
+/// Scans SQL for words outside string literals, quoted identifiers and comments.
+fn words(sql: &str) -> Vec<Word> {
+    let chars: Vec<(usize, char)> = sql.char_indices().collect();
+    let at = |i: usize| chars.get(i).map(|&(_, c)| c);
+    let offset = |i: usize| chars.get(i).map_or(sql.len(), |&(o, _)| o);
+    let mut found = Vec::new();
     let mut depth = 0;
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
+    while let Some(c) = at(i) {
         match c {
             '\'' | '"' | '`' | '[' => {
                 let close = if c == '[' { ']' } else { c };
                 i += 1;
-                while i < chars.len() {
-                    if chars[i] == close {
+                while let Some(d) = at(i) {
+                    if d == close {
                         // A doubled quote is an escaped quote inside the literal.
-                        if close != ']' && chars.get(i + 1) == Some(&close) {
+                        if close != ']' && at(i + 1) == Some(close) {
                             i += 2;
                             continue;
                         }
@@ -67,14 +74,14 @@ fn words_with_depth(sql: &str) -> Vec<(String, i32)> {
                 }
                 i += 1;
             }
-            '-' if chars.get(i + 1) == Some(&'-') => {
-                while i < chars.len() && chars[i] != '\n' {
+            '-' if at(i + 1) == Some('-') => {
+                while at(i).is_some_and(|d| d != '\n') {
                     i += 1;
                 }
             }
-            '/' if chars.get(i + 1) == Some(&'*') => {
+            '/' if at(i + 1) == Some('*') => {
                 i += 2;
-                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                while at(i).is_some() && !(at(i) == Some('*') && at(i + 1) == Some('/')) {
                     i += 1;
                 }
                 i += 2;
@@ -89,29 +96,51 @@ fn words_with_depth(sql: &str) -> Vec<(String, i32)> {
             }
             c if c.is_alphanumeric() || c == '_' => {
                 let start = i;
-                while i < chars.len()
-                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
-                {
+                while at(i).is_some_and(|d| d.is_alphanumeric() || d == '_' || d == '$') {
                     i += 1;
                 }
-                words.push((
-                    chars[start..i].iter().collect::<String>().to_uppercase(),
+                found.push(Word {
+                    range: offset(start)..offset(i),
                     depth,
-                ));
+                });
             }
             _ => i += 1,
         }
     }
-    words
+    found
 }
 
 /// `true` when the statement has an `ORDER BY` outside all parentheses (so it orders the final result), ignoring
 /// string literals, quoted identifiers and comments.
 pub fn has_top_level_order_by(sql: &str) -> bool {
-    let words = words_with_depth(sql);
-    words
-        .windows(2)
-        .any(|w| w[0].1 == 0 && w[1].1 == 0 && w[0].0 == "ORDER" && w[1].0 == "BY")
+    let top: Vec<&str> = words(sql)
+        .into_iter()
+        .filter(|w| w.depth == 0)
+        .map(|w| &sql[w.range])
+        .collect();
+    top.windows(2)
+        .any(|w| w[0].eq_ignore_ascii_case("ORDER") && w[1].eq_ignore_ascii_case("BY"))
+}
+
+/// `true` when the lowercased text contains `order by` anywhere (even in a subquery or a literal): the rule of
+/// Spider's official evaluation (`'order by' in query.lower()`).
+pub fn has_any_order_by(sql: &str) -> bool {
+    sql.to_lowercase().contains("order by")
+}
+
+/// Removes every `DISTINCT` keyword (outside literals, quoted identifiers and comments), as Spider's
+/// official evaluation does by default (`--keep_distinct` off), including inside `count(DISTINCT x)`.
+pub fn remove_distinct(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut last = 0;
+    for word in words(sql) {
+        if sql[word.range.clone()].eq_ignore_ascii_case("DISTINCT") {
+            out.push_str(&sql[last..word.range.start]);
+            last = word.range.end;
+        }
+    }
+    out.push_str(&sql[last..]);
+    out
 }
 
 #[cfg(test)]
@@ -136,5 +165,20 @@ mod tests {
         ));
         assert!(!has_top_level_order_by("SELECT a /* ORDER BY a */ FROM t"));
         assert!(!has_top_level_order_by("SELECT reorder_by FROM t"));
+        assert!(has_any_order_by(
+            "SELECT a FROM t WHERE b IN (SELECT b FROM u Order By c)"
+        ));
+    }
+
+    #[test]
+    fn distinct_is_removed_outside_literals() {
+        assert_eq!(
+            remove_distinct("SELECT DISTINCT a, count(distinct b) FROM t"),
+            "SELECT  a, count( b) FROM t"
+        );
+        assert_eq!(
+            remove_distinct("SELECT 'distinct', \"distinct\", distinct_x FROM t"),
+            "SELECT 'distinct', \"distinct\", distinct_x FROM t"
+        );
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! The predicted and gold queries run on the same database and their results are compared as multisets of rows,
 //! in order when the gold query has a top-level `ORDER BY` ([`has_top_level_order_by`]); values are normalized by
-//! [`CellValue`] (`1 == 1.0`, text exact, `NULL == NULL`). Column order matters and there is no column
-//! permutation search.
+//! [`CellValue`] (`1 == 1.0`, text exact, `NULL == NULL`). Column order matters ([`Comparison::Strict`], the
+//! default). [`Comparison::SpiderOfficial`] reproduces the extra rules of Spider's official execution evaluation
+//! instead (column permutations, DISTINCT removed, `order by` anywhere).
 //!
 //! Model-written SQL runs under three guards: the database is opened with `SQLITE_OPEN_READ_ONLY`, an authorizer
 //! ([`guard::authorize`]) refuses writes, ATTACH/DETACH and PRAGMAs other than schema reads, and a progress
@@ -19,8 +20,32 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-pub use compare::{difference, CellValue, Row};
-pub use guard::has_top_level_order_by;
+pub use compare::{difference, equal_up_to_column_order, CellValue, Row};
+pub use guard::{has_any_order_by, has_top_level_order_by, remove_distinct};
+
+/// How the predicted and gold results are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Comparison {
+    /// Rows as a multiset, in order when the gold query has a top-level `ORDER BY`; columns in query order.
+    #[default]
+    Strict,
+    /// The rules of Spider's official execution match (`eval_exec_match` in taoyds/test-suite-sql-eval, with its
+    /// defaults and a single database): both queries get `> =`, `< =`, `! =` joined and, unless `keep_distinct`,
+    /// every `DISTINCT` removed ([`remove_distinct`]); rows are ordered when the gold text contains `order by`
+    /// anywhere ([`has_any_order_by`]); any permutation of the predicted columns may match
+    /// ([`equal_up_to_column_order`]).
+    SpiderOfficial {
+        /// Keep `DISTINCT` (the official `--keep_distinct` flag).
+        keep_distinct: bool,
+    },
+}
+
+/// The official script's `postprocess`: join `> =`, `< =` and `! =`.
+fn join_split_operators(sql: &str) -> String {
+    sql.replace("> =", ">=")
+        .replace("< =", "<=")
+        .replace("! =", "!=")
+}
 
 /// Resource limits for one query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +155,7 @@ pub struct SqlEvaluator {
     connection: Connection,
     path: PathBuf,
     limits: SqlLimits,
+    comparison: Comparison,
 }
 
 impl SqlEvaluator {
@@ -157,7 +183,14 @@ impl SqlEvaluator {
             connection,
             path,
             limits,
+            comparison: Comparison::Strict,
         })
+    }
+
+    /// Uses `comparison` for later [`evaluate`](Self::evaluate) calls.
+    pub fn with_comparison(mut self, comparison: Comparison) -> Self {
+        self.comparison = comparison;
+        self
     }
 
     /// The database file.
@@ -204,13 +237,27 @@ impl SqlEvaluator {
 
     /// Judges `predicted` against `gold`. Errors only when the gold query fails.
     pub fn evaluate(&mut self, predicted: &str, gold: &str) -> Result<SqlVerdict, SqlEvalError> {
-        let gold_rows = self.run(gold).map_err(|f| SqlEvalError::GoldFailed {
+        let (predicted, gold) = match self.comparison {
+            Comparison::Strict => (predicted.to_owned(), gold.to_owned()),
+            Comparison::SpiderOfficial { keep_distinct } => {
+                let (p, g) = (join_split_operators(predicted), join_split_operators(gold));
+                if keep_distinct {
+                    (p, g)
+                } else {
+                    (remove_distinct(&p), remove_distinct(&g))
+                }
+            }
+        };
+        let gold_rows = self.run(&gold).map_err(|f| SqlEvalError::GoldFailed {
             path: self.path.clone(),
-            query: gold.to_owned(),
+            query: gold.clone(),
             error_type: f.error_type,
             message: f.message,
         })?;
-        let order_matters = has_top_level_order_by(gold);
+        let order_matters = match self.comparison {
+            Comparison::Strict => has_top_level_order_by(&gold),
+            Comparison::SpiderOfficial { .. } => has_any_order_by(&gold),
+        };
         let mut verdict = SqlVerdict {
             correct: false,
             error_type: None,
@@ -219,14 +266,24 @@ impl SqlEvaluator {
             predicted_rows: None,
             gold_rows: gold_rows.len(),
         };
-        match self.run(predicted) {
+        match self.run(&predicted) {
             Err(failure) => {
                 verdict.error_type = Some(failure.error_type);
                 verdict.message = Some(failure.message);
             }
             Ok(rows) => {
                 verdict.predicted_rows = Some(rows.len());
-                match difference(&rows, &gold_rows, order_matters) {
+                let mismatch = match self.comparison {
+                    Comparison::Strict => difference(&rows, &gold_rows, order_matters),
+                    Comparison::SpiderOfficial { .. } => {
+                        (!equal_up_to_column_order(&rows, &gold_rows, order_matters)).then(|| {
+                            difference(&rows, &gold_rows, order_matters).unwrap_or_else(|| {
+                                "no column permutation makes the results equal".into()
+                            })
+                        })
+                    }
+                };
+                match mismatch {
                     None => verdict.correct = true,
                     Some(message) => {
                         let empty = rows.is_empty() && !gold_rows.is_empty();
