@@ -120,3 +120,45 @@ fn remote_references_are_not_fetched() {
     let schema = json!({"$ref": "https://example.invalid/schema.json"});
     assert!(SchemaChecker::new(&schema).is_err());
 }
+
+/// Verdicts and error locations against Python's `jsonschema`, on `fixtures/eval/json_schema.json`
+/// (made by `scripts/fixtures/make_eval_json_fixtures.py` from real glaive tool schemas and calls).
+#[test]
+fn schema_verdicts_match_python_jsonschema() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/eval/json_schema.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let schemas: Vec<SchemaChecker> = fixture["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| SchemaChecker::new(s).unwrap())
+        .collect();
+    let cases = fixture["cases"].as_array().unwrap();
+    assert!(cases.len() >= 150);
+    for case in cases {
+        let checker = &schemas[case["schema"].as_u64().unwrap() as usize];
+        let instance = &case["instance"];
+        let violations = checker.violations(instance);
+        assert_eq!(
+            violations.is_empty(),
+            case["valid"].as_bool().unwrap(),
+            "{} {instance}: {violations:?}",
+            case["kind"]
+        );
+        let mut paths: Vec<&str> = violations
+            .iter()
+            .map(|v| v.instance_path.as_str())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let expected: Vec<&str> = case["error_paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(paths, expected, "{} {instance}", case["kind"]);
+    }
+}
