@@ -63,12 +63,12 @@ fn fences(output: &str) -> Vec<(String, std::ops::Range<usize>)> {
 }
 
 /// Parses the first JSON value at the start of `text` (after whitespace); returns it and its end offset.
-fn parse_prefix(text: &str) -> Result<(Value, usize), serde_json::Error> {
+fn parse_prefix(text: &str) -> Result<(Value, usize), String> {
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     match stream.next() {
         Some(Ok(value)) => Ok((value, stream.byte_offset())),
-        Some(Err(e)) => Err(e),
-        None => Err(serde_json::from_str::<Value>(text).expect_err("empty input cannot parse")),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("nothing but whitespace".to_owned()),
     }
 }
 

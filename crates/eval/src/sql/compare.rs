@@ -113,7 +113,7 @@ fn column_multiset(rows: &[Row], column: usize) -> Vec<&CellValue> {
 /// must make the results equal (as sequences when `ordered`, else as multisets).
 ///
 /// Columns are only paired when they hold the same multiset of values, which prunes the search; after
-/// [`MAX_COLUMN_ASSIGNMENTS`] candidate permutations the results count as different.
+/// 100,000 candidate permutations the results count as different.
 pub fn equal_up_to_column_order(predicted: &[Row], gold: &[Row], ordered: bool) -> bool {
     if predicted.is_empty() && gold.is_empty() {
         return true;
