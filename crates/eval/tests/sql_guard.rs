@@ -11,6 +11,7 @@ fn scratch_database() -> (tempfile::TempDir, std::path::PathBuf) {
     connection
         .execute_batch(
             "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, score REAL);
+             CREATE INDEX t_name ON t(name);
              INSERT INTO t(name, score) VALUES ('a', 1.0), ('b', 2.5), ('c', NULL), ('c', 3);",
         )
         .unwrap();
@@ -42,6 +43,12 @@ fn writes_attach_and_pragma_writes_are_refused() {
         "PRAGMA user_version = 3",
         "SELECT 1; DELETE FROM t",
         "WITH x AS (SELECT 1) DELETE FROM t",
+        "VACUUM",
+        "VACUUM INTO '/tmp/tuneup_vacuum_probe.sqlite'",
+        "REINDEX t",
+        "ANALYZE",
+        "CREATE VIRTUAL TABLE v USING fts5(a)",
+        "SELECT load_extension('/tmp/nothing')",
     ] {
         assert_eq!(
             verdict_type(&mut evaluator, sql),

@@ -7,8 +7,9 @@
 //! instead (column permutations, DISTINCT removed, `order by` anywhere).
 //!
 //! Model-written SQL runs under three guards: the database is opened with `SQLITE_OPEN_READ_ONLY`, an authorizer
-//! ([`guard::authorize`]) refuses writes, ATTACH/DETACH and PRAGMAs other than schema reads, and a progress
-//! handler interrupts a statement after [`SqlLimits::timeout`]. At most [`SqlLimits::max_rows`] rows are read.
+//! ([`guard::authorize`]) refuses writes, ATTACH/DETACH and PRAGMAs other than schema reads (and any prepared
+//! statement that SQLite does not report as read-only is refused too), and a progress handler interrupts a
+//! statement after [`SqlLimits::timeout`]. At most [`SqlLimits::max_rows`] rows are read.
 
 mod compare;
 pub mod guard;
@@ -228,6 +229,10 @@ impl SqlEvaluator {
             RowsError::Sqlite(e) => {
                 classify(&e, timed_out.load(Ordering::Relaxed), self.limits.timeout)
             }
+            RowsError::NotReadOnly => QueryFailure {
+                error_type: SqlErrorType::WriteRefused,
+                message: "statement is not read-only (sqlite3_stmt_readonly)".into(),
+            },
             RowsError::TooMany => QueryFailure {
                 error_type: SqlErrorType::TooManyRows,
                 message: format!("more than {} rows", self.limits.max_rows),
@@ -314,10 +319,15 @@ pub fn execution_match(
 enum RowsError {
     Sqlite(rusqlite::Error),
     TooMany,
+    NotReadOnly,
 }
 
 fn read_rows(connection: &Connection, sql: &str, max_rows: usize) -> Result<Vec<Row>, RowsError> {
     let mut statement = connection.prepare(sql).map_err(RowsError::Sqlite)?;
+    // Belt and braces: some statements (e.g. a bare REINDEX) never reach the authorizer.
+    if !statement.readonly() {
+        return Err(RowsError::NotReadOnly);
+    }
     let columns = statement.column_count();
     let mut rows = statement.query([]).map_err(RowsError::Sqlite)?;
     let mut out = Vec::new();
