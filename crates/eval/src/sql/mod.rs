@@ -350,31 +350,29 @@ fn read_rows(connection: &Connection, sql: &str, max_rows: usize) -> Result<Vec<
 fn classify(error: &rusqlite::Error, timed_out: bool, timeout: Duration) -> QueryFailure {
     let message = error.to_string();
     let code = error.sqlite_error_code();
-    let error_type = if timed_out || code == Some(ErrorCode::OperationInterrupted) {
+    if timed_out || code == Some(ErrorCode::OperationInterrupted) {
         return QueryFailure {
             error_type: SqlErrorType::Timeout,
             message: format!("statement interrupted after {timeout:?} ({message})"),
         };
-    } else if matches!(
+    }
+    let refused = matches!(
         code,
         Some(ErrorCode::AuthorizationForStatementDenied | ErrorCode::ReadOnly)
-    ) {
+    ) || message.contains("not authorized");
+    let syntax = ["syntax error", "incomplete input", "unrecognized token"]
+        .iter()
+        .any(|m| message.contains(m));
+    let error_type = if refused {
         SqlErrorType::WriteRefused
     } else if message.contains("no such table") {
         SqlErrorType::UnknownTable
     } else if message.contains("no such column") {
         SqlErrorType::UnknownColumn
-    } else if ["syntax error", "incomplete input", "unrecognized token"]
-        .iter()
-        .any(|m| message.contains(m))
-        || matches!(error, rusqlite::Error::SqlInputError { .. } if message.contains("syntax"))
-    {
+    } else if syntax {
         SqlErrorType::Syntax
-    } else if matches!(error, rusqlite::Error::MultipleStatement) {
-        SqlErrorType::Execution
-    } else if message.contains("not authorized") {
-        SqlErrorType::WriteRefused
     } else {
+        // Unknown functions, misused aggregates, several statements, ...
         SqlErrorType::Execution
     };
     QueryFailure {
