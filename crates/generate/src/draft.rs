@@ -36,9 +36,16 @@ impl DraftModel {
         })
     }
 
-    /// Greedy proposals continuing `context`.
-    pub fn propose(&mut self, context: &[u32]) -> Result<Vec<u32>> {
-        if context.len() + self.max_draft >= self.decoder.context_length() {
+    /// Most tokens proposed at once.
+    pub fn max_draft(&self) -> usize {
+        self.max_draft
+    }
+
+    /// Up to `max` (and at most [`Self::max_draft`]) greedy proposals
+    /// continuing `context`.
+    pub fn propose(&mut self, context: &[u32], max: usize) -> Result<Vec<u32>> {
+        let n = max.min(self.max_draft);
+        if n == 0 || context.len() + n >= self.decoder.context_length() {
             return Ok(Vec::new());
         }
         let common = self
@@ -57,14 +64,14 @@ impl DraftModel {
             .flatten_all()?
             .to_vec1::<f32>()?;
         self.cached.extend_from_slice(&context[common..]);
-        let mut draft = Vec::with_capacity(self.max_draft);
-        for i in 0..self.max_draft {
+        let mut draft = Vec::with_capacity(n);
+        for i in 0..n {
             let t = argmax(&logits);
             if t >= vocab {
                 break;
             }
             draft.push(t);
-            if i + 1 == self.max_draft {
+            if i + 1 == n {
                 break;
             }
             logits = self

@@ -9,6 +9,7 @@ use tuneup_models::{Decoder, DecoderState, LogitsFor};
 use tuneup_tokenize::{StreamDecoder, Tokenizer};
 
 use crate::draft::DraftModel;
+use crate::draft_budget::DraftBudget;
 use crate::error::{Error, Result};
 use crate::lookup::PromptLookup;
 use crate::sampling::{argmax, Sampler, SamplingParams};
@@ -237,19 +238,32 @@ impl<'a> Generator<'a> {
             finish_reason: FinishReason::Length,
         };
         let mut first_token_at = None;
+        let mut drafts = DraftBudget::new(match &params.speculation {
+            Speculation::PromptLookup(l) => l.max_draft,
+            Speculation::DraftModel(d) => d.max_draft(),
+            Speculation::Off => 0,
+        });
         'outer: while out.len() < budget {
             // Choose the next token(s): the sampled one plus any accepted drafts.
             let next = sampler.sample(&logits, &history);
             let mut accepted = vec![next];
             let mut pending_logits = None;
-            if greedy && out.len() + 1 < budget && !self.is_end(next, params) {
-                let room = budget - out.len() - 1;
+            let allowance = if greedy && out.len() + 1 < budget && !self.is_end(next, params) {
+                match params.speculation {
+                    Speculation::Off => 0,
+                    _ => drafts.allowance(),
+                }
+            } else {
+                0
+            };
+            if allowance > 0 {
+                let room = (budget - out.len() - 1).min(allowance);
                 let mut context = history.clone();
                 context.push(next);
                 let draft: Vec<u32> = match &mut params.speculation {
                     Speculation::Off => Vec::new(),
                     Speculation::PromptLookup(l) => l.propose(&context),
-                    Speculation::DraftModel(d) => d.propose(&context)?,
+                    Speculation::DraftModel(d) => d.propose(&context, room)?,
                 };
                 let draft: Vec<u32> = draft.into_iter().take(room).collect();
                 if !draft.is_empty() {
@@ -270,6 +284,7 @@ impl<'a> Generator<'a> {
                         }
                     }
                     stats.draft_accepted += n_ok;
+                    drafts.record(draft.len(), n_ok);
                     accepted.extend_from_slice(&draft[..n_ok]);
                     // Keep the cache for `next` and the accepted drafts only.
                     let keep = self.cached.len() + 1 + n_ok;

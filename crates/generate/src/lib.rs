@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod draft;
+mod draft_budget;
 pub mod error;
 pub mod generator;
 pub mod lookup;

@@ -10,6 +10,11 @@ use crate::config::{Activation, DecoderConfig};
 use crate::error::{Error, Result};
 use crate::weights::EmbeddingTable;
 
+/// Multi-token steps up to this length over a cache (speculative
+/// verification, short chat turns) attend one query row at a time so that
+/// each row is computed exactly as single-token decoding computes it.
+const EXACT_ROWS_MAX: usize = 16;
+
 /// The attention input projections: separate, or fused (Phi-3).
 #[derive(Debug, Clone)]
 pub enum QkvProjection {
@@ -331,6 +336,7 @@ impl Decoder {
             .contiguous()?;
         let q = self.rope.apply(&q, offset)?;
         let k = self.rope.apply(&k, offset)?;
+        let cached = cache.is_some();
         let (k, v, precision) = match cache {
             Some(c) if self.kv_precision == AttentionPrecision::F16Inputs => {
                 // Rounded once on the way in; kept as f32 so decoding does
@@ -346,7 +352,27 @@ impl Decoder {
             None => (k, v, AttentionPrecision::F32),
         };
         let scale = 1.0 / (hd as f64).sqrt();
-        let y = grouped_query_attention_with(&q, &k, &v, mask, scale, precision)?;
+        let y = if cached && seq > 1 && seq <= EXACT_ROWS_MAX {
+            // One query row at a time, exactly as single-token decoding
+            // computes it: verified speculative tokens then come out
+            // bit-identical to plain greedy decoding.
+            let rows = (0..seq)
+                .map(|i| {
+                    let len = offset + i + 1;
+                    grouped_query_attention_with(
+                        &q.narrow(2, i, 1)?,
+                        &k.narrow(2, 0, len)?,
+                        &v.narrow(2, 0, len)?,
+                        None,
+                        scale,
+                        precision,
+                    )
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Tensor::cat(&rows, 2)?
+        } else {
+            grouped_query_attention_with(&q, &k, &v, mask, scale, precision)?
+        };
         let y = y.transpose(1, 2)?.reshape((b, seq, nh * hd))?;
         Ok(layer.o.forward(&y)?)
     }
