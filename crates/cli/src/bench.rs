@@ -15,7 +15,7 @@ use crate::model::load;
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(flatten)]
-    model: ModelArgs,
+    pub model: ModelArgs,
     /// Prompt lengths to process (comma-separated; 0 skips).
     #[arg(
         short = 'p',

@@ -15,7 +15,7 @@ use crate::model::{attach_draft, load};
 #[derive(Debug, Args)]
 pub struct ChatArgs {
     #[command(flatten)]
-    model: ModelArgs,
+    pub model: ModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
     /// Answer this one prompt and exit (`-` reads it from stdin).

@@ -15,7 +15,7 @@ use crate::model::{attach_draft, load};
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
-    model: ModelArgs,
+    pub model: ModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
     /// The text to continue (`-` reads stdin).

@@ -36,6 +36,19 @@ enum Command {
     Info(model::InfoArgs),
 }
 
+impl Command {
+    /// The `--threads` option of commands that run a model.
+    fn threads(&self) -> Option<usize> {
+        match self {
+            Command::Chat(a) => a.model.threads,
+            Command::Generate(a) => a.model.threads,
+            Command::Bench(a) => a.model.threads,
+            Command::Info(a) => a.model.threads,
+            Command::Pull(_) => None,
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -44,13 +57,16 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
+    model::init_threads(cli.command.threads());
+    // Run on a worker of the compute pool: the kernels' parallel loops then
+    // split work with this thread directly instead of waking it from outside.
+    let result = rayon::scope(|_| match cli.command {
         Command::Pull(a) => pull::run(a),
         Command::Chat(a) => chat::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Info(a) => model::info(a),
-    };
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

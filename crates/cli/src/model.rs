@@ -85,7 +85,7 @@ pub fn attach_draft(
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     #[command(flatten)]
-    model: ModelArgs,
+    pub model: ModelArgs,
 }
 
 /// Prints the architecture, sizes and storage types of a model.
