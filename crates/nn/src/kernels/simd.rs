@@ -50,19 +50,8 @@ pub(crate) fn bits_32(bits: u32) -> __m256i {
     _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit_mask), _mm256_set1_epi64x(-1))
 }
 
-/// Sums of products of signed bytes, four adjacent pairs per i32 lane:
-/// `Σ x·y` over each group of four bytes (no saturation for |x|, |y| ≤ 128
-/// with |y| ≤ 127).
-#[inline]
-#[target_feature(enable = "avx2")]
-pub(crate) fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
-    let ax = _mm256_sign_epi8(x, x);
-    let sy = _mm256_sign_epi8(y, x);
-    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
-}
-
-/// Sums of products of unsigned bytes `x` (≤ 127) with signed bytes `y`,
-/// widened to i32 lanes.
+/// Sums of products of unsigned bytes `x` (≤ 128) with signed bytes `y`
+/// (|y| ≤ 127), four adjacent products per i32 lane; no i16 saturation.
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256i {

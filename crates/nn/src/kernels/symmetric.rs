@@ -66,7 +66,7 @@ impl<B: SymmetricBlock> BlockFormat for Symmetric<B> {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::super::activations::ActSlice;
-    use super::super::simd::{dot_i8, hsum};
+    use super::super::simd::{dot_u8_i8, hsum};
     use super::SymmetricBlock;
     use std::arch::x86_64::*;
 
@@ -93,6 +93,8 @@ mod avx2 {
                 let b = $b;
                 // SAFETY: block `b < nb` lies within `wrow` (asserted above).
                 let (d, w) = unsafe { B::decode_avx2(wp.add(b * B::BYTES)) };
+                // |w| once per block; each row only moves w's signs onto x.
+                let aw = _mm256_sign_epi8(w, w);
                 for r in 0..R {
                     // SAFETY: `r * k + b * 32 + 32 <= R * k` and
                     // `r * nb + b < R * nb` (asserted above).
@@ -102,7 +104,7 @@ mod avx2 {
                             *act.d.get_unchecked(r * nb + b),
                         )
                     };
-                    let p = _mm256_cvtepi32_ps(dot_i8(w, xv));
+                    let p = _mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(xv, w)));
                     acc[$set][r] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * dx), acc[$set][r]);
                 }
             }};

@@ -175,23 +175,27 @@ fn timing_decode_shapes() {
         (GgmlDType::Q4K, 896, 4864),
         (GgmlDType::Q6K, 896, 4864),
     ] {
-        let c = setup(dtype, n, k, 1);
-        let mut y = vec![0f32; n];
-        let iters = 500;
+        let m: usize = std::env::var("TIMING_M")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let c = setup(dtype, n, k, m);
+        let mut y = vec![0f32; n * m];
+        let iters = (500 / m.max(1) + 5) as u32;
         let t = Instant::now();
         for _ in 0..iters {
             c.weights.matmul(&c.x, &mut y);
         }
-        let ours = t.elapsed().as_nanos() / iters;
-        let x = Tensor::from_vec(c.x.clone(), (1, k), &Device::Cpu).unwrap();
+        let ours = t.elapsed().as_nanos() / iters as u128;
+        let x = Tensor::from_vec(c.x.clone(), (m, k), &Device::Cpu).unwrap();
         let qm = QMatMul::from_qtensor(c.qtensor).unwrap();
         let t = Instant::now();
-        for _ in 0..iters / 10 {
+        for _ in 0..iters / 10 + 1 {
             qm.forward(&x).unwrap();
         }
-        let theirs = t.elapsed().as_nanos() / (iters / 10);
+        let theirs = t.elapsed().as_nanos() / (iters / 10 + 1) as u128;
         println!(
-            "{dtype:?} n={n} k={k} m=1: ours {ours} ns, candle {theirs} ns ({:.1}x)",
+            "{dtype:?} n={n} k={k} m={m}: ours {ours} ns, candle {theirs} ns ({:.1}x)",
             theirs as f64 / ours as f64
         );
     }
