@@ -11,6 +11,12 @@ mod pull;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc keeps freed memory for reuse: the decoder allocates the same
+/// large activation and logit buffers at every step, which the system
+/// allocator returns to the kernel and faults back in each time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Make a small open LLM good at one job, on hardware you already own.
 #[derive(Debug, Parser)]
 #[command(name = "tuneup", version, about, long_about = None)]
