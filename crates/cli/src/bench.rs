@@ -145,9 +145,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 println!("| model | size | threads | test | t/s |");
                 println!("| ----- | ---: | ------: | ---: | --: |");
             }
+            // A path is shown by its file name, as llama-bench shows a short
+            // description; the JSON keeps what was given.
+            let shown = std::path::Path::new(&r.model)
+                .file_name()
+                .map_or(r.model.clone(), |f| f.to_string_lossy().into_owned());
             println!(
                 "| {} | {:.2} MiB | {} | {} | {:.2} ± {:.2} |",
-                r.model,
+                shown,
                 r.model_size_bytes as f64 / (1024.0 * 1024.0),
                 r.threads,
                 r.test,
