@@ -3,6 +3,9 @@
 //! tokenization of the prompts, last-position logits within a stated
 //! tolerance, and 64 greedily decoded tokens, token for token.
 
+mod common;
+use common::model_path;
+
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -22,20 +25,6 @@ const NEAR_TIE: f32 = 0.25;
 
 fn fixture_dir(model: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../fixtures/llamacpp/{model}"))
-}
-
-fn model_path(var: &str) -> Option<PathBuf> {
-    match std::env::var(var) {
-        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            assert!(
-                std::env::var("TUNEUP_REQUIRE_MODELS").is_err(),
-                "{var} is not set but TUNEUP_REQUIRE_MODELS is"
-            );
-            eprintln!("skipping: set {var} to the GGUF path (scripts/test.sh does)");
-            None
-        }
-    }
 }
 
 fn check_model(var: &str, fixture: &str) {

@@ -2,7 +2,8 @@
 //! of plain greedy decoding (the verification pass computes every row as
 //! single-token decoding does), on SQL prompts where drafts are accepted.
 
-use std::path::PathBuf;
+mod common;
+use common::model_path;
 
 use serde_json::json;
 use tuneup_generate::{
@@ -10,20 +11,6 @@ use tuneup_generate::{
     Speculation,
 };
 use tuneup_models::{LoadOptions, ModelFiles};
-
-fn model_path(var: &str) -> Option<PathBuf> {
-    match std::env::var(var) {
-        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            assert!(
-                std::env::var("TUNEUP_REQUIRE_MODELS").is_err(),
-                "{var} is not set but TUNEUP_REQUIRE_MODELS is"
-            );
-            eprintln!("skipping: set {var} to the GGUF path (scripts/test.sh does)");
-            None
-        }
-    }
-}
 
 const SCHEMA: &str = "You write SQLite queries. Schema: CREATE TABLE users (id INTEGER PRIMARY KEY, \
 name TEXT, email TEXT, created_at DATE); CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER \

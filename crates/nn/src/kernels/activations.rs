@@ -46,6 +46,12 @@ pub(crate) struct ActRows {
     pub nb: usize,
 }
 
+/// One row's input and outputs while quantizing: `((x, qs), d), (s, bsums)`.
+type RowSlices<'a> = (
+    ((&'a [f32], &'a mut [i8]), &'a mut [f32]),
+    (&'a mut [f32], &'a mut [i16]),
+);
+
 /// The rows `r0..r0 + rows` of an [`ActRows`], as the kernels read them.
 #[derive(Clone, Copy)]
 pub(crate) struct ActSlice<'a> {
@@ -73,10 +79,7 @@ impl ActRows {
             nb,
         };
         let simd = simd_available();
-        let row = |(((x, qs), d), (s, bsums)): (
-            ((&[f32], &mut [i8]), &mut [f32]),
-            (&mut [f32], &mut [i16]),
-        )| {
+        let row = |(((x, qs), d), (s, bsums)): RowSlices<'_>| {
             for b in 0..nb {
                 let (xb, qb) = (&x[b * qk..(b + 1) * qk], &mut qs[b * qk..(b + 1) * qk]);
                 match kind {

@@ -51,7 +51,7 @@ impl BlockFormat for Q4_1 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::super::activations::ActSlice;
-    use super::super::simd::{dot_u8_i8, hsum, nibbles_32};
+    use super::super::simd::{alternate_blocks, dot_u8_i8, hsum, nibbles_32};
     use super::{BlockFormat, Q4_1};
     use std::arch::x86_64::*;
 
@@ -108,15 +108,7 @@ mod avx2 {
                 }
             }};
         }
-        let mut b = 0;
-        while b + 1 < nb {
-            block!(b, 0);
-            block!(b + 1, 1);
-            b += 2;
-        }
-        if b < nb {
-            block!(b, 0);
-        }
+        alternate_blocks!(nb, block);
         for r in 0..R {
             let v = _mm256_add_ps(acc[0][r], acc[1][r]);
             let m = _mm_add_ss(accm[0][r], accm[1][r]);

@@ -18,6 +18,24 @@ macro_rules! dispatch_rows {
 }
 pub(crate) use dispatch_rows;
 
+/// Runs `$block!(b, set)` for every block `b < $nb`, alternating two
+/// accumulator sets (0 and 1) over consecutive blocks to shorten the FMA
+/// dependency chains.
+macro_rules! alternate_blocks {
+    ($nb:expr, $block:ident) => {
+        let mut b = 0;
+        while b + 1 < $nb {
+            $block!(b, 0);
+            $block!(b + 1, 1);
+            b += 2;
+        }
+        if b < $nb {
+            $block!(b, 0);
+        }
+    };
+}
+pub(crate) use alternate_blocks;
+
 /// Sixteen packed bytes of nibbles → 32 bytes: low nibbles in lanes 0..16,
 /// high nibbles in lanes 16..32.
 ///

@@ -66,7 +66,7 @@ impl<B: SymmetricBlock> BlockFormat for Symmetric<B> {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::super::activations::ActSlice;
-    use super::super::simd::{dot_u8_i8, hsum};
+    use super::super::simd::{alternate_blocks, dot_u8_i8, hsum};
     use super::SymmetricBlock;
     use std::arch::x86_64::*;
 
@@ -109,15 +109,7 @@ mod avx2 {
                 }
             }};
         }
-        let mut b = 0;
-        while b + 1 < nb {
-            block!(b, 0);
-            block!(b + 1, 1);
-            b += 2;
-        }
-        if b < nb {
-            block!(b, 0);
-        }
+        alternate_blocks!(nb, block);
         for r in 0..R {
             out[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r]));
         }
