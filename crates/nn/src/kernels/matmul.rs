@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::activations::{ActKind, ActRows, ActSlice};
 use super::symmetric::{Symmetric, SymmetricBlock};
-use super::{q4_1, q4_k, q5_0, q6_k, q8_0};
+use super::{q4_0, q4_1, q4_k, q5_0, q6_k, q8_0};
 
 /// Below this many multiply-adds per call the work runs on the calling thread:
 /// splitting it would cost more than it saves.
@@ -43,6 +43,8 @@ pub(crate) trait BlockFormat {
 /// The GGUF block types with a kernel of our own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockType {
+    /// `block_q4_0`: 32 weights, f16 scale, 4-bit values centred on 8.
+    Q4_0,
     /// `block_q4_1`: 32 weights, f16 scale and minimum, 4-bit values.
     Q4_1,
     /// `block_q5_0`: 32 weights, f16 scale, 5-bit values centred on 16.
@@ -59,6 +61,7 @@ impl BlockType {
     /// The kernel for a GGUF block type, if we have one.
     pub fn from_ggml(dtype: GgmlDType) -> Option<Self> {
         Some(match dtype {
+            GgmlDType::Q4_0 => Self::Q4_0,
             GgmlDType::Q4_1 => Self::Q4_1,
             GgmlDType::Q5_0 => Self::Q5_0,
             GgmlDType::Q8_0 => Self::Q8_0,
@@ -72,6 +75,7 @@ impl BlockType {
     pub fn block_shape(self) -> (usize, usize) {
         match self {
             Self::Q4_1 => (q4_1::Q4_1::QK, q4_1::Q4_1::BYTES),
+            Self::Q4_0 => (32, <q4_0::Q4_0 as SymmetricBlock>::BYTES),
             Self::Q5_0 => (32, <q5_0::Q5_0 as SymmetricBlock>::BYTES),
             Self::Q8_0 => (32, <q8_0::Q8_0 as SymmetricBlock>::BYTES),
             Self::Q4K => (q4_k::Q4K::QK, q4_k::Q4K::BYTES),
@@ -144,6 +148,7 @@ impl QuantWeights {
         let (w, n, k) = (&self.data[..], self.n, self.k);
         match self.block {
             BlockType::Q4_1 => matmul::<q4_1::Q4_1>(kernel, w, n, k, x, y),
+            BlockType::Q4_0 => matmul::<Symmetric<q4_0::Q4_0>>(kernel, w, n, k, x, y),
             BlockType::Q5_0 => matmul::<Symmetric<q5_0::Q5_0>>(kernel, w, n, k, x, y),
             BlockType::Q8_0 => matmul::<Symmetric<q8_0::Q8_0>>(kernel, w, n, k, x, y),
             BlockType::Q4K => matmul::<q4_k::Q4K>(kernel, w, n, k, x, y),

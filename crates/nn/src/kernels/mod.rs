@@ -5,10 +5,11 @@
 //! tuned for the small matrices of 0.1B–1B models. [`QuantWeights`] keeps a
 //! weight's raw GGUF blocks and multiplies them with AVX2/FMA kernels that
 //! follow llama.cpp's (`ggml_vec_dot_*`), with a portable scalar fallback:
-//! Q4_1 (× Q8_1 activations), Q5_0 and Q8_0 (× Q8_0), Q4_K and Q6_K (× Q8_K).
+//! Q4_1 (× Q8_1 activations), Q4_0, Q5_0 and Q8_0 (× Q8_0), Q4_K and Q6_K (× Q8_K).
 
 mod activations;
 mod matmul;
+mod q4_0;
 mod q4_1;
 mod q4_k;
 mod q5_0;

@@ -8,7 +8,8 @@ use candle_core::{Device, Module, Tensor};
 use super::matmul::{select_kernel, Kernel};
 use super::{BlockType, QuantWeights};
 
-const ALL: [GgmlDType; 5] = [
+const ALL: [GgmlDType; 6] = [
+    GgmlDType::Q4_0,
     GgmlDType::Q4_1,
     GgmlDType::Q5_0,
     GgmlDType::Q8_0,
