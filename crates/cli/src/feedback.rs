@@ -31,7 +31,9 @@ pub fn run(args: FeedbackArgs) -> Result<()> {
     let FeedbackCommand::Export { db, out } = args.command;
     let db = match db {
         Some(p) => p,
-        None => tuneup_hub::Cache::from_env()?.root().join("feedback.sqlite"),
+        None => tuneup_hub::Cache::from_env()?
+            .root()
+            .join("feedback.sqlite"),
     };
     anyhow::ensure!(db.exists(), "no feedback database at {}", db.display());
     let store = tuneup_server::FeedbackStore::open(Some(&db), usize::MAX)
@@ -44,8 +46,15 @@ pub fn run(args: FeedbackArgs) -> Result<()> {
         writeln!(f, "{p}")?;
     }
     f.flush()?;
-    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
-    eprintln!("wrote {} pairs to {}", pairs.len(), out.join("preferences.jsonl").display());
+    eprintln!(
+        "wrote {} pairs to {}",
+        pairs.len(),
+        out.join("preferences.jsonl").display()
+    );
     Ok(())
 }

@@ -54,11 +54,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
     config.port = args.port;
     config.api_key = args.api_key.clone().filter(|k| !k.is_empty());
     config.queue_size = args.queue_size;
-    config.request_timeout = (args.request_timeout > 0).then(|| Duration::from_secs(args.request_timeout));
+    config.request_timeout =
+        (args.request_timeout > 0).then(|| Duration::from_secs(args.request_timeout));
     config.max_body_bytes = args.max_body_kb.saturating_mul(1024);
     config.feedback_db = Some(match &args.feedback_db {
         Some(p) => p.clone(),
-        None => tuneup_hub::Cache::from_env()?.root().join("feedback.sqlite"),
+        None => tuneup_hub::Cache::from_env()?
+            .root()
+            .join("feedback.sqlite"),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -72,7 +75,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
             "tuneup serve: model '{}' at http://{addr}/v1 (queue {}, {})",
             config.model_id,
             config.queue_size,
-            if config.api_key.is_some() { "API key required" } else { "no API key" }
+            if config.api_key.is_some() {
+                "API key required"
+            } else {
+                "no API key"
+            }
         );
         server.run(tuneup_server::shutdown_signal()).await?;
         eprintln!("tuneup serve: stopped");

@@ -32,7 +32,10 @@ struct Reply {
 }
 
 /// The handler.
-pub async fn handler(State(state): State<Arc<AppState>>, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn handler(
+    State(state): State<Arc<AppState>>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: ChatCompletionRequest = parse_json(&body)?;
     state.check_model(&req.model)?;
@@ -40,7 +43,10 @@ pub async fn handler(State(state): State<Arc<AppState>>, RawBody(body): RawBody)
         return Err(ApiError::invalid_param("n", "only n=1 is supported"));
     }
     if req.logprobs == Some(true) {
-        return Err(ApiError::invalid_param("logprobs", "logprobs are not supported yet"));
+        return Err(ApiError::invalid_param(
+            "logprobs",
+            "logprobs are not supported yet",
+        ));
     }
     let plan = prompt::tool_plan(req.tools.as_deref(), req.tool_choice.as_ref())?;
     let extra: Vec<String> = plan
@@ -72,14 +78,16 @@ pub async fn handler(State(state): State<Arc<AppState>>, RawBody(body): RawBody)
     };
     let max = prompt::max_tokens(requested, param, ids.len(), state.engine.context_length())?;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    state.engine.submit(Job {
-        prompt: ids,
-        params: prompt::params(sampling, max, stop),
-        events: tx,
-        deadline: state.deadline(),
-        enqueued: Instant::now(),
-    })
-    .map_err(crate::routes::submit_error)?;
+    state
+        .engine
+        .submit(Job {
+            prompt: ids,
+            params: prompt::params(sampling, max, stop),
+            events: tx,
+            deadline: state.deadline(),
+            enqueued: Instant::now(),
+        })
+        .map_err(crate::routes::submit_error)?;
     let reply = Reply {
         ident: Ident {
             id: format!("chatcmpl-{}", random_alnum(29)),
@@ -87,8 +95,15 @@ pub async fn handler(State(state): State<Arc<AppState>>, RawBody(body): RawBody)
             model: state.config.model_id.clone(),
         },
         plan,
-        json_format: matches!(req.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })),
-        include_usage: req.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
+        json_format: matches!(
+            req.response_format,
+            Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })
+        ),
+        include_usage: req
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
         request: String::from_utf8_lossy(&body).into_owned(),
         started,
         state,
@@ -100,7 +115,13 @@ pub async fn handler(State(state): State<Arc<AppState>>, RawBody(body): RawBody)
     } else {
         let fin = stream::collect(&mut rx).await?;
         let (parsed, finish) = reply.split(&fin.text, &fin);
-        let body = response::chat_completion(&reply.ident, parsed.content.as_deref(), &parsed.calls, finish, &fin.stats);
+        let body = response::chat_completion(
+            &reply.ident,
+            parsed.content.as_deref(),
+            &parsed.calls,
+            finish,
+            &fin.stats,
+        );
         reply.store(&body["choices"][0]["message"]);
         Ok(axum::Json(body).into_response())
     }
@@ -108,8 +129,17 @@ pub async fn handler(State(state): State<Arc<AppState>>, RawBody(body): RawBody)
 
 /// Renders the template (adding Hermes tool instructions when the template
 /// ignores `tools`) and tokenizes.
-fn render(model: &ChatModel, mut messages: Vec<Value>, tools: &[Value]) -> Result<Vec<u32>, ApiError> {
-    let bad = |e: tuneup_generate::Error| ApiError::invalid_param("messages", format!("cannot apply the model's chat template: {e}"));
+fn render(
+    model: &ChatModel,
+    mut messages: Vec<Value>,
+    tools: &[Value],
+) -> Result<Vec<u32>, ApiError> {
+    let bad = |e: tuneup_generate::Error| {
+        ApiError::invalid_param(
+            "messages",
+            format!("cannot apply the model's chat template: {e}"),
+        )
+    };
     if tools.is_empty() {
         return Ok(model.chat_prompt(&messages, None).map_err(bad)?.1);
     }
@@ -135,7 +165,10 @@ impl Reply {
         let mut parsed = if self.plan.active() {
             parse_tool_calls(text, &self.plan.names)
         } else {
-            ParsedOutput { content: (!text.is_empty()).then(|| text.to_string()), calls: Vec::new() }
+            ParsedOutput {
+                content: (!text.is_empty()).then(|| text.to_string()),
+                calls: Vec::new(),
+            }
         };
         if self.json_format && parsed.calls.is_empty() {
             if let Some(c) = &parsed.content {
@@ -174,7 +207,14 @@ impl Reply {
 
 async fn stream_reply(reply: Reply, mut events: mpsc::UnboundedReceiver<Event>, client: SseSender) {
     let ident = &reply.ident;
-    if !client.json(&response::chat_chunk(ident, json!({"role": "assistant", "content": ""}), None)).await {
+    if !client
+        .json(&response::chat_chunk(
+            ident,
+            json!({"role": "assistant", "content": ""}),
+            None,
+        ))
+        .await
+    {
         return;
     }
     let mut hold = HoldBack::new(reply.plan.active() || reply.json_format);
@@ -186,7 +226,10 @@ async fn stream_reply(reply: Reply, mut events: mpsc::UnboundedReceiver<Event>, 
                 let out = hold.push(&t);
                 if !out.is_empty() {
                     streamed.push_str(&out);
-                    if !client.json(&response::chat_chunk(ident, json!({"content": out}), None)).await {
+                    if !client
+                        .json(&response::chat_chunk(ident, json!({"content": out}), None))
+                        .await
+                    {
                         return;
                     }
                 }
@@ -198,7 +241,9 @@ async fn stream_reply(reply: Reply, mut events: mpsc::UnboundedReceiver<Event>, 
             }
             Some(Event::Done(f)) => break f,
             Some(Event::Failed(msg)) => {
-                let _ = client.json(&ApiError::internal(format!("generation failed: {msg}")).body()).await;
+                let _ = client
+                    .json(&ApiError::internal(format!("generation failed: {msg}")).body())
+                    .await;
                 let _ = client.done().await;
                 return;
             }
@@ -208,19 +253,40 @@ async fn stream_reply(reply: Reply, mut events: mpsc::UnboundedReceiver<Event>, 
     let (parsed, finish) = reply.split(&rest, &fin);
     if let Some(c) = parsed.content.as_ref().filter(|c| !c.is_empty()) {
         streamed.push_str(c);
-        let _ = client.json(&response::chat_chunk(ident, json!({"content": c}), None)).await;
+        let _ = client
+            .json(&response::chat_chunk(ident, json!({"content": c}), None))
+            .await;
     }
     let mut message = json!({"role": "assistant", "content": streamed});
     if !parsed.calls.is_empty() {
         let calls = response::tool_calls(&parsed.calls, true);
         message["tool_calls"] = Value::Array(calls.clone());
-        let _ = client.json(&response::chat_chunk(ident, json!({"tool_calls": calls}), None)).await;
+        let _ = client
+            .json(&response::chat_chunk(
+                ident,
+                json!({"tool_calls": calls}),
+                None,
+            ))
+            .await;
     }
-    let _ = client.json(&response::chat_chunk(ident, json!({}), Some(finish))).await;
+    let _ = client
+        .json(&response::chat_chunk(ident, json!({}), Some(finish)))
+        .await;
     if reply.include_usage {
-        let _ = client.json(&response::usage_chunk(ident, "chat.completion.chunk", &fin.stats)).await;
+        let _ = client
+            .json(&response::usage_chunk(
+                ident,
+                "chat.completion.chunk",
+                &fin.stats,
+            ))
+            .await;
     }
     let _ = client.done().await;
-    reply.state.metrics.latency.with_label_values(&["/v1/chat/completions"]).observe(reply.started.elapsed().as_secs_f64());
+    reply
+        .state
+        .metrics
+        .latency
+        .with_label_values(&["/v1/chat/completions"])
+        .observe(reply.started.elapsed().as_secs_f64());
     reply.store(&message);
 }

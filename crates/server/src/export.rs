@@ -41,7 +41,8 @@ fn answer_of(response: &str) -> Value {
 /// `{"prompt", "chosen", "rejected"}` lines (each answer used once), and
 /// returns them with a summary.
 pub fn preferences(records: &[FeedbackRecord]) -> (Vec<Value>, Value) {
-    let mut by_prompt: BTreeMap<String, (Vec<&FeedbackRecord>, Vec<&FeedbackRecord>)> = BTreeMap::new();
+    let mut by_prompt: BTreeMap<String, (Vec<&FeedbackRecord>, Vec<&FeedbackRecord>)> =
+        BTreeMap::new();
     let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
     let (mut pos, mut neg) = (0usize, 0usize);
     for r in records {
@@ -103,7 +104,12 @@ mod tests {
 
     #[test]
     fn pairs_good_and_bad_answers_to_one_prompt() {
-        let recs = [rec("a", "q1", 1), rec("b", "q1", -1), rec("c", "q2", 5), rec("d", "q2", 3)];
+        let recs = [
+            rec("a", "q1", 1),
+            rec("b", "q1", -1),
+            rec("c", "q2", 5),
+            rec("d", "q2", 3),
+        ];
         let (pairs, summary) = preferences(&recs);
         assert_eq!(pairs.len(), 1);
         assert_eq!(pairs[0]["chosen"]["content"], "answer a");

@@ -32,7 +32,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 /// Parses a JSON body into `T`; a 400 naming the field when it does not fit.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid("the request body is empty; send a JSON object"));
+        return Err(ApiError::invalid(
+            "the request body is empty; send a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, T>(de) {
@@ -40,17 +42,19 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
-            let what = if inner.is_syntax() || inner.is_eof() {
+            let syntax = inner.is_syntax() || inner.is_eof();
+            let at_root = path == "." || path.is_empty();
+            let what = if syntax {
                 "invalid JSON in the request body"
             } else {
                 "invalid request body"
             };
-            let mut e = ApiError::invalid(if path == "." || path.is_empty() {
+            let mut e = ApiError::invalid(if at_root {
                 format!("{what}: {inner}")
             } else {
                 format!("{what}: {path}: {inner}")
             });
-            if !(path == "." || path.is_empty()) && !(inner.is_syntax() || inner.is_eof()) {
+            if !(at_root || syntax) {
                 e.param = Some(path);
             }
             Err(e)

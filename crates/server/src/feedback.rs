@@ -114,10 +114,19 @@ impl FeedbackStore {
     }
 
     /// Records a rating; `None` when the response is unknown (never given or forgotten).
-    pub fn add_feedback(&self, response_id: &str, rating: i64, comment: Option<&str>) -> rusqlite::Result<Option<i64>> {
+    pub fn add_feedback(
+        &self,
+        response_id: &str,
+        rating: i64,
+        comment: Option<&str>,
+    ) -> rusqlite::Result<Option<i64>> {
         let conn = self.lock();
         let known: Option<i64> = conn
-            .query_row("SELECT seq FROM responses WHERE id = ?1", params![response_id], |r| r.get(0))
+            .query_row(
+                "SELECT seq FROM responses WHERE id = ?1",
+                params![response_id],
+                |r| r.get(0),
+            )
             .optional()?;
         if known.is_none() {
             return Ok(None);

@@ -74,7 +74,9 @@ impl HoldBack {
 fn partial_suffix(s: &str, marker: &str) -> usize {
     (1..marker.len())
         .rev()
-        .find(|&n| s.len() >= n && s.is_char_boundary(s.len() - n) && marker.starts_with(&s[s.len() - n..]))
+        .find(|&n| {
+            s.len() >= n && s.is_char_boundary(s.len() - n) && marker.starts_with(&s[s.len() - n..])
+        })
         .unwrap_or(0)
 }
 

@@ -111,7 +111,10 @@ impl AppState {
             Err(ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
                 "invalid_request_error",
-                format!("The model '{model}' does not exist; this server serves '{}'", c.model_id),
+                format!(
+                    "The model '{model}' does not exist; this server serves '{}'",
+                    c.model_id
+                ),
             )
             .with_param("model")
             .with_code("model_not_found"))
@@ -120,7 +123,9 @@ impl AppState {
 
     /// Deadline of a request starting now.
     pub fn deadline(&self) -> Option<std::time::Instant> {
-        self.config.request_timeout.map(|t| std::time::Instant::now() + t)
+        self.config
+            .request_timeout
+            .map(|t| std::time::Instant::now() + t)
     }
 }
 
@@ -144,7 +149,9 @@ impl Server {
     /// model worker and binds the address.
     pub async fn bind(model: ChatModel, config: ServerConfig) -> Result<Self, ServerError> {
         if !config.is_loopback() && config.api_key.as_deref().is_none_or(str::is_empty) {
-            return Err(ServerError::NoApiKey { host: config.host.clone() });
+            return Err(ServerError::NoApiKey {
+                host: config.host.clone(),
+            });
         }
         if config.model_id.is_empty() {
             return Err(ServerError::Config("the model id is empty".into()));
@@ -157,7 +164,11 @@ impl Server {
                     .map_or(":memory:".into(), |p| p.display().to_string()),
                 source,
             })?;
-        let host = config.host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = config
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let addr = format!("{}:{}", host, config.port);
         let listener = tokio::net::TcpListener::bind((host.as_str(), config.port))
             .await
@@ -188,8 +199,15 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then stops accepting connections,
     /// lets in-flight requests finish and stops the model worker.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
-        let Self { listener, router, worker } = self;
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Self {
+            listener,
+            router,
+            worker,
+        } = self;
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;

@@ -62,9 +62,11 @@ impl Metrics {
         let prompt_tokens =
             IntCounter::new("tuneup_prompt_tokens_total", "Prompt tokens processed")
                 .expect("valid metric");
-        let generated_tokens =
-            IntCounter::new("tuneup_generated_tokens_total", "Completion tokens generated")
-                .expect("valid metric");
+        let generated_tokens = IntCounter::new(
+            "tuneup_generated_tokens_total",
+            "Completion tokens generated",
+        )
+        .expect("valid metric");
         let tokens_per_second = Gauge::new(
             "tuneup_tokens_per_second",
             "Decode speed of the last finished generation (tokens/s)",
@@ -75,7 +77,10 @@ impl Metrics {
         let in_flight = IntGauge::new("tuneup_requests_in_flight", "Generations running now")
             .expect("valid metric");
         let errors = IntCounterVec::new(
-            Opts::new("tuneup_errors_total", "Error responses and aborted generations by type"),
+            Opts::new(
+                "tuneup_errors_total",
+                "Error responses and aborted generations by type",
+            ),
             &["type"],
         )
         .expect("valid metric");

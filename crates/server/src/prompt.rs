@@ -7,9 +7,7 @@ use serde_json::{json, Value};
 use tuneup_generate::{GenerateParams, SamplingParams};
 
 use crate::error::ApiError;
-use crate::types::{
-    ChatCompletionRequest, ChatMessage, Content, ResponseFormat, Tool, ToolChoice,
-};
+use crate::types::{ChatCompletionRequest, ChatMessage, Content, ResponseFormat, Tool, ToolChoice};
 
 /// Sampling fields shared by chat and text completions.
 #[derive(Debug, Default, Clone, Copy)]
@@ -37,20 +35,32 @@ pub fn sampling(f: SamplingFields) -> Result<SamplingParams, ApiError> {
     let mut s = SamplingParams::default();
     if let Some(t) = f.temperature {
         if !(0.0..=2.0).contains(&t) {
-            return Err(ApiError::invalid_param("temperature", format!("temperature must be between 0 and 2, got {t}")));
+            return Err(ApiError::invalid_param(
+                "temperature",
+                format!("temperature must be between 0 and 2, got {t}"),
+            ));
         }
         s.temperature = t;
     }
     if let Some(p) = f.top_p {
         if !(p > 0.0 && p <= 1.0) {
-            return Err(ApiError::invalid_param("top_p", format!("top_p must be in (0, 1], got {p}")));
+            return Err(ApiError::invalid_param(
+                "top_p",
+                format!("top_p must be in (0, 1], got {p}"),
+            ));
         }
         s.top_p = p;
     }
-    for (name, v) in [("presence_penalty", f.presence_penalty), ("frequency_penalty", f.frequency_penalty)] {
+    for (name, v) in [
+        ("presence_penalty", f.presence_penalty),
+        ("frequency_penalty", f.frequency_penalty),
+    ] {
         if let Some(v) = v {
             if !(-2.0..=2.0).contains(&v) {
-                return Err(ApiError::invalid_param(name, format!("{name} must be between -2 and 2, got {v}")));
+                return Err(ApiError::invalid_param(
+                    name,
+                    format!("{name} must be between -2 and 2, got {v}"),
+                ));
             }
         }
     }
@@ -61,13 +71,19 @@ pub fn sampling(f: SamplingFields) -> Result<SamplingParams, ApiError> {
     }
     if let Some(m) = f.min_p {
         if !(0.0..=1.0).contains(&m) {
-            return Err(ApiError::invalid_param("min_p", format!("min_p must be in [0, 1], got {m}")));
+            return Err(ApiError::invalid_param(
+                "min_p",
+                format!("min_p must be in [0, 1], got {m}"),
+            ));
         }
         s.min_p = m;
     }
     if let Some(r) = f.repetition_penalty {
         if !(r > 0.0 && r.is_finite()) {
-            return Err(ApiError::invalid_param("repetition_penalty", "repetition_penalty must be positive"));
+            return Err(ApiError::invalid_param(
+                "repetition_penalty",
+                "repetition_penalty must be positive",
+            ));
         }
         s.repeat_penalty = r;
     }
@@ -79,7 +95,12 @@ pub fn sampling(f: SamplingFields) -> Result<SamplingParams, ApiError> {
 
 /// The generation budget: `requested` (at least 1) clamped to the room the
 /// context leaves after the prompt; all of that room when not given.
-pub fn max_tokens(requested: Option<u64>, param: &str, prompt: usize, context: usize) -> Result<usize, ApiError> {
+pub fn max_tokens(
+    requested: Option<u64>,
+    param: &str,
+    prompt: usize,
+    context: usize,
+) -> Result<usize, ApiError> {
     if prompt >= context {
         return Err(ApiError::invalid(format!(
             "This model's maximum context length is {context} tokens, but the prompt has {prompt} tokens; shorten the messages."
@@ -89,7 +110,10 @@ pub fn max_tokens(requested: Option<u64>, param: &str, prompt: usize, context: u
     }
     let room = context - prompt;
     match requested {
-        Some(0) => Err(ApiError::invalid_param(param, format!("{param} must be at least 1"))),
+        Some(0) => Err(ApiError::invalid_param(
+            param,
+            format!("{param} must be at least 1"),
+        )),
         Some(n) => Ok((n.min(room as u64)) as usize),
         None => Ok(room),
     }
@@ -124,14 +148,23 @@ impl ToolPlan {
 }
 
 /// Checks `tools` and `tool_choice`.
-pub fn tool_plan(tools: Option<&[Tool]>, choice: Option<&ToolChoice>) -> Result<ToolPlan, ApiError> {
+pub fn tool_plan(
+    tools: Option<&[Tool]>,
+    choice: Option<&ToolChoice>,
+) -> Result<ToolPlan, ApiError> {
     let tools = tools.unwrap_or_default();
     for (i, t) in tools.iter().enumerate() {
         if t.kind != "function" {
-            return Err(ApiError::invalid_param(&format!("tools[{i}].type"), format!("unsupported tool type '{}'; only 'function'", t.kind)));
+            return Err(ApiError::invalid_param(
+                &format!("tools[{i}].type"),
+                format!("unsupported tool type '{}'; only 'function'", t.kind),
+            ));
         }
         if t.function.name.trim().is_empty() {
-            return Err(ApiError::invalid_param(&format!("tools[{i}].function.name"), "tool names must not be empty"));
+            return Err(ApiError::invalid_param(
+                &format!("tools[{i}].function.name"),
+                "tool names must not be empty",
+            ));
         }
     }
     let names: HashSet<String> = tools.iter().map(|t| t.function.name.clone()).collect();
@@ -140,7 +173,13 @@ pub fn tool_plan(tools: Option<&[Tool]>, choice: Option<&ToolChoice>) -> Result<
         Some(ToolChoice::Mode(m)) => m.clone(),
         Some(ToolChoice::Named { function }) => {
             if !names.contains(&function.name) {
-                return Err(ApiError::invalid_param("tool_choice", format!("tool_choice names '{}', which is not among the declared tools", function.name)));
+                return Err(ApiError::invalid_param(
+                    "tool_choice",
+                    format!(
+                        "tool_choice names '{}', which is not among the declared tools",
+                        function.name
+                    ),
+                ));
             }
             return Ok(ToolPlan {
                 tools: tools.iter().map(tool_json).collect(),
@@ -151,10 +190,17 @@ pub fn tool_plan(tools: Option<&[Tool]>, choice: Option<&ToolChoice>) -> Result<
     };
     match mode.as_str() {
         "none" => Ok(ToolPlan::default()),
-        "auto" => Ok(ToolPlan { tools: tools.iter().map(tool_json).collect(), names, instruction: None }),
+        "auto" => Ok(ToolPlan {
+            tools: tools.iter().map(tool_json).collect(),
+            names,
+            instruction: None,
+        }),
         "required" => {
             if tools.is_empty() {
-                return Err(ApiError::invalid_param("tool_choice", "tool_choice 'required' needs at least one tool"));
+                return Err(ApiError::invalid_param(
+                    "tool_choice",
+                    "tool_choice 'required' needs at least one tool",
+                ));
             }
             Ok(ToolPlan {
                 tools: tools.iter().map(tool_json).collect(),
@@ -162,7 +208,10 @@ pub fn tool_plan(tools: Option<&[Tool]>, choice: Option<&ToolChoice>) -> Result<
                 instruction: Some("You must answer by calling one or more of the available functions with tool calls; do not answer in prose.".into()),
             })
         }
-        other => Err(ApiError::invalid_param("tool_choice", format!("unknown tool_choice '{other}'; use none, auto, required or a named function"))),
+        other => Err(ApiError::invalid_param(
+            "tool_choice",
+            format!("unknown tool_choice '{other}'; use none, auto, required or a named function"),
+        )),
     }
 }
 
@@ -202,7 +251,14 @@ fn content_text(c: &Content, param: &str) -> Result<String, ApiError> {
             for p in parts {
                 match (p.kind.as_str(), &p.text) {
                     ("text", Some(t)) => out.push(t.clone()),
-                    (kind, _) => return Err(ApiError::invalid_param(param, format!("content parts of type '{kind}' are not supported; only 'text'"))),
+                    (kind, _) => {
+                        return Err(ApiError::invalid_param(
+                            param,
+                            format!(
+                                "content parts of type '{kind}' are not supported; only 'text'"
+                            ),
+                        ))
+                    }
                 }
             }
             Ok(out.join("\n"))
@@ -212,9 +268,15 @@ fn content_text(c: &Content, param: &str) -> Result<String, ApiError> {
 
 /// The messages as the chat template expects them (tool-call arguments as
 /// objects), with `extra` appended to the system message (or sent as one).
-pub fn template_messages(req: &ChatCompletionRequest, extra: &[String]) -> Result<Vec<Value>, ApiError> {
+pub fn template_messages(
+    req: &ChatCompletionRequest,
+    extra: &[String],
+) -> Result<Vec<Value>, ApiError> {
     if req.messages.is_empty() {
-        return Err(ApiError::invalid_param("messages", "messages must not be empty"));
+        return Err(ApiError::invalid_param(
+            "messages",
+            "messages must not be empty",
+        ));
     }
     let mut out = Vec::with_capacity(req.messages.len() + 1);
     for (i, m) in req.messages.iter().enumerate() {
@@ -223,8 +285,13 @@ pub fn template_messages(req: &ChatCompletionRequest, extra: &[String]) -> Resul
             ChatMessage::System { content } | ChatMessage::Developer { content } => {
                 json!({"role": "system", "content": content_text(content, &param)?})
             }
-            ChatMessage::User { content } => json!({"role": "user", "content": content_text(content, &param)?}),
-            ChatMessage::Assistant { content, tool_calls } => {
+            ChatMessage::User { content } => {
+                json!({"role": "user", "content": content_text(content, &param)?})
+            }
+            ChatMessage::Assistant {
+                content,
+                tool_calls,
+            } => {
                 let text = match content {
                     Some(c) => content_text(c, &param)?,
                     None => String::new(),
@@ -246,7 +313,10 @@ pub fn template_messages(req: &ChatCompletionRequest, extra: &[String]) -> Resul
                 }
                 msg
             }
-            ChatMessage::Tool { content, tool_call_id } => {
+            ChatMessage::Tool {
+                content,
+                tool_call_id,
+            } => {
                 json!({"role": "tool", "content": content_text(content, &param)?, "tool_call_id": tool_call_id})
             }
         };
@@ -257,7 +327,11 @@ pub fn template_messages(req: &ChatCompletionRequest, extra: &[String]) -> Resul
         match out.first_mut() {
             Some(first) if first["role"] == "system" => {
                 let old = first["content"].as_str().unwrap_or_default().to_string();
-                first["content"] = Value::String(if old.is_empty() { add } else { format!("{old}\n\n{add}") });
+                first["content"] = Value::String(if old.is_empty() {
+                    add
+                } else {
+                    format!("{old}\n\n{add}")
+                });
             }
             _ => out.insert(0, json!({"role": "system", "content": add})),
         }

@@ -94,7 +94,12 @@ pub fn usage_chunk(ident: &Ident, object: &str, stats: &GenerationStats) -> Valu
 }
 
 /// A `text_completion` (also its stream chunks, with `usage` left out).
-pub fn text_completion(ident: &Ident, text: &str, finish: Option<&str>, stats: Option<&GenerationStats>) -> Value {
+pub fn text_completion(
+    ident: &Ident,
+    text: &str,
+    finish: Option<&str>,
+    stats: Option<&GenerationStats>,
+) -> Value {
     let mut v = json!({
         "id": ident.id,
         "object": "text_completion",

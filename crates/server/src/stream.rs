@@ -19,12 +19,18 @@ pub struct SseSender(mpsc::Sender<SseEvent>);
 impl SseSender {
     /// Sends one JSON `data:` event; false when the client is gone.
     pub async fn json(&self, v: &Value) -> bool {
-        self.0.send(SseEvent::default().data(v.to_string())).await.is_ok()
+        self.0
+            .send(SseEvent::default().data(v.to_string()))
+            .await
+            .is_ok()
     }
 
     /// Sends `data: [DONE]`.
     pub async fn done(&self) -> bool {
-        self.0.send(SseEvent::default().data("[DONE]")).await.is_ok()
+        self.0
+            .send(SseEvent::default().data("[DONE]"))
+            .await
+            .is_ok()
     }
 
     /// Resolves when the client has gone away.
@@ -60,7 +66,9 @@ pub async fn collect(events: &mut mpsc::UnboundedReceiver<Event>) -> Result<Fini
             Some(Event::Text(_)) => {}
             Some(Event::Done(f)) if f.timed_out => return Err(timeout_error()),
             Some(Event::Done(f)) => return Ok(f),
-            Some(Event::Failed(msg)) => return Err(ApiError::internal(format!("generation failed: {msg}"))),
+            Some(Event::Failed(msg)) => {
+                return Err(ApiError::internal(format!("generation failed: {msg}")))
+            }
             None => return Err(ApiError::internal("the model worker stopped")),
         }
     }

@@ -65,7 +65,11 @@ pub async fn start_tiny(context: usize, configure: impl FnOnce(&mut ServerConfig
 }
 
 /// Serves `model` as `id` on 127.0.0.1 and an ephemeral port.
-pub async fn start(model: ChatModel, id: &str, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+pub async fn start(
+    model: ChatModel,
+    id: &str,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> TestServer {
     let mut cfg = ServerConfig::new(id);
     cfg.port = 0;
     configure(&mut cfg);
@@ -105,7 +109,11 @@ pub fn env_model(var: &str) -> Option<ChatModel> {
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter_map(|ev| {
-            let data: Vec<&str> = ev.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+            let data: Vec<&str> = ev
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
             (!data.is_empty()).then(|| data.join("\n"))
         })
         .collect()
@@ -114,7 +122,11 @@ pub fn sse_data(body: &str) -> Vec<String> {
 /// The JSON chunks of an SSE body, checking it ends with `[DONE]`.
 pub fn sse_chunks(body: &str) -> Vec<Value> {
     let data = sse_data(body);
-    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "stream must end with [DONE]: {body}");
+    assert_eq!(
+        data.last().map(String::as_str),
+        Some("[DONE]"),
+        "stream must end with [DONE]: {body}"
+    );
     data[..data.len() - 1]
         .iter()
         .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("chunk {d}: {e}")))
@@ -124,8 +136,14 @@ pub fn sse_chunks(body: &str) -> Vec<Value> {
 /// Asserts OpenAI's error shape and returns the error object.
 pub fn assert_openai_error(body: &Value) -> &Value {
     let e = &body["error"];
-    assert!(e["message"].is_string() && !e["message"].as_str().unwrap().is_empty(), "{body}");
+    assert!(
+        e["message"].is_string() && !e["message"].as_str().unwrap().is_empty(),
+        "{body}"
+    );
     assert!(e["type"].is_string(), "{body}");
-    assert!(e.get("param").is_some() && e.get("code").is_some(), "{body}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "{body}"
+    );
     e
 }

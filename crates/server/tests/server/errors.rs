@@ -4,8 +4,18 @@ use serde_json::{json, Value};
 
 use crate::common::{assert_openai_error, start_tiny, TINY_ID};
 
-async fn post_raw(http: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-    let resp = http.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+async fn post_raw(
+    http: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
@@ -44,9 +54,15 @@ async fn malformed_requests_are_openai_errors() {
             assert_eq!(v["error"]["param"], p, "{what}: {v}");
         }
     }
-    let (_, v) = post_raw(&http, &chat, json!({"model": "gpt-9", "messages": msgs}).to_string()).await;
+    let (_, v) = post_raw(
+        &http,
+        &chat,
+        json!({"model": "gpt-9", "messages": msgs}).to_string(),
+    )
+    .await;
     assert_eq!(v["error"]["code"], "model_not_found");
-    let long = json!({"model": TINY_ID, "messages": [{"role": "user", "content": "word ".repeat(400)}]});
+    let long =
+        json!({"model": TINY_ID, "messages": [{"role": "user", "content": "word ".repeat(400)}]});
     let (_, v) = post_raw(&http, &chat, long.to_string()).await;
     assert_eq!(v["error"]["code"], "context_length_exceeded");
 
@@ -65,11 +81,21 @@ async fn malformed_requests_are_openai_errors() {
     let r = http.get(&chat).send().await.unwrap();
     assert_eq!(r.status(), 405);
     assert_openai_error(&r.json().await.unwrap());
-    let (status, _) = post_raw(&http, &s.url("/v1/completions"), json!({"model": TINY_ID, "prompt": 5}).to_string()).await;
+    let (status, _) = post_raw(
+        &http,
+        &s.url("/v1/completions"),
+        json!({"model": TINY_ID, "prompt": 5}).to_string(),
+    )
+    .await;
     assert_eq!(status, 400);
 
     // Still serving.
-    let ok = http.post(&chat).json(&json!({"model": TINY_ID, "messages": msgs, "max_tokens": 2})).send().await.unwrap();
+    let ok = http
+        .post(&chat)
+        .json(&json!({"model": TINY_ID, "messages": msgs, "max_tokens": 2}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     s.stop().await;
 }
@@ -82,11 +108,24 @@ async fn api_key_is_required_when_set() {
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.unwrap();
     assert_eq!(assert_openai_error(&v)["code"], "invalid_api_key");
-    let r = http.get(s.url("/v1/models")).bearer_auth("wrong").send().await.unwrap();
+    let r = http
+        .get(s.url("/v1/models"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = http.get(s.url("/v1/models")).bearer_auth("sekret").send().await.unwrap();
+    let r = http
+        .get(s.url("/v1/models"))
+        .bearer_auth("sekret")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(http.get(s.url("/health")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(s.url("/health")).send().await.unwrap().status(),
+        200
+    );
     s.stop().await;
 }
 

@@ -30,21 +30,31 @@ async fn openai_python_sdk() {
     };
     let expect_tools = qwen.is_some();
     let (server, id) = match qwen {
-        Some(m) => (start(m, "qwen2.5-coder-0.5b", |_| {}).await, "qwen2.5-coder-0.5b"),
+        Some(m) => (
+            start(m, "qwen2.5-coder-0.5b", |_| {}).await,
+            "qwen2.5-coder-0.5b",
+        ),
         None => (start_tiny(2048, |_| {}).await, TINY_ID),
     };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_openai_client.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_openai_client.py");
     let out = tokio::process::Command::new(&python)
         .arg(&script)
         .env("TUNEUP_BASE_URL", server.url("/v1"))
         .env("TUNEUP_MODEL_ID", id)
-        .env("TUNEUP_EXPECT_TOOL_CALLS", if expect_tools { "1" } else { "0" })
+        .env(
+            "TUNEUP_EXPECT_TOOL_CALLS",
+            if expect_tools { "1" } else { "0" },
+        )
         .output()
         .await
         .unwrap_or_else(|e| panic!("running {python}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}{stderr}");
-    assert!(out.status.success(), "the Python SDK tests failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the Python SDK tests failed:\n{stdout}\n{stderr}"
+    );
     server.stop().await;
 }

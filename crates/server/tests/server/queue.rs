@@ -49,8 +49,14 @@ async fn full_queue_answers_429() {
             assert_eq!(assert_openai_error(&body)["code"], "queue_full");
         }
     }
-    assert!(by_status.get(&200).copied().unwrap_or(0) >= 1, "{by_status:?}");
-    assert!(by_status.get(&429).copied().unwrap_or(0) >= 1, "{by_status:?}");
+    assert!(
+        by_status.get(&200).copied().unwrap_or(0) >= 1,
+        "{by_status:?}"
+    );
+    assert!(
+        by_status.get(&429).copied().unwrap_or(0) >= 1,
+        "{by_status:?}"
+    );
     assert_eq!(by_status.values().sum::<usize>(), 6, "{by_status:?}");
     s.stop().await;
 }
@@ -59,7 +65,12 @@ async fn full_queue_answers_429() {
 async fn dropped_stream_cancels_generation() {
     let s = start_tiny(4096, |_| {}).await;
     let http = reqwest::Client::new();
-    let resp = http.post(s.url("/v1/chat/completions")).json(&slow(true)).send().await.unwrap();
+    let resp = http
+        .post(s.url("/v1/chat/completions"))
+        .json(&slow(true))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
@@ -67,11 +78,24 @@ async fn dropped_stream_cancels_generation() {
     drop(body);
     let metrics = s.url("/metrics");
     let start = Instant::now();
-    while metric(&http, &metrics, "tuneup_errors_total{type=\"client_disconnected\"}").await < 1.0 {
-        assert!(start.elapsed() < Duration::from_secs(30), "the generation was not cancelled");
+    while metric(
+        &http,
+        &metrics,
+        "tuneup_errors_total{type=\"client_disconnected\"}",
+    )
+    .await
+        < 1.0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the generation was not cancelled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(metric(&http, &metrics, "tuneup_requests_in_flight").await, 0.0);
+    assert_eq!(
+        metric(&http, &metrics, "tuneup_requests_in_flight").await,
+        0.0
+    );
     let ok = http
         .post(s.url("/v1/chat/completions"))
         .json(&json!({"model": TINY_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}))
@@ -84,7 +108,12 @@ async fn dropped_stream_cancels_generation() {
 async fn request_timeout_is_504() {
     let s = start_tiny(4096, |c| c.request_timeout = Some(Duration::from_millis(1))).await;
     let http = reqwest::Client::new();
-    let r = http.post(s.url("/v1/chat/completions")).json(&slow(false)).send().await.unwrap();
+    let r = http
+        .post(s.url("/v1/chat/completions"))
+        .json(&slow(false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 504);
     let v: Value = r.json().await.unwrap();
     assert_eq!(assert_openai_error(&v)["code"], "timeout");
@@ -97,7 +126,12 @@ async fn shutdown_finishes_in_flight_streams() {
     let http = reqwest::Client::new();
     let mut req = slow(true);
     req["max_tokens"] = json!(300);
-    let resp = http.post(s.url("/v1/chat/completions")).json(&req).send().await.unwrap();
+    let resp = http
+        .post(s.url("/v1/chat/completions"))
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let base = s.base.clone();
     s.stop_in_background();
@@ -106,7 +140,10 @@ async fn shutdown_finishes_in_flight_streams() {
     // New connections are refused once it has stopped.
     let start = Instant::now();
     while http.get(format!("{base}/health")).send().await.is_ok() {
-        assert!(start.elapsed() < Duration::from_secs(30), "still serving after shutdown");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still serving after shutdown"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
