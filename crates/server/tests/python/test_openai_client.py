@@ -45,11 +45,16 @@ def test_chat():
     assert isinstance(r.choices[0].message.content, str)
     assert r.choices[0].finish_reason in ("stop", "length")
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
-    return r
+    CHAT_ANSWER.append(r.choices[0].message.content)
+
+
+CHAT_ANSWER = []
 
 
 def test_stream_with_usage():
-    full = test_chat().choices[0].message.content
+    if not CHAT_ANSWER:
+        test_chat()
+    full = CHAT_ANSWER[0]
     chunks = list(
         client.chat.completions.create(
             model=MODEL,
@@ -91,7 +96,7 @@ def test_tools():
             ],
             tools=[WEATHER],
             temperature=0,
-            max_tokens=64,
+            max_tokens=32,
         )
         assert follow.choices[0].message.content, follow
     else:
