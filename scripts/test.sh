@@ -26,6 +26,18 @@ export TUNEUP_SMOLLM2_GGUF TUNEUP_QWEN_GGUF
 # Tests that need a real model fail (rather than skip) when it is missing.
 export TUNEUP_REQUIRE_MODELS=1
 
+echo "== python test venv (openai SDK, LangChain) in ${TUNEUP_HOME:-~/.cache/tuneup}/venv-test"
+VENV="${TUNEUP_HOME:-$HOME/.cache/tuneup}/venv-test"
+PY_PKGS=("openai==3.57.0" "langchain-openai==1.7.4")
+if ! "$VENV/bin/python" -c "import openai, langchain_openai" >/dev/null 2>&1; then
+  python3 -m venv "$VENV" 2>/dev/null || {
+    apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$VENV"
+  }
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}"
+fi
+# The server's tests drive it with the official openai SDK through this interpreter.
+export TUNEUP_TEST_PYTHON="$VENV/bin/python"
+
 echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"

@@ -4,10 +4,12 @@
 mod args;
 mod bench;
 mod chat;
+mod feedback;
 mod generate;
 mod model;
 mod progress;
 mod pull;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +42,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Show what a model file holds.
     Info(model::InfoArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API.
+    Serve(serve::ServeArgs),
+    /// Work with the feedback the server collected.
+    Feedback(feedback::FeedbackArgs),
 }
 
 impl Command {
@@ -50,7 +56,8 @@ impl Command {
             Command::Generate(a) => a.model.threads,
             Command::Bench(a) => a.model.threads,
             Command::Info(a) => a.model.threads,
-            Command::Pull(_) => None,
+            Command::Serve(a) => a.model.threads,
+            Command::Pull(_) | Command::Feedback(_) => None,
         }
     }
 }
@@ -64,15 +71,27 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     model::init_threads(cli.command.threads());
+    // The server runs its own async runtime and puts model work on a worker
+    // of the compute pool itself.
+    let command = match cli.command {
+        Command::Serve(a) => return exit(serve::run(a)),
+        other => other,
+    };
     // Run on a worker of the compute pool: the kernels' parallel loops then
     // split work with this thread directly instead of waking it from outside.
-    let result = rayon::scope(|_| match cli.command {
+    let result = rayon::scope(|_| match command {
         Command::Pull(a) => pull::run(a),
         Command::Chat(a) => chat::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Info(a) => model::info(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Feedback(a) => feedback::run(a),
     });
+    exit(result)
+}
+
+fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,88 @@
+//! `tuneup serve`: the OpenAI-compatible server (see docs/serving.md).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tuneup_server::{Server, ServerConfig};
+
+use crate::args::ModelArgs;
+use crate::model::load;
+
+/// Arguments of `tuneup serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to bind; anything beyond loopback needs --api-key.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0 = any free port).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Require `Authorization: Bearer KEY` (every route but /health).
+    #[arg(long, env = "TUNEUP_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Requests that may wait for the model; more are answered 429.
+    #[arg(long, default_value_t = 16)]
+    queue_size: usize,
+    /// Longest a request may take, queue wait included, in seconds (0 = no limit).
+    #[arg(long, default_value_t = 600)]
+    request_timeout: u64,
+    /// Largest request body, in KiB.
+    #[arg(long, default_value_t = 4096)]
+    max_body_kb: usize,
+    /// Model id clients send and /v1/models lists (default: the -m name).
+    #[arg(long)]
+    model_id: Option<String>,
+    /// SQLite file for responses and feedback (default: $TUNEUP_HOME/feedback.sqlite).
+    #[arg(long)]
+    feedback_db: Option<PathBuf>,
+}
+
+/// Loads the model and serves until SIGINT/SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let model = load(&args.model)?;
+    let name = args.model.model.clone();
+    let file_name = std::path::Path::new(&name)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned());
+    let mut config = ServerConfig::new(args.model_id.clone().unwrap_or_else(|| name.clone()));
+    config.model_aliases = [Some(name), file_name].into_iter().flatten().collect();
+    config.host = args.host.clone();
+    config.port = args.port;
+    config.api_key = args.api_key.clone().filter(|k| !k.is_empty());
+    config.queue_size = args.queue_size;
+    config.request_timeout =
+        (args.request_timeout > 0).then(|| Duration::from_secs(args.request_timeout));
+    config.max_body_bytes = args.max_body_kb.saturating_mul(1024);
+    config.feedback_db = Some(match &args.feedback_db {
+        Some(p) => p.clone(),
+        None => tuneup_hub::Cache::from_env()?
+            .root()
+            .join("feedback.sqlite"),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(model, config.clone()).await?;
+        let addr = server.local_addr();
+        println!(
+            "tuneup serve: model '{}' at http://{addr}/v1 (queue {}, {})",
+            config.model_id,
+            config.queue_size,
+            if config.api_key.is_some() {
+                "API key required"
+            } else {
+                "no API key"
+            }
+        );
+        server.run(tuneup_server::shutdown_signal()).await?;
+        eprintln!("tuneup serve: stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,241 @@
+//! An OpenAI-compatible HTTP server for one tuneup model.
+//!
+//! Endpoints: `POST /v1/chat/completions` (streaming, tools, response formats), `POST /v1/completions`,
+//! `GET /v1/models`, `POST /v1/feedback`, `GET /health`, `GET /metrics` (Prometheus). Requests are
+//! served one at a time by a worker thread that owns the model, from a bounded queue (429 when full);
+//! continuous batching is a later step. Every error is OpenAI's error JSON.
+//!
+//! ```no_run
+//! # async fn run(model: tuneup_generate::ChatModel) -> Result<(), tuneup_server::ServerError> {
+//! let config = tuneup_server::ServerConfig::new("qwen2.5-coder-0.5b");
+//! let server = tuneup_server::Server::bind(model, config).await?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.run(tuneup_server::shutdown_signal()).await
+//! # }
+//! ```
+
+mod chat;
+mod completions;
+pub mod engine;
+pub mod error;
+pub mod export;
+mod extract;
+pub mod feedback;
+pub mod holdback;
+pub mod metrics;
+pub mod prompt;
+pub mod response;
+mod routes;
+mod stream;
+pub mod toolcall;
+pub mod types;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tuneup_generate::ChatModel;
+
+pub use error::{ApiError, ServerError};
+pub use feedback::FeedbackStore;
+pub use toolcall::{parse_tool_calls, ParsedCall, ParsedOutput};
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Host or IP to bind (default `127.0.0.1`).
+    pub host: String,
+    /// Port (0 = any free one).
+    pub port: u16,
+    /// Bearer key required on every route but `/health`.
+    pub api_key: Option<String>,
+    /// Requests that may wait for the model; more are answered 429.
+    pub queue_size: usize,
+    /// Longest a request may take, queue wait included.
+    pub request_timeout: Option<Duration>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// The model id clients use (`/v1/models`).
+    pub model_id: String,
+    /// Other names accepted in the `model` field (e.g. the file name).
+    pub model_aliases: Vec<String>,
+    /// SQLite file for responses and feedback (`None` = in memory).
+    pub feedback_db: Option<PathBuf>,
+    /// Responses kept for feedback (those with feedback are kept forever).
+    pub keep_responses: usize,
+}
+
+impl ServerConfig {
+    /// Defaults for serving `model_id` on 127.0.0.1:8080.
+    pub fn new(model_id: impl Into<String>) -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            api_key: None,
+            queue_size: 16,
+            request_timeout: Some(Duration::from_secs(600)),
+            max_body_bytes: 4 << 20,
+            model_id: model_id.into(),
+            model_aliases: Vec::new(),
+            feedback_db: None,
+            keep_responses: 1000,
+        }
+    }
+
+    fn is_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// Shared by every request.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub engine: engine::Engine,
+    pub config: ServerConfig,
+    pub metrics: metrics::Metrics,
+    pub feedback: Arc<FeedbackStore>,
+    pub started: u64,
+}
+
+impl AppState {
+    /// Checks the `model` field of a request.
+    pub fn check_model(&self, model: &str) -> Result<(), ApiError> {
+        let c = &self.config;
+        if model == c.model_id || c.model_aliases.iter().any(|a| a == model) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                format!(
+                    "The model '{model}' does not exist; this server serves '{}'",
+                    c.model_id
+                ),
+            )
+            .with_param("model")
+            .with_code("model_not_found"))
+        }
+    }
+
+    /// Deadline of a request starting now.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.config
+            .request_timeout
+            .map(|t| std::time::Instant::now() + t)
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A bound server, ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    worker: std::thread::JoinHandle<()>,
+}
+
+impl Server {
+    /// Checks the configuration, opens the feedback database, starts the
+    /// model worker and binds the address.
+    pub async fn bind(model: ChatModel, config: ServerConfig) -> Result<Self, ServerError> {
+        if !config.is_loopback() && config.api_key.as_deref().is_none_or(str::is_empty) {
+            return Err(ServerError::NoApiKey {
+                host: config.host.clone(),
+            });
+        }
+        if config.model_id.is_empty() {
+            return Err(ServerError::Config("the model id is empty".into()));
+        }
+        let feedback = FeedbackStore::open(config.feedback_db.as_deref(), config.keep_responses)
+            .map_err(|source| ServerError::FeedbackDb {
+                path: config
+                    .feedback_db
+                    .as_ref()
+                    .map_or(":memory:".into(), |p| p.display().to_string()),
+                source,
+            })?;
+        let host = config
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let addr = format!("{}:{}", host, config.port);
+        let listener = tokio::net::TcpListener::bind((host.as_str(), config.port))
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let metrics = metrics::Metrics::new();
+        let (engine, worker) =
+            engine::Engine::start(Arc::new(model), config.queue_size, metrics.clone())?;
+        let state = Arc::new(AppState {
+            engine,
+            config,
+            metrics,
+            feedback: Arc::new(feedback),
+            started: unix_now(),
+        });
+        Ok(Self {
+            listener,
+            router: routes::router(state),
+            worker,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections,
+    /// lets in-flight requests finish and stops the model worker.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Self {
+            listener,
+            router,
+            worker,
+        } = self;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        // Every handle to the queue is gone with the router: the worker ends.
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,149 @@
+//! Starting a real server on an ephemeral port, and a few client helpers.
+
+use std::path::Path;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tuneup_generate::ChatModel;
+use tuneup_models::{LoadOptions, ModelFiles};
+use tuneup_server::{Server, ServerConfig};
+use tuneup_test_utils::{write_tiny_gguf, TinySpec};
+
+pub const TINY_ID: &str = "tiny";
+
+/// A running server; stopped (gracefully) on drop of the handle via `stop`.
+pub struct TestServer {
+    pub base: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), tuneup_server::ServerError>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Asks the server to stop without waiting.
+    pub fn stop_in_background(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            tokio::spawn(h);
+        }
+    }
+
+    /// Stops the server and waits for in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task").expect("server ran");
+        }
+    }
+}
+
+/// The tiny random model (ChatML template) with `context` positions.
+pub fn tiny_model(dir: &Path, context: usize) -> ChatModel {
+    let path = dir.join("tiny.gguf");
+    let mut spec = TinySpec::llama();
+    spec.context = context;
+    write_tiny_gguf(&path, &spec).expect("write tiny model");
+    ChatModel::load(&ModelFiles::Gguf(path), &LoadOptions::default()).expect("load tiny model")
+}
+
+/// Serves the tiny model with `configure` applied to the defaults.
+pub async fn start_tiny(context: usize, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = tiny_model(dir.path(), context);
+    let mut s = start(model, TINY_ID, configure).await;
+    s._dir = Some(dir);
+    s
+}
+
+/// Serves `model` as `id` on 127.0.0.1 and an ephemeral port.
+pub async fn start(
+    model: ChatModel,
+    id: &str,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> TestServer {
+    let mut cfg = ServerConfig::new(id);
+    cfg.port = 0;
+    configure(&mut cfg);
+    let server = Server::bind(model, cfg).await.expect("bind");
+    let base = format!("http://{}", server.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        base,
+        shutdown: Some(tx),
+        handle: Some(handle),
+        _dir: None,
+    }
+}
+
+/// A real model from an environment variable, or `None` (with a message)
+/// unless `TUNEUP_REQUIRE_MODELS=1`.
+pub fn env_model(var: &str) -> Option<ChatModel> {
+    match std::env::var(var) {
+        Ok(p) if !p.is_empty() => Some(
+            ChatModel::load(&ModelFiles::Gguf(p.clone().into()), &LoadOptions::default())
+                .unwrap_or_else(|e| panic!("loading {var}={p}: {e}")),
+        ),
+        _ => {
+            if std::env::var("TUNEUP_REQUIRE_MODELS").as_deref() == Ok("1") {
+                panic!("{var} is not set but TUNEUP_REQUIRE_MODELS=1");
+            }
+            eprintln!("skipped: set {var} to a GGUF file to run this test");
+            None
+        }
+    }
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|ev| {
+            let data: Vec<&str> = ev
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
+
+/// The JSON chunks of an SSE body, checking it ends with `[DONE]`.
+pub fn sse_chunks(body: &str) -> Vec<Value> {
+    let data = sse_data(body);
+    assert_eq!(
+        data.last().map(String::as_str),
+        Some("[DONE]"),
+        "stream must end with [DONE]: {body}"
+    );
+    data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("chunk {d}: {e}")))
+        .collect()
+}
+
+/// Asserts OpenAI's error shape and returns the error object.
+pub fn assert_openai_error(body: &Value) -> &Value {
+    let e = &body["error"];
+    assert!(
+        e["message"].is_string() && !e["message"].as_str().unwrap().is_empty(),
+        "{body}"
+    );
+    assert!(e["type"].is_string(), "{body}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "{body}"
+    );
+    e
+}

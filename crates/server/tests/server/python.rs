@@ -1,0 +1,60 @@
+//! The official `openai` Python SDK (and LangChain's ChatOpenAI when installed)
+//! against the running server: `tests/python/test_openai_client.py`.
+//!
+//! The interpreter is `TUNEUP_TEST_PYTHON` (scripts/test.sh sets it to a venv
+//! with `openai` and `langchain-openai`); without it the test is skipped with a
+//! message. Qwen2.5-Coder (`TUNEUP_QWEN_GGUF`) is served when set, so the tool
+//! tests check real calls; otherwise the tiny model checks the shapes.
+
+use std::path::PathBuf;
+
+use crate::common::{env_model, start, start_tiny, TINY_ID};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_python_sdk() {
+    let python = match std::env::var("TUNEUP_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            assert!(
+                std::env::var("TUNEUP_REQUIRE_MODELS").as_deref() != Ok("1"),
+                "TUNEUP_TEST_PYTHON must be set when TUNEUP_REQUIRE_MODELS=1 (scripts/test.sh sets it)"
+            );
+            eprintln!("skipped: set TUNEUP_TEST_PYTHON to a python with the `openai` package");
+            return;
+        }
+    };
+    let qwen = if std::env::var("TUNEUP_QWEN_GGUF").is_ok_and(|p| !p.is_empty()) {
+        env_model("TUNEUP_QWEN_GGUF")
+    } else {
+        None
+    };
+    let expect_tools = qwen.is_some();
+    let (server, id) = match qwen {
+        Some(m) => (
+            start(m, "qwen2.5-coder-0.5b", |_| {}).await,
+            "qwen2.5-coder-0.5b",
+        ),
+        None => (start_tiny(2048, |_| {}).await, TINY_ID),
+    };
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_openai_client.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(&script)
+        .env("TUNEUP_BASE_URL", server.url("/v1"))
+        .env("TUNEUP_MODEL_ID", id)
+        .env(
+            "TUNEUP_EXPECT_TOOL_CALLS",
+            if expect_tools { "1" } else { "0" },
+        )
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {python}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "the Python SDK tests failed:\n{stdout}\n{stderr}"
+    );
+    server.stop().await;
+}
