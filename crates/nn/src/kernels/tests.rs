@@ -98,7 +98,11 @@ fn kernels_match_the_dequantized_product() {
 #[test]
 fn kernels_match_candle_qmatmul() {
     for dtype in ALL {
-        for (n, k, m) in shapes(dtype) {
+        // candle's scalar Q4_1/Q5_0 reference asserts an even block count.
+        for (n, k, m) in shapes(dtype)
+            .into_iter()
+            .filter(|(_, k, _)| (k / 32) % 2 == 0)
+        {
             let c = setup(dtype, n, k, m);
             let mut y = vec![0f32; m * n];
             c.weights.matmul(&c.x, &mut y);
