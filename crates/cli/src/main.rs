@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod chat;
+mod eval;
 mod generate;
 mod model;
 mod progress;
@@ -34,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Show what a model file holds.
     Info(model::InfoArgs),
+    /// Evaluate a model on a task (TOML); `eval compare RUN…` compares runs.
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Info(a) => model::info(a),
+        Command::Eval(a) => eval::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
