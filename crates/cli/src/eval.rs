@@ -130,20 +130,29 @@ fn run_eval(a: RunArgs) -> Result<()> {
         out: a.out.clone(),
         progress: !a.quiet,
     };
-    let result = run_task(&task, &opts).with_context(|| format!("evaluating {}", path.display()))?;
+    let result =
+        run_task(&task, &opts).with_context(|| format!("evaluating {}", path.display()))?;
     print!("{}", terminal_table(&result.summary));
     if let Some(out) = a.out {
-        println!("\nwrote {}/{{examples.jsonl,summary.json,report.html}}", out.display());
+        println!(
+            "\nwrote {}/{{examples.jsonl,summary.json,report.html}}",
+            out.display()
+        );
     }
     Ok(())
 }
 
 fn run_compare(c: CompareArgs) -> Result<()> {
-    let runs = c.runs.iter().map(|d| load_run(d)).collect::<Result<Vec<_>, _>>()?;
+    let runs = c
+        .runs
+        .iter()
+        .map(|d| load_run(d))
+        .collect::<Result<Vec<_>, _>>()?;
     let cmp = compare(runs);
     print!("{}", compare_table(&cmp));
     if let Some(out) = c.out {
-        std::fs::write(&out, compare_report(&cmp)).with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(&out, compare_report(&cmp))
+            .with_context(|| format!("writing {}", out.display()))?;
         println!("wrote {}", out.display());
     }
     Ok(())
@@ -153,7 +162,8 @@ fn fetch(f: FetchArgs) -> Result<()> {
     if f.what != "bfcl" {
         bail!("unknown data set '{}' (known: bfcl)", f.what);
     }
-    let home = tuneup_eval_runner::data::tuneup_home().context("no cache folder (set TUNEUP_HOME)")?;
+    let home =
+        tuneup_eval_runner::data::tuneup_home().context("no cache folder (set TUNEUP_HOME)")?;
     let dir = tuneup_eval_runner::data::fetch_bfcl(&home)?;
     println!("{}", dir.display());
     Ok(())

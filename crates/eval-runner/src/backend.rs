@@ -35,9 +35,8 @@ pub struct Completion {
 impl Completion {
     /// Mean time per generated token after the first (`None` with fewer than two tokens).
     pub fn per_token(&self) -> Option<Duration> {
-        (self.completion_tokens > 1).then(|| {
-            self.total.saturating_sub(self.ttft) / (self.completion_tokens as u32 - 1)
-        })
+        (self.completion_tokens > 1)
+            .then(|| self.total.saturating_sub(self.ttft) / (self.completion_tokens as u32 - 1))
     }
 }
 
@@ -46,7 +45,11 @@ pub trait Backend {
     /// A short description for reports (`in-process: smollm2-135m`).
     fn describe(&self) -> String;
     /// Generates one completion; an `Err` is recorded for the example and the run continues.
-    fn complete(&mut self, prompt: &Prompt, generation: &Generation) -> std::result::Result<Completion, String>;
+    fn complete(
+        &mut self,
+        prompt: &Prompt,
+        generation: &Generation,
+    ) -> std::result::Result<Completion, String>;
 }
 
 /// Resolves a model name (alias, path, `hf:`) to files, pulling a known alias when missing.
@@ -57,7 +60,8 @@ pub fn resolve_model(name: &str) -> Result<ModelFiles> {
     };
     let spec: HubSpec = name.parse().map_err(|e| err(format!("{e}")))?;
     let cache = Cache::from_env().map_err(|e| err(e.to_string()))?;
-    let loc = tuneup_hub::resolve(&spec, &cache, &mut NoProgress).map_err(|e| err(e.to_string()))?;
+    let loc =
+        tuneup_hub::resolve(&spec, &cache, &mut NoProgress).map_err(|e| err(e.to_string()))?;
     Ok(match loc {
         ModelLocation::GgufFile(p) => ModelFiles::Gguf(p),
         ModelLocation::HfFolder(p) => ModelFiles::HfFolder(p),
@@ -132,7 +136,11 @@ impl Backend for InProcess<'_> {
         format!("in-process: {}", self.name)
     }
 
-    fn complete(&mut self, prompt: &Prompt, g: &Generation) -> std::result::Result<Completion, String> {
+    fn complete(
+        &mut self,
+        prompt: &Prompt,
+        g: &Generation,
+    ) -> std::result::Result<Completion, String> {
         let fallback;
         let (messages, tools) = match &prompt.tools {
             Some(t) if !self.template_has_tools() => {

@@ -38,11 +38,17 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         path: dir.to_path_buf(),
         message,
     };
-    let summary: Summary = serde_json::from_str(&read_to_string(&dir.join("summary.json"), "reading run summary")?)
-        .map_err(|e| bad(format!("summary.json: {e}")))?;
+    let summary: Summary = serde_json::from_str(&read_to_string(
+        &dir.join("summary.json"),
+        "reading run summary",
+    )?)
+    .map_err(|e| bad(format!("summary.json: {e}")))?;
     let path = dir.join("examples.jsonl");
     let mut records = Vec::new();
-    for (i, line) in read_to_string(&path, "reading run examples")?.lines().enumerate() {
+    for (i, line) in read_to_string(&path, "reading run examples")?
+        .lines()
+        .enumerate()
+    {
         if line.trim().is_empty() {
             continue;
         }
@@ -52,9 +58,10 @@ pub fn load_run(dir: &Path) -> Result<Run> {
             message: e.to_string(),
         })?);
     }
-    let label = dir
-        .file_name()
-        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let label = dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     Ok(Run {
         dir: dir.to_path_buf(),
         label,
@@ -91,11 +98,17 @@ pub struct Comparison {
 
 /// Compares `runs` (the first is the baseline).
 pub fn compare(runs: Vec<Run>) -> Comparison {
-    let names: BTreeSet<String> = runs.iter().flat_map(|r| r.summary.metrics.keys().cloned()).collect();
+    let names: BTreeSet<String> = runs
+        .iter()
+        .flat_map(|r| r.summary.metrics.keys().cloned())
+        .collect();
     let mut rows: Vec<(String, Vec<Option<f64>>)> = names
         .into_iter()
         .map(|n| {
-            let v = runs.iter().map(|r| r.summary.metrics.get(&n).copied()).collect();
+            let v = runs
+                .iter()
+                .map(|r| r.summary.metrics.get(&n).copied())
+                .collect();
             (n, v)
         })
         .collect();
@@ -104,18 +117,25 @@ pub fn compare(runs: Vec<Run>) -> Comparison {
         ("examples", |s| Some(s.examples as f64)),
         ("errors", |s| Some(s.errors as f64)),
         ("ttft p50 (ms)", |s| s.latency.ttft_ms.map(|d| d.p50)),
-        ("per-token p50 (ms)", |s| s.latency.per_token_ms.map(|d| d.p50)),
-        ("output tokens/s", |s| Some(s.throughput.output_tokens_per_s)),
+        ("per-token p50 (ms)", |s| {
+            s.latency.per_token_ms.map(|d| d.p50)
+        }),
+        ("output tokens/s", |s| {
+            Some(s.throughput.output_tokens_per_s)
+        }),
     ];
     for (name, f) in extra {
         rows.push((name.into(), runs.iter().map(|r| f(&r.summary)).collect()));
     }
-    let tests = (1..runs.len()).map(|i| test_pair(&runs[0], &runs[i], i)).collect();
+    let tests = (1..runs.len())
+        .map(|i| test_pair(&runs[0], &runs[i], i))
+        .collect();
     Comparison { runs, rows, tests }
 }
 
 fn test_pair(a: &Run, b: &Run, index: usize) -> Significance {
-    let by_id: HashMap<&str, &ExampleRecord> = b.records.iter().map(|r| (r.id.as_str(), r)).collect();
+    let by_id: HashMap<&str, &ExampleRecord> =
+        b.records.iter().map(|r| (r.id.as_str(), r)).collect();
     let pairs: Vec<(&ExampleRecord, &ExampleRecord)> = a
         .records
         .iter()
@@ -167,20 +187,40 @@ pub fn compare_table(c: &Comparison) -> String {
             let _ = write!(t, " {:>16}", fmt(*v));
             if i > 0 {
                 let d = v.zip(vals[0]).map(|(x, y)| x - y);
-                let _ = write!(t, " {:>9}", d.map_or_else(|| "—".into(), |d| format!("{d:+.4}")));
+                let _ = write!(
+                    t,
+                    " {:>9}",
+                    d.map_or_else(|| "—".into(), |d| format!("{d:+.4}"))
+                );
             }
         }
         t.push('\n');
     }
     for s in &c.tests {
-        let _ = write!(t, "\n{} vs {} on {} shared examples:", c.runs[s.run].label, c.runs[0].label, s.common);
+        let _ = write!(
+            t,
+            "\n{} vs {} on {} shared examples:",
+            c.runs[s.run].label, c.runs[0].label, s.common
+        );
         if let Some(m) = s.mcnemar {
-            let _ = write!(t, " McNemar p = {:.4} ({} vs {} discordant)", m.p_value, m.b_only, m.a_only);
+            let _ = write!(
+                t,
+                " McNemar p = {:.4} ({} vs {} discordant)",
+                m.p_value, m.b_only, m.a_only
+            );
         }
         if let Some(b) = s.bootstrap {
-            let _ = write!(t, "; Δ = {:+.4}, 95% CI [{:+.4}, {:+.4}]", b.delta, b.ci_low, b.ci_high);
+            let _ = write!(
+                t,
+                "; Δ = {:+.4}, 95% CI [{:+.4}, {:+.4}]",
+                b.delta, b.ci_low, b.ci_high
+            );
         }
-        t.push_str(if s.significant { "  SIGNIFICANT (p < 0.05)" } else { "  not significant" });
+        t.push_str(if s.significant {
+            "  SIGNIFICANT (p < 0.05)"
+        } else {
+            "  not significant"
+        });
     }
     t.push('\n');
     t
@@ -221,7 +261,11 @@ pub fn compare_report(c: &Comparison) -> String {
             let _ = write!(h, "<td class=num>{}</td>", fmt(*v));
             if i > 0 {
                 let d = v.zip(vals[0]).map(|(x, y)| x - y);
-                let _ = write!(h, "<td class=num>{}</td>", d.map_or_else(|| "—".into(), |d| format!("{d:+.4}")));
+                let _ = write!(
+                    h,
+                    "<td class=num>{}</td>",
+                    d.map_or_else(|| "—".into(), |d| format!("{d:+.4}"))
+                );
             }
         }
         h.push_str("</tr>");
@@ -239,6 +283,16 @@ pub fn compare_report(c: &Comparison) -> String {
             if s.significant { "<span class=sig>significant</span>" } else { "not significant" }
         );
     }
-    let _ = writeln!(h, "</table><p>Runs: {}</p></body></html>", escape(&c.runs.iter().map(|r| r.dir.display().to_string()).collect::<Vec<_>>().join(", ")));
+    let _ = writeln!(
+        h,
+        "</table><p>Runs: {}</p></body></html>",
+        escape(
+            &c.runs
+                .iter()
+                .map(|r| r.dir.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    );
     h
 }

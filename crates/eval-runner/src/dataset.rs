@@ -57,7 +57,11 @@ pub fn read_records(path: &Path) -> Result<Vec<(usize, Value)>> {
             line: e.line(),
             message: format!("not a JSON array of records: {e}"),
         })?;
-        return Ok(all.into_iter().enumerate().map(|(i, v)| (i + 1, v)).collect());
+        return Ok(all
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i + 1, v))
+            .collect());
     }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {

@@ -91,7 +91,11 @@ impl Backend for Endpoint {
             Ok(r) => r,
             Err(ureq::Error::Status(code, r)) => {
                 let text = r.into_string().unwrap_or_default();
-                return Err(format!("{} answered HTTP {code}: {}", self.url, text.trim()));
+                return Err(format!(
+                    "{} answered HTTP {code}: {}",
+                    self.url,
+                    text.trim()
+                ));
             }
             Err(e) => return Err(format!("{}: {e}", self.url)),
         };
@@ -140,7 +144,9 @@ impl Backend for Endpoint {
                         if calls.len() <= i {
                             calls.resize_with(i + 1, PartialCall::default);
                         }
-                        calls[i].name.push_str(c["function"]["name"].as_str().unwrap_or(""));
+                        calls[i]
+                            .name
+                            .push_str(c["function"]["name"].as_str().unwrap_or(""));
                         calls[i]
                             .arguments
                             .push_str(c["function"]["arguments"].as_str().unwrap_or(""));
@@ -175,7 +181,8 @@ impl Backend for Endpoint {
         out.total = start.elapsed();
         out.ttft = first.unwrap_or(out.total);
         for c in calls {
-            let args: Value = serde_json::from_str(&c.arguments).unwrap_or(Value::String(c.arguments));
+            let args: Value =
+                serde_json::from_str(&c.arguments).unwrap_or(Value::String(c.arguments));
             out.text.push_str(&format!(
                 "\n<tool_call>\n{}\n</tool_call>",
                 json!({"name": c.name, "arguments": args})
@@ -184,7 +191,9 @@ impl Backend for Endpoint {
         // Without usage, each content event counts as one token (servers send one token per event).
         let u = usage.unwrap_or(Value::Null);
         out.prompt_tokens = u["prompt_tokens"].as_u64().unwrap_or(0) as usize;
-        out.completion_tokens = u["completion_tokens"].as_u64().map_or(chunks, |n| n as usize);
+        out.completion_tokens = u["completion_tokens"]
+            .as_u64()
+            .map_or(chunks, |n| n as usize);
         Ok(out)
     }
 }

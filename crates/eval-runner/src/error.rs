@@ -81,7 +81,11 @@ pub(crate) fn read_to_string(path: &std::path::Path, what: &'static str) -> Resu
 }
 
 /// Writes a file, naming it on failure.
-pub(crate) fn write(path: &std::path::Path, what: &'static str, data: impl AsRef<[u8]>) -> Result<()> {
+pub(crate) fn write(
+    path: &std::path::Path,
+    what: &'static str,
+    data: impl AsRef<[u8]>,
+) -> Result<()> {
     std::fs::write(path, data).map_err(|source| Error::Io {
         what,
         path: path.to_path_buf(),

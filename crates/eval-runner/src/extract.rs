@@ -60,9 +60,11 @@ fn first_query_start(text: &str) -> Option<usize> {
         .iter()
         .filter_map(|kw| {
             upper.match_indices(kw).map(|(i, _)| i).find(|&i| {
-                let before_ok = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+                let before_ok =
+                    i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
                 let j = i + kw.len();
-                let after_ok = j >= bytes.len() || !(bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_');
+                let after_ok =
+                    j >= bytes.len() || !(bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_');
                 before_ok && after_ok
             })
         })

@@ -107,7 +107,10 @@ impl ShotPool {
             Selection::Fixed => allowed.into_iter().take(k).collect(),
             Selection::Random => {
                 let mut all = allowed;
-                shuffle(&mut all, seed ^ (test.index as u64).wrapping_mul(0x9E37_79B9));
+                shuffle(
+                    &mut all,
+                    seed ^ (test.index as u64).wrapping_mul(0x9E37_79B9),
+                );
                 all.truncate(k);
                 all
             }

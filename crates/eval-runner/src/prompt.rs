@@ -49,11 +49,18 @@ fn template_err(which: &'static str) -> impl Fn(minijinja::Error) -> Error {
 
 impl<'p> PromptBuilder<'p> {
     /// Compiles the templates of `spec`; `schemas` fills `{{ schema }}`, `pool` supplies few-shot examples.
-    pub fn new(spec: &PromptSpec, schemas: Option<Schemas>, pool: Option<&'p ShotPool>) -> Result<Self> {
+    pub fn new(
+        spec: &PromptSpec,
+        schemas: Option<Schemas>,
+        pool: Option<&'p ShotPool>,
+    ) -> Result<Self> {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(false);
-        let template = spec.template.clone().unwrap_or_else(|| DEFAULT_TEMPLATE.into());
+        let template = spec
+            .template
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TEMPLATE.into());
         env.add_template_owned("template", template)
             .map_err(template_err("template"))?;
         if let Some(s) = &spec.system {
@@ -77,7 +84,10 @@ impl<'p> PromptBuilder<'p> {
         ctx.insert("input".into(), Value::String(e.input.clone()));
         ctx.insert("id".into(), Value::String(e.id.clone()));
         if let (Some(s), Some(db)) = (&self.schemas, &e.db_id) {
-            ctx.insert("schema".into(), Value::String(s.get(db).unwrap_or("").to_owned()));
+            ctx.insert(
+                "schema".into(),
+                Value::String(s.get(db).unwrap_or("").to_owned()),
+            );
         }
         if let Some(t) = &e.tools {
             ctx.insert(
@@ -115,7 +125,11 @@ impl<'p> PromptBuilder<'p> {
         }
         let mut shot_ids = Vec::new();
         if let (Some(fs), Some(pool)) = (&self.spec.few_shot, self.pool) {
-            let which = if fs.template.is_some() { "shot" } else { "template" };
+            let which = if fs.template.is_some() {
+                "shot"
+            } else {
+                "template"
+            };
             for shot in pool.select(e, fs.k, fs.select, fs.seed) {
                 messages.push(json!({"role": "user", "content": self.render(which, shot)?}));
                 messages.push(json!({"role": "assistant", "content": self.shot_answer(shot)}));
@@ -130,7 +144,10 @@ impl<'p> PromptBuilder<'p> {
         messages.push(json!({"role": "user", "content": user}));
         Ok(Prompt {
             messages,
-            tools: e.tools.as_ref().map(|t| t.iter().map(openai_tool).collect()),
+            tools: e
+                .tools
+                .as_ref()
+                .map(|t| t.iter().map(openai_tool).collect()),
             shot_ids,
         })
     }
@@ -139,7 +156,8 @@ impl<'p> PromptBuilder<'p> {
 /// A BFCL function doc as an OpenAI tool: wrapped in `{"type": "function", "function": ...}`, with BFCL's
 /// Python type names (`dict`, `float`, `tuple`, `any`) mapped to JSON-schema ones.
 pub fn openai_tool(doc: &Value) -> Value {
-    if doc.get("type").and_then(Value::as_str) == Some("function") && doc.get("function").is_some() {
+    if doc.get("type").and_then(Value::as_str) == Some("function") && doc.get("function").is_some()
+    {
         return doc.clone();
     }
     let mut f = doc.clone();

@@ -47,7 +47,11 @@ pub fn run_report(s: &Summary, records: &[ExampleRecord]) -> String {
     );
     h.push_str("<h2>Metrics</h2><table><tr><th>metric</th><th>value</th></tr>");
     for (k, v) in &s.metrics {
-        let _ = write!(h, "<tr><td>{}</td><td class=num>{v:.4}</td></tr>", escape(k));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=num>{v:.4}</td></tr>",
+            escape(k)
+        );
     }
     let _ = write!(
         h,
@@ -60,7 +64,12 @@ pub fn run_report(s: &Summary, records: &[ExampleRecord]) -> String {
         .map(|(k, c)| (k.clone(), c.score, format!("{:.3} (n={})", c.score, c.n)))
         .collect();
     h.push_str("<h2>By category</h2>");
-    h.push_str(&hbars("Primary metric by category", &cats, Some(1.0_f64.max(cats.iter().map(|c| c.1).fold(0.0, f64::max))), "#4e79a7"));
+    h.push_str(&hbars(
+        "Primary metric by category",
+        &cats,
+        Some(1.0_f64.max(cats.iter().map(|c| c.1).fold(0.0, f64::max))),
+        "#4e79a7",
+    ));
     let errs: Vec<(String, f64, String)> = s
         .error_types
         .iter()
@@ -102,7 +111,11 @@ pub fn run_report(s: &Summary, records: &[ExampleRecord]) -> String {
     let _ = write!(h, "<h2>Failures ({})</h2>", failures.len());
     h.push_str("<table><tr><th>id</th><th>type</th><th>input</th><th>expected</th><th>output</th><th>answer</th><th>message</th></tr>");
     for r in failures.iter().take(500) {
-        let target = r.target.as_ref().map(crate::dataset::as_text).unwrap_or_default();
+        let target = r
+            .target
+            .as_ref()
+            .map(crate::dataset::as_text)
+            .unwrap_or_default();
         let answer = match &r.answer {
             serde_json::Value::String(t) => t.clone(),
             serde_json::Value::Null => String::new(),
@@ -127,21 +140,48 @@ pub fn run_report(s: &Summary, records: &[ExampleRecord]) -> String {
 /// A plain-text table of the summary for the terminal.
 pub fn terminal_table(s: &Summary) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "task {} · {} · {} examples in {:.1} s", s.task, s.backend, s.examples, s.wall_s);
+    let _ = writeln!(
+        t,
+        "task {} · {} · {} examples in {:.1} s",
+        s.task, s.backend, s.examples, s.wall_s
+    );
     let _ = writeln!(t, "{:<28} {:>12}", "metric", "value");
     let _ = writeln!(t, "{:-<28} {:->12}", "", "");
     for (k, v) in &s.metrics {
         let _ = writeln!(t, "{k:<28} {v:>12.4}");
     }
-    let _ = writeln!(t, "{:<28} {:>12}", "correct / wrong / errors", format!("{}/{}/{}", s.correct, s.wrong, s.errors));
+    let _ = writeln!(
+        t,
+        "{:<28} {:>12}",
+        "correct / wrong / errors",
+        format!("{}/{}/{}", s.correct, s.wrong, s.errors)
+    );
     if let Some(d) = &s.latency.ttft_ms {
-        let _ = writeln!(t, "{:<28} {:>12}", "ttft p50 / p95 (ms)", format!("{:.0}/{:.0}", d.p50, d.p95));
+        let _ = writeln!(
+            t,
+            "{:<28} {:>12}",
+            "ttft p50 / p95 (ms)",
+            format!("{:.0}/{:.0}", d.p50, d.p95)
+        );
     }
     if let Some(d) = &s.latency.per_token_ms {
-        let _ = writeln!(t, "{:<28} {:>12}", "per token p50 / p95 (ms)", format!("{:.1}/{:.1}", d.p50, d.p95));
+        let _ = writeln!(
+            t,
+            "{:<28} {:>12}",
+            "per token p50 / p95 (ms)",
+            format!("{:.1}/{:.1}", d.p50, d.p95)
+        );
     }
-    let _ = writeln!(t, "{:<28} {:>12.2}", "output tokens/s", s.throughput.output_tokens_per_s);
-    let _ = writeln!(t, "{:<28} {:>12.3}", "requests/s", s.throughput.requests_per_s);
+    let _ = writeln!(
+        t,
+        "{:<28} {:>12.2}",
+        "output tokens/s", s.throughput.output_tokens_per_s
+    );
+    let _ = writeln!(
+        t,
+        "{:<28} {:>12.3}",
+        "requests/s", s.throughput.requests_per_s
+    );
     if let Some(c) = s.cost.usd_per_1k_examples {
         let _ = writeln!(t, "{:<28} {:>12.4}", "usd per 1k examples", c);
     }
@@ -150,7 +190,17 @@ pub fn terminal_table(s: &Summary) -> String {
         let mut v: Vec<_> = s.error_types.iter().collect();
         v.sort_by_key(|e| std::cmp::Reverse(e.1.count));
         for (k, e) in v {
-            let _ = writeln!(t, "  {k:<26} {:>5}  e.g. {}", e.count, e.examples.iter().take(3).cloned().collect::<Vec<_>>().join(", "));
+            let _ = writeln!(
+                t,
+                "  {k:<26} {:>5}  e.g. {}",
+                e.count,
+                e.examples
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     t

@@ -49,7 +49,12 @@ pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
         )?)),
         _ => None,
     };
-    let schemas = task.dataset.tables.as_deref().map(Schemas::load).transpose()?;
+    let schemas = task
+        .dataset
+        .tables
+        .as_deref()
+        .map(Schemas::load)
+        .transpose()?;
     let builder = PromptBuilder::new(&task.prompt, schemas, pool.as_ref())?;
     if let Some(url) = &task.model.endpoint {
         let name = task
@@ -141,7 +146,13 @@ pub fn run_examples(
     Ok(result)
 }
 
-fn error_record(e: &Example, prompt: String, shots: Vec<String>, kind: &str, message: String) -> ExampleRecord {
+fn error_record(
+    e: &Example,
+    prompt: String,
+    shots: Vec<String>,
+    kind: &str,
+    message: String,
+) -> ExampleRecord {
     ExampleRecord {
         id: e.id.clone(),
         index: e.index,
@@ -180,7 +191,15 @@ pub fn run_one(
 ) -> ExampleRecord {
     let prompt = match builder.build(e) {
         Ok(p) => p,
-        Err(err) => return error_record(e, String::new(), Vec::new(), "prompt_error", err.to_string()),
+        Err(err) => {
+            return error_record(
+                e,
+                String::new(),
+                Vec::new(),
+                "prompt_error",
+                err.to_string(),
+            )
+        }
     };
     let c = match backend.complete(&prompt, &task.generation) {
         Ok(c) => c,
@@ -206,7 +225,11 @@ pub fn run_one(
         prompt: c.prompt_text.clone(),
         shots: prompt.shot_ids,
         raw_output: Some(c.text.clone()),
-        answer: if answer == Answer::None { serde_json::Value::Null } else { answer.to_json() },
+        answer: if answer == Answer::None {
+            serde_json::Value::Null
+        } else {
+            answer.to_json()
+        },
         verdict,
         primary_score: s.primary,
         error_type: s.error_type,

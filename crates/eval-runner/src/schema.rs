@@ -84,9 +84,10 @@ fn ddl(e: &TablesEntry) -> String {
             lines.push(line);
         }
         for (from, to) in &e.foreign_keys {
-            let (Some((ft, fc)), Some((tt, tc))) =
-                (e.column_names_original.get(*from), e.column_names_original.get(*to))
-            else {
+            let (Some((ft, fc)), Some((tt, tc))) = (
+                e.column_names_original.get(*from),
+                e.column_names_original.get(*to),
+            ) else {
                 continue;
             };
             if *ft == t as i64 {
@@ -103,7 +104,12 @@ fn ddl(e: &TablesEntry) -> String {
                 }
             }
         }
-        let _ = writeln!(out, "CREATE TABLE {} (\n{}\n);", quote(table), lines.join(",\n"));
+        let _ = writeln!(
+            out,
+            "CREATE TABLE {} (\n{}\n);",
+            quote(table),
+            lines.join(",\n")
+        );
     }
     out.trim_end().to_owned()
 }
@@ -124,7 +130,13 @@ mod tests {
         }))
         .unwrap();
         let d = ddl(&e);
-        assert!(d.contains("CREATE TABLE singer (\n  Singer_ID NUMBER PRIMARY KEY,\n  Name TEXT\n);"), "{d}");
-        assert!(d.contains("FOREIGN KEY (\"Singer ID\") REFERENCES singer(Singer_ID)"), "{d}");
+        assert!(
+            d.contains("CREATE TABLE singer (\n  Singer_ID NUMBER PRIMARY KEY,\n  Name TEXT\n);"),
+            "{d}"
+        );
+        assert!(
+            d.contains("FOREIGN KEY (\"Singer ID\") REFERENCES singer(Singer_ID)"),
+            "{d}"
+        );
     }
 }

@@ -120,18 +120,17 @@ impl Scorer {
         for m in self.metrics.clone() {
             let r = match m {
                 Metric::Latency => continue,
-                Metric::ExactMatch => One::pass_fail(
-                    text::exact_match(&answer.text(), &target),
-                    "mismatch",
-                    None,
-                ),
+                Metric::ExactMatch => {
+                    One::pass_fail(text::exact_match(&answer.text(), &target), "mismatch", None)
+                }
                 Metric::NormalizedMatch => One::pass_fail(
                     text::normalized_match(&answer.text(), &target),
                     "mismatch",
                     None,
                 ),
                 Metric::Bleu => One::score(
-                    bleu::sentence_bleu(&answer.text(), &[target.as_str()]).map_or(0.0, |b| b.score),
+                    bleu::sentence_bleu(&answer.text(), &[target.as_str()])
+                        .map_or(0.0, |b| b.score),
                 ),
                 Metric::Rouge => {
                     let r = rouge::score(&target, &answer.text());
@@ -150,14 +149,19 @@ impl Scorer {
                     });
                     One::pass_fail(
                         v.correct,
-                        &v.error_type.map_or("schema_violation".into(), |t| type_name(&t)),
+                        &v.error_type
+                            .map_or("schema_violation".into(), |t| type_name(&t)),
                         message,
                     )
                 }
                 Metric::SqlExecution => self.sql(e, answer, &target),
                 Metric::FunctionCall => function_call(e, answer),
             };
-            let name = if m == Metric::Rouge { "rougeL" } else { m.name() };
+            let name = if m == Metric::Rouge {
+                "rougeL"
+            } else {
+                m.name()
+            };
             out.scores.insert(name.into(), r.value);
             if Some(m) == self.primary {
                 out.passed = r.passed;
@@ -193,10 +197,13 @@ impl Scorer {
         match ev.evaluate(&predicted, gold) {
             Ok(v) => One::pass_fail(
                 v.correct,
-                &v.error_type.map_or("wrong_result".into(), |t| type_name(&t)),
+                &v.error_type
+                    .map_or("wrong_result".into(), |t| type_name(&t)),
                 v.message,
             ),
-            Err(err @ SqlEvalError::GoldFailed { .. }) => One::broken("gold_failed", err.to_string()),
+            Err(err @ SqlEvalError::GoldFailed { .. }) => {
+                One::broken("gold_failed", err.to_string())
+            }
             Err(err) => One::broken("database_error", err.to_string()),
         }
     }

@@ -148,7 +148,13 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Summarizes `records` of `task` run on `backend` in `wall_s` seconds.
-pub fn summarize(task: &Task, backend: &str, started_at: u64, wall_s: f64, records: &[ExampleRecord]) -> Summary {
+pub fn summarize(
+    task: &Task,
+    backend: &str,
+    started_at: u64,
+    wall_s: f64,
+    records: &[ExampleRecord],
+) -> Summary {
     let count = |v: Verdict| records.iter().filter(|r| r.verdict == v).count();
     let mut metrics = BTreeMap::new();
     for m in &task.metrics {
@@ -157,11 +163,28 @@ pub fn summarize(task: &Task, backend: &str, started_at: u64, wall_s: f64, recor
             Metric::Bleu => {
                 let hyps: Vec<String> = records
                     .iter()
-                    .map(|r| r.answer.as_str().map_or_else(|| if r.answer.is_null() { String::new() } else { r.answer.to_string() }, str::to_owned))
+                    .map(|r| {
+                        r.answer.as_str().map_or_else(
+                            || {
+                                if r.answer.is_null() {
+                                    String::new()
+                                } else {
+                                    r.answer.to_string()
+                                }
+                            },
+                            str::to_owned,
+                        )
+                    })
                     .collect();
                 let refs: Vec<Vec<String>> = records
                     .iter()
-                    .map(|r| vec![r.target.as_ref().map(crate::dataset::as_text).unwrap_or_default()])
+                    .map(|r| {
+                        vec![r
+                            .target
+                            .as_ref()
+                            .map(crate::dataset::as_text)
+                            .unwrap_or_default()]
+                    })
                     .collect();
                 if let Ok(b) = tuneup_eval::bleu::corpus_bleu(&hyps, &refs) {
                     metrics.insert("bleu".into(), b.score);
@@ -169,12 +192,26 @@ pub fn summarize(task: &Task, backend: &str, started_at: u64, wall_s: f64, recor
             }
             Metric::Rouge => {
                 for k in ["rouge1", "rouge2", "rougeL"] {
-                    metrics.insert(k.into(), mean(records.iter().map(|r| r.scores.get(k).copied().unwrap_or(0.0))));
+                    metrics.insert(
+                        k.into(),
+                        mean(
+                            records
+                                .iter()
+                                .map(|r| r.scores.get(k).copied().unwrap_or(0.0)),
+                        ),
+                    );
                 }
             }
             other => {
                 let k = other.name();
-                metrics.insert(k.into(), mean(records.iter().map(|r| r.scores.get(k).copied().unwrap_or(0.0))));
+                metrics.insert(
+                    k.into(),
+                    mean(
+                        records
+                            .iter()
+                            .map(|r| r.scores.get(k).copied().unwrap_or(0.0)),
+                    ),
+                );
             }
         }
     }
@@ -182,7 +219,11 @@ pub fn summarize(task: &Task, backend: &str, started_at: u64, wall_s: f64, recor
     for r in records {
         let c = by_category
             .entry(r.category.clone().unwrap_or_else(|| "all".into()))
-            .or_insert(CategoryStats { n: 0, correct: 0, score: 0.0 });
+            .or_insert(CategoryStats {
+                n: 0,
+                correct: 0,
+                score: 0.0,
+            });
         c.n += 1;
         c.correct += usize::from(r.is_correct());
         c.score += r.primary_score;
@@ -193,16 +234,19 @@ pub fn summarize(task: &Task, backend: &str, started_at: u64, wall_s: f64, recor
     let mut error_types: BTreeMap<String, ErrorTypeStats> = BTreeMap::new();
     for r in records {
         if let Some(t) = &r.error_type {
-            let e = error_types
-                .entry(t.clone())
-                .or_insert(ErrorTypeStats { count: 0, examples: Vec::new() });
+            let e = error_types.entry(t.clone()).or_insert(ErrorTypeStats {
+                count: 0,
+                examples: Vec::new(),
+            });
             e.count += 1;
             if e.examples.len() < 20 {
                 e.examples.push(r.id.clone());
             }
         }
     }
-    let pick = |f: fn(&ExampleRecord) -> Option<f64>| dist(&records.iter().filter_map(f).collect::<Vec<_>>());
+    let pick = |f: fn(&ExampleRecord) -> Option<f64>| {
+        dist(&records.iter().filter_map(f).collect::<Vec<_>>())
+    };
     let tokens = Tokens {
         prompt: records.iter().map(|r| r.prompt_tokens).sum(),
         completion: records.iter().map(|r| r.completion_tokens).sum(),
@@ -215,13 +259,20 @@ pub fn summarize(task: &Task, backend: &str, started_at: u64, wall_s: f64, recor
     };
     let c = &task.cost;
     let usd_gpu_time = c.usd_per_gpu_hour.map(|p| p * wall_s / 3600.0);
-    let usd_tokens = match (c.usd_per_million_input_tokens, c.usd_per_million_output_tokens) {
+    let usd_tokens = match (
+        c.usd_per_million_input_tokens,
+        c.usd_per_million_output_tokens,
+    ) {
         (None, None) => None,
         (i, o) => Some(
-            i.unwrap_or(0.0) * tokens.prompt as f64 / 1e6 + o.unwrap_or(0.0) * tokens.completion as f64 / 1e6,
+            i.unwrap_or(0.0) * tokens.prompt as f64 / 1e6
+                + o.unwrap_or(0.0) * tokens.completion as f64 / 1e6,
         ),
     };
-    let worst = usd_gpu_time.into_iter().chain(usd_tokens).fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
+    let worst = usd_gpu_time
+        .into_iter()
+        .chain(usd_tokens)
+        .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
     Summary {
         task: task.name.clone(),
         backend: backend.to_owned(),

@@ -18,7 +18,9 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const PALETTE: [&str; 6] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1"];
+const PALETTE: [&str; 6] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
+];
 
 /// Horizontal bar chart of (label, value, annotation); `max` fixes the scale (e.g. 1.0 for accuracy).
 pub fn hbars(title: &str, rows: &[(String, f64, String)], max: Option<f64>, color: &str) -> String {

@@ -17,32 +17,57 @@ fn event(v: Value) -> String {
 }
 
 fn chunk(delta: Value, finish: Option<&str>) -> String {
-    event(json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+    event(
+        json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+    )
 }
 
 async fn completions(body: String) -> axum::response::Response {
     let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     assert_eq!(req["stream"], true);
     assert_eq!(req["model"], "canned-model");
-    let question = req["messages"].as_array().and_then(|m| m.last()).map_or("", |m| m["content"].as_str().unwrap_or("")).to_owned();
+    let question = req["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .map_or("", |m| m["content"].as_str().unwrap_or(""))
+        .to_owned();
     if question.contains("fail") {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "{\"error\": \"canned failure\"}").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{\"error\": \"canned failure\"}",
+        )
+            .into_response();
     }
     let mut sse = String::new();
     if req.get("tools").is_some() {
         assert_eq!(req["tools"][0]["type"], "function");
         // One call split across three events, as servers stream it.
-        sse += &chunk(json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "c1", "type": "function", "function": {"name": "calculate_area", "arguments": ""}}]}), None);
-        sse += &chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"base\": 10, "}}]}), None);
-        sse += &chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"height\": 5}"}}]}), Some("tool_calls"));
+        sse += &chunk(
+            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "c1", "type": "function", "function": {"name": "calculate_area", "arguments": ""}}]}),
+            None,
+        );
+        sse += &chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"base\": 10, "}}]}),
+            None,
+        );
+        sse += &chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"height\": 5}"}}]}),
+            Some("tool_calls"),
+        );
     } else {
-        let answer = if question.contains("France") { "Par|is" } else { "Mil|an" };
+        let answer = if question.contains("France") {
+            "Par|is"
+        } else {
+            "Mil|an"
+        };
         for piece in answer.split('|') {
             sse += &chunk(json!({"content": piece}), None);
         }
         sse += &chunk(json!({}), Some("stop"));
     }
-    sse += &event(json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}}));
+    sse += &event(
+        json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}}),
+    );
     sse += "data: [DONE]\n\n";
     ([(header::CONTENT_TYPE, "text/event-stream")], sse).into_response()
 }
@@ -80,7 +105,14 @@ fn text_task_over_endpoint_records_failures_and_timings() {
     let toml = format!("metrics = [\"exact_match\", \"latency\"]\n[dataset]\npath = \"data.jsonl\"\ninput = \"q\"\ntarget = \"a\"\nid = \"id\"\n[model]\nendpoint = \"{url}\"\nmodel = \"canned-model\"\n");
     let t = task(dir.path(), &toml, data);
     let out = dir.path().join("run");
-    let r = run_task(&t, &RunOptions { out: Some(out.clone()), progress: false }).unwrap();
+    let r = run_task(
+        &t,
+        &RunOptions {
+            out: Some(out.clone()),
+            progress: false,
+        },
+    )
+    .unwrap();
     let v: Vec<Verdict> = r.records.iter().map(|x| x.verdict).collect();
     assert_eq!(v, [Verdict::Correct, Verdict::Error, Verdict::Wrong]);
     assert_eq!(r.records[0].raw_output.as_deref(), Some("Paris"));
@@ -88,7 +120,11 @@ fn text_task_over_endpoint_records_failures_and_timings() {
     assert_eq!(r.records[0].prompt_tokens, 12);
     assert!(r.records[0].ttft_ms.unwrap() <= r.records[0].total_ms.unwrap());
     assert_eq!(r.records[1].error_type.as_deref(), Some("generation_error"));
-    assert!(r.records[1].error_message.as_deref().unwrap().contains("HTTP 500"));
+    assert!(r.records[1]
+        .error_message
+        .as_deref()
+        .unwrap()
+        .contains("HTTP 500"));
     assert_eq!(r.records[2].error_type.as_deref(), Some("mismatch"));
     assert_eq!(r.summary.errors, 1);
     assert!(r.summary.backend.contains("canned-model"));
@@ -120,10 +156,21 @@ fn tool_calls_streamed_in_pieces_are_judged_by_bfcl_checker() {
 fn unreachable_endpoint_is_recorded_per_example() {
     let dir = tempfile::tempdir().unwrap();
     // A port nobody listens on: bind, note the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let toml = format!("metrics = [\"exact_match\"]\n[dataset]\npath = \"data.jsonl\"\ninput = \"q\"\ntarget = \"a\"\n[model]\nendpoint = \"http://127.0.0.1:{port}\"\n");
-    let t = task(dir.path(), &toml, "{\"q\": \"a\", \"a\": \"b\"}\n{\"q\": \"c\", \"a\": \"d\"}\n");
+    let t = task(
+        dir.path(),
+        &toml,
+        "{\"q\": \"a\", \"a\": \"b\"}\n{\"q\": \"c\", \"a\": \"d\"}\n",
+    );
     let r = run_task(&t, &RunOptions::default()).unwrap();
     assert_eq!(r.summary.errors, 2);
-    assert_eq!(r.summary.error_types["generation_error"].examples, ["line-1", "line-2"]);
+    assert_eq!(
+        r.summary.error_types["generation_error"].examples,
+        ["line-1", "line-2"]
+    );
 }

@@ -6,13 +6,24 @@ use tuneup_eval_runner::{extract, Answer, OutputKind};
 #[test]
 fn sql_from_fences_and_bare_statements() {
     assert_eq!(
-        extract_sql("Here:\n```sql\nSELECT count(*) FROM singer;\n```\nDone", false).as_deref(),
+        extract_sql(
+            "Here:\n```sql\nSELECT count(*) FROM singer;\n```\nDone",
+            false
+        )
+        .as_deref(),
         Some("SELECT count(*) FROM singer")
     );
     // Unclosed fence (the stop string ate the closing one).
-    assert_eq!(extract_sql("```sql\nSELECT a FROM t\n", false).as_deref(), Some("SELECT a FROM t"));
     assert_eq!(
-        extract_sql("The query is select name from singer where age > 3; it works", false).as_deref(),
+        extract_sql("```sql\nSELECT a FROM t\n", false).as_deref(),
+        Some("SELECT a FROM t")
+    );
+    assert_eq!(
+        extract_sql(
+            "The query is select name from singer where age > 3; it works",
+            false
+        )
+        .as_deref(),
         Some("select name from singer where age > 3")
     );
     assert_eq!(
@@ -24,7 +35,10 @@ fn sql_from_fences_and_bare_statements() {
     let cot = "First ```sql\nSELECT 1\n``` then refine:\n```sql\nSELECT 2\n```";
     assert_eq!(extract_sql(cot, true).as_deref(), Some("SELECT 2"));
     assert_eq!(extract_sql(cot, false).as_deref(), Some("SELECT 1"));
-    assert_eq!(extract("nothing here", OutputKind::Sql, false), Answer::None);
+    assert_eq!(
+        extract("nothing here", OutputKind::Sql, false),
+        Answer::None
+    );
 }
 
 #[test]
@@ -35,12 +49,17 @@ fn tool_calls_in_qwen_and_bare_formats() {
     assert_eq!(calls[0].name, "area");
     assert_eq!(calls[0].arguments["base"], 10);
     // Unclosed last block, arguments as a JSON string (OpenAI style).
-    let calls = extract_tool_calls("<tool_call>{\"name\": \"f\", \"arguments\": \"{\\\"x\\\": 1}\"}");
+    let calls =
+        extract_tool_calls("<tool_call>{\"name\": \"f\", \"arguments\": \"{\\\"x\\\": 1}\"}");
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].arguments["x"], 1);
     let calls = extract_tool_calls("```json\n[{\"name\": \"a\", \"arguments\": {\"x\": 1}}, {\"function\": {\"name\": \"b\", \"arguments\": {}}}]\n```");
-    assert_eq!(calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-    let calls = extract_tool_calls("{\"tool_calls\": [{\"name\": \"z\", \"parameters\": {\"q\": \"s\"}}]}");
+    assert_eq!(
+        calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let calls =
+        extract_tool_calls("{\"tool_calls\": [{\"name\": \"z\", \"parameters\": {\"q\": \"s\"}}]}");
     assert_eq!(calls[0].name, "z");
     assert_eq!(calls[0].arguments["q"], "s");
     assert!(extract_tool_calls("I cannot help with that.").is_empty());
@@ -49,7 +68,10 @@ fn tool_calls_in_qwen_and_bare_formats() {
 #[test]
 fn text_and_json_answers() {
     assert_eq!(extract_text("  Paris. ", false), "Paris.");
-    assert_eq!(extract_text("Step 1... Answer: 42\nAnswer: 43 ", true), "43");
+    assert_eq!(
+        extract_text("Step 1... Answer: 42\nAnswer: 43 ", true),
+        "43"
+    );
     assert_eq!(extract_text("no marker", true), "no marker");
     assert_eq!(
         extract("Sure: ```json\n{\"a\": 1}\n```", OutputKind::Json, false),

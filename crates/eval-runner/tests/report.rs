@@ -5,7 +5,9 @@ use std::path::Path;
 
 use tuneup_eval_runner::runner::write_outputs;
 use tuneup_eval_runner::summary::summarize;
-use tuneup_eval_runner::{compare, compare_report, compare_table, load_run, ExampleRecord, RunResult, Task, Verdict};
+use tuneup_eval_runner::{
+    compare, compare_report, compare_table, load_run, ExampleRecord, RunResult, Task, Verdict,
+};
 
 fn task() -> Task {
     let toml = "metrics = [\"exact_match\", \"latency\"]\n[dataset]\npath = \"/x/test.jsonl\"\ninput = \"q\"\ntarget = \"a\"\n[cost]\nusd_per_gpu_hour = 3.6\nusd_per_million_output_tokens = 10.0\n";
@@ -21,9 +23,17 @@ fn record(i: usize, correct: bool, cat: &str) -> ExampleRecord {
         target: Some(serde_json::json!("gold <b>")),
         prompt: "p".into(),
         shots: vec![],
-        raw_output: Some(if correct { "gold <b>".into() } else { "</td><img src=x onerror=alert(1)>".into() }),
+        raw_output: Some(if correct {
+            "gold <b>".into()
+        } else {
+            "</td><img src=x onerror=alert(1)>".into()
+        }),
         answer: serde_json::json!("a"),
-        verdict: if correct { Verdict::Correct } else { Verdict::Wrong },
+        verdict: if correct {
+            Verdict::Correct
+        } else {
+            Verdict::Wrong
+        },
         primary_score: if correct { 1.0 } else { 0.0 },
         error_type: (!correct).then(|| "mismatch".into()),
         error_message: None,
@@ -39,7 +49,9 @@ fn record(i: usize, correct: bool, cat: &str) -> ExampleRecord {
 
 fn run(dir: &Path, correct: impl Fn(usize) -> bool) -> RunResult {
     let t = task();
-    let mut records: Vec<ExampleRecord> = (0..30).map(|i| record(i, correct(i), if i % 2 == 0 { "even" } else { "odd" })).collect();
+    let mut records: Vec<ExampleRecord> = (0..30)
+        .map(|i| record(i, correct(i), if i % 2 == 0 { "even" } else { "odd" }))
+        .collect();
     records.push(ExampleRecord {
         verdict: Verdict::Error,
         error_type: Some("generation_error".into()),
@@ -97,7 +109,6 @@ fn html_report_has_charts_and_escapes_user_text() {
     assert!(!html.contains("<img"), "model output must be escaped");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; question"));
     assert!(html.contains("&lt;/td&gt;&lt;img src=x onerror=alert(1)&gt;"));
-    assert!(!html.contains("http://") || html.matches("http://").all(|_| true));
     assert!(!html.contains("src=\"http"), "no external resources");
 }
 
@@ -109,7 +120,9 @@ fn compare_flags_significant_differences() {
     run(base.path(), |i| i < 5);
     run(better.path(), |i| i < 25);
     run(same.path(), |i| (1..7).contains(&i));
-    let runs = [base.path(), better.path(), same.path()].map(|d| load_run(d).unwrap()).to_vec();
+    let runs = [base.path(), better.path(), same.path()]
+        .map(|d| load_run(d).unwrap())
+        .to_vec();
     let c = compare(runs);
     assert_eq!(c.tests.len(), 2);
     let t = &c.tests[0];
@@ -121,9 +134,14 @@ fn compare_flags_significant_differences() {
     assert!((b.delta - 20.0 / 31.0).abs() < 1e-12 && b.ci_low > 0.0);
     assert!(!c.tests[1].significant);
     let table = compare_table(&c);
-    assert!(table.contains("exact_match") && table.contains("SIGNIFICANT") && table.contains("+0.6452"), "{table}");
+    assert!(
+        table.contains("exact_match") && table.contains("SIGNIFICANT") && table.contains("+0.6452"),
+        "{table}"
+    );
     let html = compare_report(&c);
-    assert!(html.contains("Metrics by run") && html.contains("<svg") && html.contains("significant"));
+    assert!(
+        html.contains("Metrics by run") && html.contains("<svg") && html.contains("significant")
+    );
 }
 
 #[test]

@@ -29,7 +29,8 @@ fn spider_dev_five_questions_on_smollm2() {
         data.display()
     );
     // The shipped task file, with the model and data swapped in.
-    let task_file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/eval/spider-dev-sql.toml");
+    let task_file =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/eval/spider-dev-sql.toml");
     std::env::set_var("TUNEUP_DATA", &data);
     let mut task = Task::load(&task_file).unwrap();
     task.dataset.limit = Some(5);
@@ -43,7 +44,14 @@ fn spider_dev_five_questions_on_smollm2() {
             fs.k = shots;
         }
         let out = dir.path().join(format!("{shots}shot"));
-        let r = run_task(&task, &RunOptions { out: Some(out.clone()), progress: false }).unwrap();
+        let r = run_task(
+            &task,
+            &RunOptions {
+                out: Some(out.clone()),
+                progress: false,
+            },
+        )
+        .unwrap();
         for f in ["examples.jsonl", "summary.json", "report.html", "task.toml"] {
             assert!(out.join(f).exists(), "{f}");
         }
@@ -52,10 +60,18 @@ fn spider_dev_five_questions_on_smollm2() {
         assert_eq!(s.correct + s.wrong + s.errors + s.scored, 5);
         assert_eq!(s.scored, 0);
         let typed: usize = s.error_types.values().map(|e| e.count).sum();
-        assert_eq!(typed, s.wrong + s.errors, "every failure has a type: {:?}", s.error_types);
+        assert_eq!(
+            typed,
+            s.wrong + s.errors,
+            "every failure has a type: {:?}",
+            s.error_types
+        );
         for rec in &r.records {
             assert!(rec.raw_output.is_some(), "{rec:?}");
-            assert!(rec.prompt.contains("CREATE TABLE"), "schema DDL in the prompt");
+            assert!(
+                rec.prompt.contains("CREATE TABLE"),
+                "schema DDL in the prompt"
+            );
             assert!(rec.completion_tokens > 0 && rec.ttft_ms.is_some());
             match rec.verdict {
                 Verdict::Correct => assert!(rec.error_type.is_none()),

@@ -99,37 +99,70 @@ fn rejects_bad_tasks() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "test.jsonl", &qa_lines("t", 2));
     let same = TASK.replace("path = \"shots.jsonl\"", "path = \"./test.jsonl\"");
-    let err = Task::load(&write(dir.path(), "a.toml", &same)).unwrap_err().to_string();
-    assert!(err.contains("a.toml") && err.contains("test file itself"), "{err}");
+    let err = Task::load(&write(dir.path(), "a.toml", &same))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a.toml") && err.contains("test file itself"),
+        "{err}"
+    );
     let unknown = TASK.replace("max_tokens = 32", "max_tokenz = 32");
-    let err = Task::load(&write(dir.path(), "b.toml", &unknown)).unwrap_err().to_string();
-    assert!(err.contains("b.toml") && err.contains("max_tokenz"), "{err}");
+    let err = Task::load(&write(dir.path(), "b.toml", &unknown))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("b.toml") && err.contains("max_tokenz"),
+        "{err}"
+    );
     let no_target = TASK.replace("target = \"answer\"\n", "");
-    let err = Task::load(&write(dir.path(), "c.toml", &no_target)).unwrap_err().to_string();
+    let err = Task::load(&write(dir.path(), "c.toml", &no_target))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("dataset.target"), "{err}");
     let sql = "metrics = [\"sql_execution\"]\n[dataset]\npath = \"t.jsonl\"\ninput = \"q\"\ntarget = \"a\"\n";
-    let err = Task::load(&write(dir.path(), "d.toml", sql)).unwrap_err().to_string();
+    let err = Task::load(&write(dir.path(), "d.toml", sql))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("db_dir"), "{err}");
 }
 
 #[test]
 fn env_expansion() {
     std::env::set_var("TUNEUP_TEST_EVAL_DIR", "/data/x");
-    assert_eq!(expand_env("${TUNEUP_TEST_EVAL_DIR}/a.jsonl").unwrap(), "/data/x/a.jsonl");
-    assert_eq!(expand_env("${TUNEUP_TEST_EVAL_UNSET:-../d}/a").unwrap(), "../d/a");
-    assert!(expand_env("${TUNEUP_TEST_EVAL_UNSET}/a").unwrap_err().contains("TUNEUP_TEST_EVAL_UNSET"));
+    assert_eq!(
+        expand_env("${TUNEUP_TEST_EVAL_DIR}/a.jsonl").unwrap(),
+        "/data/x/a.jsonl"
+    );
+    assert_eq!(
+        expand_env("${TUNEUP_TEST_EVAL_UNSET:-../d}/a").unwrap(),
+        "../d/a"
+    );
+    assert!(expand_env("${TUNEUP_TEST_EVAL_UNSET}/a")
+        .unwrap_err()
+        .contains("TUNEUP_TEST_EVAL_UNSET"));
 }
 
 #[test]
 fn bad_jsonl_line_names_file_and_line() {
     let (dir, task) = setup();
-    write(dir.path(), "test.jsonl", "{\"id\": \"a\", \"question\": \"q\", \"answer\": \"a\", \"db\": 1}\n\n{not json\n");
+    write(
+        dir.path(),
+        "test.jsonl",
+        "{\"id\": \"a\", \"question\": \"q\", \"answer\": \"a\", \"db\": 1}\n\n{not json\n",
+    );
     let err = load_examples(&task.dataset).unwrap_err();
     assert!(matches!(err, Error::Data { line: 3, .. }), "{err}");
     assert!(err.to_string().contains("test.jsonl:3"), "{err}");
-    write(dir.path(), "test.jsonl", "{\"id\": \"a\", \"answer\": \"a\", \"db\": 1}\n");
+    write(
+        dir.path(),
+        "test.jsonl",
+        "{\"id\": \"a\", \"answer\": \"a\", \"db\": 1}\n",
+    );
     let err = load_examples(&task.dataset).unwrap_err().to_string();
-    assert!(err.contains("test.jsonl:1") && err.contains("question"), "{err}");
+    assert!(
+        err.contains("test.jsonl:1") && err.contains("question"),
+        "{err}"
+    );
 }
 
 fn pool(task: &Task) -> ShotPool {
@@ -147,7 +180,10 @@ fn prompt_with_similar_shots() {
     // system + 2 × (user, assistant) + user
     assert_eq!(p.messages.len(), 6);
     assert_eq!(p.messages[0]["content"], "You answer d1 questions.");
-    assert_eq!(p.messages[5]["content"], "Q: how many cars are there in table 1");
+    assert_eq!(
+        p.messages[5]["content"],
+        "Q: how many cars are there in table 1"
+    );
     assert_eq!(p.messages[5]["role"], "user");
     assert!(!p.shot_ids.contains(&"dup".to_string()), "{:?}", p.shot_ids);
     // The most similar shots ask about cars, like the test question.
@@ -166,17 +202,40 @@ fn selection_is_deterministic_and_never_the_test_example() {
     let examples = load_examples(&task.dataset).unwrap();
     for how in [Selection::Fixed, Selection::Random, Selection::Similar] {
         for e in &examples {
-            let a: Vec<String> = pool.select(e, 12, how, 3).iter().map(|s| s.id.clone()).collect();
-            let b: Vec<String> = pool.select(e, 12, how, 3).iter().map(|s| s.id.clone()).collect();
+            let a: Vec<String> = pool
+                .select(e, 12, how, 3)
+                .iter()
+                .map(|s| s.id.clone())
+                .collect();
+            let b: Vec<String> = pool
+                .select(e, 12, how, 3)
+                .iter()
+                .map(|s| s.id.clone())
+                .collect();
             assert_eq!(a, b, "{how:?}");
-            assert!(!a.iter().any(|id| id == "dup" && e.id == "t1"), "{how:?} picked the test question");
+            assert!(
+                !a.iter().any(|id| id == "dup" && e.id == "t1"),
+                "{how:?} picked the test question"
+            );
             assert!(a.iter().all(|id| !id.starts_with('t')));
         }
     }
-    let fixed: Vec<String> = pool.select(&examples[0], 3, Selection::Fixed, 0).iter().map(|s| s.id.clone()).collect();
+    let fixed: Vec<String> = pool
+        .select(&examples[0], 3, Selection::Fixed, 0)
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
     assert_eq!(fixed, ["s0", "s1", "s2"]);
-    let r1: Vec<String> = pool.select(&examples[0], 5, Selection::Random, 1).iter().map(|s| s.id.clone()).collect();
-    let r2: Vec<String> = pool.select(&examples[0], 5, Selection::Random, 2).iter().map(|s| s.id.clone()).collect();
+    let r1: Vec<String> = pool
+        .select(&examples[0], 5, Selection::Random, 1)
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    let r2: Vec<String> = pool
+        .select(&examples[0], 5, Selection::Random, 2)
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
     assert_ne!(r1, r2, "different seeds draw different shots");
 }
 
@@ -188,12 +247,21 @@ fn chain_of_thought_and_template_errors() {
     let builder = PromptBuilder::new(&task.prompt, None, None).unwrap();
     let e = &load_examples(&task.dataset).unwrap()[0];
     let p = builder.build(e).unwrap();
-    let user = p.messages.last().unwrap()["content"].as_str().unwrap().to_owned();
-    assert!(user.starts_with("Q: how many singers") && user.contains("Answer:"), "{user}");
+    let user = p.messages.last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        user.starts_with("Q: how many singers") && user.contains("Answer:"),
+        "{user}"
+    );
     task.prompt.template = Some("{{ missing_field }}".into());
     let builder = PromptBuilder::new(&task.prompt, None, None).unwrap();
     let err = builder.build(e).unwrap_err().to_string();
-    assert!(err.contains("missing_field") || err.contains("undefined"), "{err}");
+    assert!(
+        err.contains("missing_field") || err.contains("undefined"),
+        "{err}"
+    );
     task.prompt.template = Some("{% if %}".into());
     assert!(PromptBuilder::new(&task.prompt, None, None).is_err());
 }
@@ -205,7 +273,16 @@ fn bfcl_tools_become_openai_tools() {
     let t = tuneup_eval_runner::prompt::openai_tool(&doc);
     assert_eq!(t["type"], "function");
     assert_eq!(t["function"]["parameters"]["type"], "object");
-    assert_eq!(t["function"]["parameters"]["properties"]["x"]["type"], "number");
-    assert_eq!(t["function"]["parameters"]["properties"]["type"]["type"], "array");
-    assert_eq!(t["function"]["parameters"]["properties"]["type"]["items"]["type"], "integer");
+    assert_eq!(
+        t["function"]["parameters"]["properties"]["x"]["type"],
+        "number"
+    );
+    assert_eq!(
+        t["function"]["parameters"]["properties"]["type"]["type"],
+        "array"
+    );
+    assert_eq!(
+        t["function"]["parameters"]["properties"]["type"]["items"]["type"],
+        "integer"
+    );
 }
