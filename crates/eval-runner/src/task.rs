@@ -347,8 +347,10 @@ impl Task {
     /// Reads and parses a task file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = read_to_string(path, "reading task file")?;
+        // Absolute, so the `task.toml` written next to a run still points at the same files.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, base, path)
+        Self::from_toml(&text, base, &path)
     }
 
     /// Applies command-line overrides.

@@ -60,6 +60,8 @@ fn run(dir: &Path, correct: impl Fn(usize) -> bool) -> RunResult {
         total_ms: None,
         per_token_ms: None,
         primary_score: 0.0,
+        prompt_tokens: 0,
+        completion_tokens: 0,
         ..record(30, false, "odd")
     });
     let summary = summarize(&t, "test backend", 0, 10.0, &records);

@@ -36,7 +36,7 @@ fn spider_dev_five_questions_on_smollm2() {
     task.dataset.limit = Some(5);
     task.model.name = Some(model);
     task.model.threads = Some(2);
-    task.generation.max_tokens = 48;
+    task.generation.max_tokens = 32;
     let dir = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
     for shots in [0, 1] {
