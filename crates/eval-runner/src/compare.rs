@@ -172,10 +172,18 @@ fn fmt(v: Option<f64>) -> String {
 
 /// Terminal table of a comparison.
 pub fn compare_table(c: &Comparison) -> String {
+    // Columns as wide as the longest label (run folders often share a long prefix), 12 to 40.
+    let w = c
+        .runs
+        .iter()
+        .map(|r| r.label.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(12, 40);
     let mut t = String::new();
     let _ = write!(t, "{:<22}", "metric");
     for (i, r) in c.runs.iter().enumerate() {
-        let _ = write!(t, " {:>16}", truncate(&r.label, 16));
+        let _ = write!(t, " {:>w$}", truncate_start(&r.label, w));
         if i > 0 {
             let _ = write!(t, " {:>9}", "Δ");
         }
@@ -184,7 +192,7 @@ pub fn compare_table(c: &Comparison) -> String {
     for (name, vals) in &c.rows {
         let _ = write!(t, "{:<22}", truncate(name, 22));
         for (i, v) in vals.iter().enumerate() {
-            let _ = write!(t, " {:>16}", fmt(*v));
+            let _ = write!(t, " {:>w$}", fmt(*v));
             if i > 0 {
                 let d = v.zip(vals[0]).map(|(x, y)| x - y);
                 let _ = write!(
@@ -224,6 +232,17 @@ pub fn compare_table(c: &Comparison) -> String {
     }
     t.push('\n');
     t
+}
+
+/// Keeps the end of `s` (where run names differ) within `n` characters.
+fn truncate_start(s: &str, n: usize) -> String {
+    let len = s.chars().count();
+    if len <= n {
+        s.to_owned()
+    } else {
+        let tail: String = s.chars().skip(len - (n - 1)).collect();
+        format!("…{tail}")
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
