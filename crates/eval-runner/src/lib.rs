@@ -16,6 +16,7 @@ pub mod endpoint;
 pub mod error;
 pub mod extract;
 pub mod fewshot;
+pub mod overrides;
 pub mod paths;
 pub mod prompt;
 pub mod record;
