@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod chat;
+mod eval;
 mod feedback;
 mod generate;
 mod model;
@@ -46,6 +47,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Work with the feedback the server collected.
     Feedback(feedback::FeedbackArgs),
+    /// Evaluate a model on a task (TOML); `eval compare RUN…` compares runs.
+    Eval(eval::EvalArgs),
 }
 
 impl Command {
@@ -57,6 +60,7 @@ impl Command {
             Command::Bench(a) => a.model.threads,
             Command::Info(a) => a.model.threads,
             Command::Serve(a) => a.model.threads,
+            Command::Eval(a) => a.threads(),
             Command::Pull(_) | Command::Feedback(_) => None,
         }
     }
@@ -87,6 +91,7 @@ fn main() -> std::process::ExitCode {
         Command::Info(a) => model::info(a),
         Command::Serve(a) => serve::run(a),
         Command::Feedback(a) => feedback::run(a),
+        Command::Eval(a) => eval::run(a),
     });
     exit(result)
 }

@@ -1,0 +1,177 @@
+//! `tuneup eval TASK.toml`, `tuneup eval compare RUN…` and `tuneup eval fetch bfcl`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use tuneup_eval_runner::{
+    compare, compare_report, compare_table, load_run, run_task, terminal_table, Overrides,
+    RunOptions, Selection, Task,
+};
+
+/// Arguments of `tuneup eval`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    command: Option<EvalCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+impl EvalArgs {
+    /// The `--threads` option of a run.
+    pub fn threads(&self) -> Option<usize> {
+        self.run.threads
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Show finished runs side by side, with deltas and significance tests.
+    Compare(CompareArgs),
+    /// Download benchmark data that is not in the repository (`bfcl`: the bfcl-eval package's data).
+    Fetch(FetchArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SelectArg {
+    Fixed,
+    Random,
+    Similar,
+}
+
+/// Running a task.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The task file (TOML).
+    #[arg(required = true)]
+    task: Option<PathBuf>,
+    /// Write examples.jsonl, summary.json, report.html and task.toml into this folder.
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    /// Evaluate only the first N examples.
+    #[arg(short, long)]
+    limit: Option<usize>,
+    /// Model (alias, path or hf:ORG/NAME) for the in-process runtime.
+    #[arg(short, long)]
+    model: Option<String>,
+    /// OpenAI-compatible server base URL (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Model name sent to the endpoint.
+    #[arg(long)]
+    api_model: Option<String>,
+    /// Few-shot examples per prompt (0 = zero-shot).
+    #[arg(long)]
+    shots: Option<usize>,
+    /// How few-shot examples are chosen.
+    #[arg(long, value_enum)]
+    select: Option<SelectArg>,
+    /// Add a chain-of-thought instruction.
+    #[arg(long)]
+    cot: bool,
+    /// Most tokens to generate.
+    #[arg(short = 'n', long)]
+    max_tokens: Option<usize>,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Sampling seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// CPU threads for the in-process runtime.
+    #[arg(short, long)]
+    threads: Option<usize>,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Run folders (written by `tuneup eval --out`); the first is the baseline.
+    #[arg(required = true, num_args = 2..)]
+    runs: Vec<PathBuf>,
+    /// Write a side-by-side HTML report here.
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct FetchArgs {
+    /// What to fetch: `bfcl`.
+    what: String,
+}
+
+/// Runs `tuneup eval`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    match args.command {
+        Some(EvalCommand::Compare(c)) => run_compare(c),
+        Some(EvalCommand::Fetch(f)) => fetch(f),
+        None => run_eval(args.run),
+    }
+}
+
+fn run_eval(a: RunArgs) -> Result<()> {
+    let path = a.task.context("a task file is required")?;
+    let mut task = Task::load(&path)?;
+    task.apply(&Overrides {
+        limit: a.limit,
+        model: a.model,
+        endpoint: a.endpoint,
+        api_model: a.api_model,
+        shots: a.shots,
+        select: a.select.map(|s| match s {
+            SelectArg::Fixed => Selection::Fixed,
+            SelectArg::Random => Selection::Random,
+            SelectArg::Similar => Selection::Similar,
+        }),
+        chain_of_thought: a.cot.then_some(true),
+        max_tokens: a.max_tokens,
+        temperature: a.temperature,
+        seed: a.seed,
+        threads: a.threads,
+    });
+    let opts = RunOptions {
+        out: a.out.clone(),
+        progress: !a.quiet,
+    };
+    let result =
+        run_task(&task, &opts).with_context(|| format!("evaluating {}", path.display()))?;
+    print!("{}", terminal_table(&result.summary));
+    if let Some(out) = a.out {
+        println!(
+            "\nwrote {}/{{examples.jsonl,summary.json,report.html}}",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn run_compare(c: CompareArgs) -> Result<()> {
+    let runs = c
+        .runs
+        .iter()
+        .map(|d| load_run(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cmp = compare(runs);
+    print!("{}", compare_table(&cmp));
+    if let Some(out) = c.out {
+        std::fs::write(&out, compare_report(&cmp))
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn fetch(f: FetchArgs) -> Result<()> {
+    if f.what != "bfcl" {
+        bail!("unknown data set '{}' (known: bfcl)", f.what);
+    }
+    let home =
+        tuneup_eval_runner::data::tuneup_home().context("no cache folder (set TUNEUP_HOME)")?;
+    let dir = tuneup_eval_runner::data::fetch_bfcl(&home)?;
+    println!("{}", dir.display());
+    Ok(())
+}

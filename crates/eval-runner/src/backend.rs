@@ -1,0 +1,204 @@
+//! Where completions come from: the in-process runtime ([`InProcess`]) or an OpenAI-compatible endpoint
+//! ([`crate::endpoint::Endpoint`]).
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tuneup_generate::{ChatModel, FinishReason, GenerateParams, Generator, SamplingParams};
+use tuneup_hub::{Cache, ModelLocation, ModelSpec as HubSpec, NoProgress};
+use tuneup_models::{LoadOptions, ModelFiles};
+
+use crate::error::{Error, Result};
+use crate::prompt::Prompt;
+use crate::task::Generation;
+
+/// One completion with its timings.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    /// Generated text (tool calls from an endpoint are rendered as `<tool_call>` blocks).
+    pub text: String,
+    /// The prompt as the model saw it (rendered template, or the JSON request messages).
+    pub prompt_text: String,
+    /// Prompt tokens.
+    pub prompt_tokens: usize,
+    /// Generated tokens.
+    pub completion_tokens: usize,
+    /// Time to the first generated token.
+    pub ttft: Duration,
+    /// Time for the whole request.
+    pub total: Duration,
+    /// `stop`, `length` or `cancelled`.
+    pub finish_reason: String,
+}
+
+impl Completion {
+    /// Mean time per generated token after the first (`None` with fewer than two tokens).
+    pub fn per_token(&self) -> Option<Duration> {
+        (self.completion_tokens > 1)
+            .then(|| self.total.saturating_sub(self.ttft) / (self.completion_tokens as u32 - 1))
+    }
+}
+
+/// Something that answers prompts.
+pub trait Backend {
+    /// A short description for reports (`in-process: smollm2-135m`).
+    fn describe(&self) -> String;
+    /// Generates one completion; an `Err` is recorded for the example and the run continues.
+    fn complete(
+        &mut self,
+        prompt: &Prompt,
+        generation: &Generation,
+    ) -> std::result::Result<Completion, String>;
+}
+
+/// Resolves a model name (alias, path, `hf:`) to files, pulling a known alias when missing.
+pub fn resolve_model(name: &str) -> Result<ModelFiles> {
+    let err = |message: String| Error::Model {
+        name: name.to_owned(),
+        message,
+    };
+    let spec: HubSpec = name.parse().map_err(|e| err(format!("{e}")))?;
+    let cache = Cache::from_env().map_err(|e| err(e.to_string()))?;
+    let loc =
+        tuneup_hub::resolve(&spec, &cache, &mut NoProgress).map_err(|e| err(e.to_string()))?;
+    Ok(match loc {
+        ModelLocation::GgufFile(p) => ModelFiles::Gguf(p),
+        ModelLocation::HfFolder(p) => ModelFiles::HfFolder(p),
+    })
+}
+
+/// Loads a model for [`InProcess`] (CPU).
+pub fn load_model(name: &str, ctx_size: Option<usize>) -> Result<ChatModel> {
+    let files = resolve_model(name)?;
+    let opts = LoadOptions {
+        max_context: ctx_size,
+        ..LoadOptions::default()
+    };
+    ChatModel::load(&files, &opts).map_err(|e| Error::Model {
+        name: name.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The in-process runtime: one loaded model, one generator whose prompt-prefix cache is reused across examples.
+pub struct InProcess<'m> {
+    name: String,
+    model: &'m ChatModel,
+    generator: Generator<'m>,
+}
+
+impl<'m> InProcess<'m> {
+    /// Wraps a loaded model.
+    pub fn new(name: &str, model: &'m ChatModel) -> Self {
+        Self {
+            name: name.to_owned(),
+            model,
+            generator: Generator::new(&model.model.decoder, &model.tokenizer),
+        }
+    }
+}
+
+impl InProcess<'_> {
+    /// Whether the model's chat template renders `tools` (Qwen2.5 does; SmolLM2 does not).
+    fn template_has_tools(&self) -> bool {
+        self.model
+            .tokenizer
+            .chat_template()
+            .is_some_and(|t| t.contains("tools"))
+    }
+}
+
+/// For templates without tool support: the functions and the Hermes/Qwen call format are described in the
+/// system message instead.
+pub fn tools_in_system(messages: &[Value], tools: &[Value]) -> Vec<Value> {
+    let list: Vec<String> = tools.iter().map(Value::to_string).collect();
+    let text = format!(
+        "You may call one or more functions to assist with the user query.\n\nYou are provided with function \
+         signatures within <tools></tools> XML tags:\n<tools>\n{}\n</tools>\n\nFor each function call, return a \
+         json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n\
+         {{\"name\": <function-name>, \"arguments\": <args-json-object>}}\n</tool_call>",
+        list.join("\n")
+    );
+    let mut out = messages.to_vec();
+    match out.first_mut() {
+        Some(first) if first["role"] == "system" => {
+            let old = first["content"].as_str().unwrap_or("").to_owned();
+            first["content"] = Value::String(format!("{old}\n\n{text}"));
+        }
+        _ => out.insert(0, serde_json::json!({"role": "system", "content": text})),
+    }
+    out
+}
+
+impl Backend for InProcess<'_> {
+    fn describe(&self) -> String {
+        format!("in-process: {}", self.name)
+    }
+
+    fn complete(
+        &mut self,
+        prompt: &Prompt,
+        g: &Generation,
+    ) -> std::result::Result<Completion, String> {
+        let fallback;
+        let (messages, tools) = match &prompt.tools {
+            Some(t) if !self.template_has_tools() => {
+                fallback = tools_in_system(&prompt.messages, t);
+                (&fallback, None)
+            }
+            _ => (&prompt.messages, prompt.tools.as_deref()),
+        };
+        let (prompt_text, ids) = self
+            .model
+            .chat_prompt(messages, tools)
+            .map_err(|e| format!("rendering the chat template: {e}"))?;
+        let mut params = GenerateParams {
+            max_tokens: g.max_tokens,
+            sampling: if g.temperature <= 0.0 {
+                SamplingParams {
+                    seed: g.seed,
+                    ..SamplingParams::greedy()
+                }
+            } else {
+                SamplingParams {
+                    temperature: g.temperature,
+                    seed: g.seed,
+                    ..SamplingParams::default()
+                }
+            },
+            stop: g.stop.clone(),
+            ..GenerateParams::default()
+        };
+        let start = Instant::now();
+        let mut first: Option<Duration> = None;
+        let mut sink = |_id: u32, _text: &str| {
+            first.get_or_insert_with(|| start.elapsed());
+            ControlFlow::Continue(())
+        };
+        let out = self
+            .generator
+            .generate(&ids, &mut params, &mut sink)
+            .map_err(|e| format!("generation failed: {e}"))?;
+        let total = start.elapsed();
+        let s = &out.stats;
+        Ok(Completion {
+            text: out.text,
+            prompt_text,
+            prompt_tokens: s.prompt_tokens,
+            completion_tokens: s.completion_tokens,
+            ttft: if s.completion_tokens > 0 {
+                s.time_to_first_token
+            } else {
+                first.unwrap_or(total)
+            },
+            total,
+            finish_reason: match s.finish_reason {
+                FinishReason::Stop => "stop",
+                FinishReason::Length => "length",
+                FinishReason::Cancelled => "cancelled",
+            }
+            .into(),
+        })
+    }
+}

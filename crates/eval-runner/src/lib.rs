@@ -1,0 +1,43 @@
+//! `tuneup eval`: run an evaluation task described in TOML and report on it.
+//!
+//! A [`Task`] names a data set (JSONL + field mapping), a prompt strategy (system prompt, minijinja template,
+//! few-shot selection, chain of thought, output kind), a model (in-process or an OpenAI-compatible endpoint),
+//! generation parameters and metrics from `tuneup-eval`. [`run_task`] loads the data, builds each prompt
+//! ([`PromptBuilder`]), generates ([`Backend`]), extracts the answer ([`extract()`]), scores it ([`Scorer`]) and
+//! records one [`ExampleRecord`] per example — a failing example is recorded, never fatal. With an output folder
+//! it writes `examples.jsonl`, `summary.json` ([`Summary`]), `report.html` ([`run_report`]) and `task.toml`.
+//! [`compare()`] puts finished runs side by side with McNemar and paired-bootstrap tests.
+
+pub mod backend;
+pub mod compare;
+pub mod data;
+pub mod dataset;
+pub mod endpoint;
+pub mod error;
+pub mod extract;
+pub mod fewshot;
+pub mod overrides;
+pub mod paths;
+pub mod prompt;
+pub mod record;
+pub mod report;
+pub mod runner;
+pub mod schema;
+pub mod score;
+pub mod summary;
+pub mod svg;
+pub mod task;
+
+pub use backend::{Backend, Completion, InProcess};
+pub use compare::{compare, compare_report, compare_table, load_run, Comparison, Run};
+pub use dataset::{load_examples, Example};
+pub use endpoint::Endpoint;
+pub use error::{Error, Result};
+pub use extract::{extract, Answer};
+pub use prompt::{Prompt, PromptBuilder};
+pub use record::{ExampleRecord, Verdict};
+pub use report::{run_report, terminal_table};
+pub use runner::{run_examples, run_task, RunOptions, RunResult};
+pub use score::Scorer;
+pub use summary::Summary;
+pub use task::{Metric, OutputKind, Overrides, Selection, Task};

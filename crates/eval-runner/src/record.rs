@@ -1,0 +1,73 @@
+//! One row of `examples.jsonl`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The outcome of one example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The primary (pass/fail) metric passed.
+    Correct,
+    /// The primary metric failed; `error_type` says how.
+    Wrong,
+    /// The primary metric is a score (BLEU, ROUGE); see `primary_score`.
+    Scored,
+    /// No answer could be judged (generation failed, the gold query failed, ...); `error_type` says why.
+    Error,
+}
+
+/// Everything recorded about one example.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExampleRecord {
+    /// Example id.
+    pub id: String,
+    /// Position in the data file.
+    pub index: usize,
+    /// Report category.
+    pub category: Option<String>,
+    /// The input field.
+    pub input: String,
+    /// The reference answer.
+    pub target: Option<Value>,
+    /// The prompt as the model saw it.
+    pub prompt: String,
+    /// Ids of the few-shot examples in the prompt.
+    #[serde(default)]
+    pub shots: Vec<String>,
+    /// Raw model output (absent when generation failed).
+    pub raw_output: Option<String>,
+    /// The extracted answer (`null` when none).
+    pub answer: Value,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The primary metric's value for this example (0/1 for pass/fail metrics).
+    pub primary_score: f64,
+    /// Why the example failed (`unknown_column`, `wrong_function`, `generation_error`, ...).
+    pub error_type: Option<String>,
+    /// Details of the failure.
+    pub error_message: Option<String>,
+    /// Every metric's per-example value.
+    pub scores: BTreeMap<String, f64>,
+    /// Time to first token (ms).
+    pub ttft_ms: Option<f64>,
+    /// Mean time per generated token after the first (ms).
+    pub per_token_ms: Option<f64>,
+    /// Whole request (ms).
+    pub total_ms: Option<f64>,
+    /// Prompt tokens.
+    pub prompt_tokens: usize,
+    /// Generated tokens.
+    pub completion_tokens: usize,
+    /// `stop`, `length`, ...
+    pub finish_reason: Option<String>,
+}
+
+impl ExampleRecord {
+    /// `true` for a correct verdict (pass/fail metrics).
+    pub fn is_correct(&self) -> bool {
+        self.verdict == Verdict::Correct
+    }
+}

@@ -1,0 +1,263 @@
+//! The run loop: build each prompt, generate, extract, score, record; never abort on one example.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::backend::{load_model, Backend, InProcess};
+use crate::dataset::{load_examples, load_mapped, Example};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::extract::{extract, Answer};
+use crate::fewshot::ShotPool;
+use crate::prompt::PromptBuilder;
+use crate::record::{ExampleRecord, Verdict};
+use crate::schema::Schemas;
+use crate::score::Scorer;
+use crate::summary::{summarize, Summary};
+use crate::task::Task;
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Write `examples.jsonl`, `summary.json`, `report.html` and `task.toml` here.
+    pub out: Option<PathBuf>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// One record per example, in data order.
+    pub records: Vec<ExampleRecord>,
+    /// The summary.
+    pub summary: Summary,
+}
+
+/// Runs `task` end to end: loads data and model (or connects to the endpoint), evaluates, writes outputs.
+pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
+    let examples = load_examples(&task.dataset)?;
+    let pool = match &task.prompt.few_shot {
+        Some(fs) if fs.k > 0 => Some(ShotPool::new(load_mapped(
+            &crate::task::Dataset {
+                join: None,
+                ..task.dataset.clone()
+            },
+            &fs.path,
+        )?)),
+        _ => None,
+    };
+    let schemas = task
+        .dataset
+        .tables
+        .as_deref()
+        .map(Schemas::load)
+        .transpose()?;
+    let builder = PromptBuilder::new(&task.prompt, schemas, pool.as_ref())?;
+    if let Some(url) = &task.model.endpoint {
+        let name = task
+            .model
+            .model
+            .clone()
+            .or_else(|| task.model.name.clone())
+            .unwrap_or_else(|| "default".into());
+        let key = task
+            .model
+            .api_key_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok());
+        let mut backend = Endpoint::new(url, &name, key);
+        return run_examples(task, &examples, &builder, &mut backend, opts);
+    }
+    let name = task.model.name.clone().ok_or_else(|| Error::Task {
+        path: PathBuf::from(&task.name),
+        message: "no model: set `model.name`, `model.endpoint`, `--model` or `--endpoint`".into(),
+    })?;
+    if let Some(n) = task.model.threads {
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
+    }
+    let model = load_model(&name, task.model.ctx_size)?;
+    let mut backend = InProcess::new(&name, &model);
+    run_examples(task, &examples, &builder, &mut backend, opts)
+}
+
+fn bar(n: usize, show: bool) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(
+        Some(n as u64),
+        if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {per_sec} ETA {eta} {msg}",
+    ) {
+        pb.set_style(style);
+    }
+    pb
+}
+
+/// Evaluates `examples` with `backend` (the part of [`run_task`] after loading).
+pub fn run_examples(
+    task: &Task,
+    examples: &[Example],
+    builder: &PromptBuilder<'_>,
+    backend: &mut dyn Backend,
+    opts: &RunOptions,
+) -> Result<RunResult> {
+    if let Some(dir) = &opts.out {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            what: "creating output folder",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let mut scorer = Scorer::new(task)?;
+    let started_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let pb = bar(examples.len(), opts.progress);
+    let start = Instant::now();
+    let mut records = Vec::with_capacity(examples.len());
+    let (mut passed, mut judged) = (0usize, 0usize);
+    for e in examples {
+        let r = run_one(task, e, builder, backend, &mut scorer);
+        if r.verdict != Verdict::Scored {
+            judged += 1;
+            passed += usize::from(r.is_correct());
+        }
+        records.push(r);
+        pb.set_message(format!("acc {:.3}", passed as f64 / judged.max(1) as f64));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let wall_s = start.elapsed().as_secs_f64();
+    let summary = summarize(task, &backend.describe(), started_at, wall_s, &records);
+    let result = RunResult { records, summary };
+    if let Some(dir) = &opts.out {
+        write_outputs(dir, task, &result)?;
+    }
+    Ok(result)
+}
+
+fn error_record(
+    e: &Example,
+    prompt: String,
+    shots: Vec<String>,
+    kind: &str,
+    message: String,
+) -> ExampleRecord {
+    ExampleRecord {
+        id: e.id.clone(),
+        index: e.index,
+        category: e.category.clone(),
+        input: e.input.clone(),
+        target: e.target.clone(),
+        prompt,
+        shots,
+        raw_output: None,
+        answer: serde_json::Value::Null,
+        verdict: Verdict::Error,
+        primary_score: 0.0,
+        error_type: Some(kind.into()),
+        error_message: Some(message),
+        scores: Default::default(),
+        ttft_ms: None,
+        per_token_ms: None,
+        total_ms: None,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        finish_reason: None,
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs one example; every failure becomes a record.
+pub fn run_one(
+    task: &Task,
+    e: &Example,
+    builder: &PromptBuilder<'_>,
+    backend: &mut dyn Backend,
+    scorer: &mut Scorer,
+) -> ExampleRecord {
+    let prompt = match builder.build(e) {
+        Ok(p) => p,
+        Err(err) => {
+            return error_record(
+                e,
+                String::new(),
+                Vec::new(),
+                "prompt_error",
+                err.to_string(),
+            )
+        }
+    };
+    let c = match backend.complete(&prompt, &task.generation) {
+        Ok(c) => c,
+        Err(msg) => {
+            let text = serde_json::to_string(&prompt.messages).unwrap_or_default();
+            return error_record(e, text, prompt.shot_ids, "generation_error", msg);
+        }
+    };
+    let answer = extract(&c.text, task.prompt.output, task.prompt.chain_of_thought);
+    let s = scorer.score(e, &c.text, &answer);
+    let verdict = match (s.unjudgeable, s.passed) {
+        (true, _) => Verdict::Error,
+        (false, Some(true)) => Verdict::Correct,
+        (false, Some(false)) => Verdict::Wrong,
+        (false, None) => Verdict::Scored,
+    };
+    ExampleRecord {
+        id: e.id.clone(),
+        index: e.index,
+        category: e.category.clone(),
+        input: e.input.clone(),
+        target: e.target.clone(),
+        prompt: c.prompt_text.clone(),
+        shots: prompt.shot_ids,
+        raw_output: Some(c.text.clone()),
+        answer: if answer == Answer::None {
+            serde_json::Value::Null
+        } else {
+            answer.to_json()
+        },
+        verdict,
+        primary_score: s.primary,
+        error_type: s.error_type,
+        error_message: s.message,
+        scores: s.scores,
+        ttft_ms: Some(ms(c.ttft)),
+        per_token_ms: c.per_token().map(ms),
+        total_ms: Some(ms(c.total)),
+        prompt_tokens: c.prompt_tokens,
+        completion_tokens: c.completion_tokens,
+        finish_reason: Some(c.finish_reason),
+    }
+}
+
+/// Writes `examples.jsonl`, `summary.json`, `report.html` and the effective `task.toml` into `dir`.
+pub fn write_outputs(dir: &Path, task: &Task, result: &RunResult) -> Result<()> {
+    let mut lines = String::new();
+    for r in &result.records {
+        lines.push_str(&serde_json::to_string(r).unwrap_or_default());
+        lines.push('\n');
+    }
+    crate::error::write(&dir.join("examples.jsonl"), "writing", lines)?;
+    let summary = serde_json::to_string_pretty(&result.summary).unwrap_or_default();
+    crate::error::write(&dir.join("summary.json"), "writing", summary + "\n")?;
+    let html = crate::report::run_report(&result.summary, &result.records);
+    crate::error::write(&dir.join("report.html"), "writing", html)?;
+    if let Ok(t) = toml::to_string(task) {
+        crate::error::write(&dir.join("task.toml"), "writing", t)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! Per-example scoring with the metrics of `tuneup-eval`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use tuneup_eval::function_call::{check_function_calls, Category};
+use tuneup_eval::json_check::{check_output, SchemaChecker};
+use tuneup_eval::sql::{SqlEvalError, SqlEvaluator, SqlLimits};
+use tuneup_eval::{bleu, rouge, text};
+
+use crate::dataset::{as_text, database_path, Example};
+use crate::error::{Error, Result};
+use crate::extract::Answer;
+use crate::task::{Metric, Task};
+
+/// Scores of one example.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scored {
+    /// Value per metric name.
+    pub scores: BTreeMap<String, f64>,
+    /// Primary metric: pass (`Some(true)`), fail (`Some(false)`), or a score (`None`).
+    pub passed: Option<bool>,
+    /// The primary metric's value.
+    pub primary: f64,
+    /// Failure type of the primary metric.
+    pub error_type: Option<String>,
+    /// Failure details.
+    pub message: Option<String>,
+    /// The example could not be judged (reference data broken).
+    pub unjudgeable: bool,
+}
+
+/// Names an error-type enum by its serde name.
+pub fn type_name<T: Serialize>(t: &T) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Holds what scoring needs across examples (open databases, the compiled schema).
+pub struct Scorer {
+    metrics: Vec<Metric>,
+    primary: Option<Metric>,
+    db_dir: Option<PathBuf>,
+    sql_limits: SqlLimits,
+    databases: HashMap<PathBuf, SqlEvaluator>,
+    schema: Option<SchemaChecker>,
+}
+
+struct One {
+    value: f64,
+    passed: Option<bool>,
+    error_type: Option<String>,
+    message: Option<String>,
+    unjudgeable: bool,
+}
+
+impl One {
+    fn pass_fail(ok: bool, error_type: &str, message: Option<String>) -> Self {
+        Self {
+            value: if ok { 1.0 } else { 0.0 },
+            passed: Some(ok),
+            error_type: (!ok).then(|| error_type.to_owned()),
+            message: if ok { None } else { message },
+            unjudgeable: false,
+        }
+    }
+
+    fn score(value: f64) -> Self {
+        Self {
+            value,
+            passed: None,
+            error_type: None,
+            message: None,
+            unjudgeable: false,
+        }
+    }
+
+    fn broken(error_type: &str, message: String) -> Self {
+        Self {
+            value: 0.0,
+            passed: Some(false),
+            error_type: Some(error_type.to_owned()),
+            message: Some(message),
+            unjudgeable: true,
+        }
+    }
+}
+
+impl Scorer {
+    /// A scorer for `task`.
+    pub fn new(task: &Task) -> Result<Self> {
+        let schema = match &task.prompt.json_schema {
+            Some(s) => Some(SchemaChecker::new(s).map_err(|e| Error::Task {
+                path: PathBuf::from(&task.name),
+                message: format!("prompt.json_schema: {e}"),
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            metrics: task.metrics.clone(),
+            primary: task.primary_metric(),
+            db_dir: task.dataset.db_dir.clone(),
+            sql_limits: SqlLimits {
+                timeout: Duration::from_secs_f64(task.sql_timeout_s.max(0.001)),
+                ..SqlLimits::default()
+            },
+            databases: HashMap::new(),
+            schema,
+        })
+    }
+
+    /// Scores `answer` (extracted from `raw`) for `e`.
+    pub fn score(&mut self, e: &Example, raw: &str, answer: &Answer) -> Scored {
+        let mut out = Scored::default();
+        let target = e.target.as_ref().map(as_text).unwrap_or_default();
+        for m in self.metrics.clone() {
+            let r = match m {
+                Metric::Latency => continue,
+                Metric::ExactMatch => {
+                    One::pass_fail(text::exact_match(&answer.text(), &target), "mismatch", None)
+                }
+                Metric::NormalizedMatch => One::pass_fail(
+                    text::normalized_match(&answer.text(), &target),
+                    "mismatch",
+                    None,
+                ),
+                Metric::Bleu => One::score(
+                    bleu::sentence_bleu(&answer.text(), &[target.as_str()])
+                        .map_or(0.0, |b| b.score),
+                ),
+                Metric::Rouge => {
+                    let r = rouge::score(&target, &answer.text());
+                    out.scores.insert("rouge1".into(), r.rouge1.fmeasure);
+                    out.scores.insert("rouge2".into(), r.rouge2.fmeasure);
+                    One::score(r.rouge_l.fmeasure)
+                }
+                Metric::JsonValid => {
+                    let v = check_output(raw, None);
+                    One::pass_fail(v.correct, "not_json", v.message)
+                }
+                Metric::JsonSchema => {
+                    let v = check_output(raw, self.schema.as_ref());
+                    let message = v.message.clone().or_else(|| {
+                        (!v.violations.is_empty()).then(|| format!("{:?}", v.violations))
+                    });
+                    One::pass_fail(
+                        v.correct,
+                        &v.error_type
+                            .map_or("schema_violation".into(), |t| type_name(&t)),
+                        message,
+                    )
+                }
+                Metric::SqlExecution => self.sql(e, answer, &target),
+                Metric::FunctionCall => function_call(e, answer),
+            };
+            let name = if m == Metric::Rouge {
+                "rougeL"
+            } else {
+                m.name()
+            };
+            out.scores.insert(name.into(), r.value);
+            if Some(m) == self.primary {
+                out.passed = r.passed;
+                out.primary = r.value;
+                out.error_type = r.error_type;
+                out.message = r.message;
+                out.unjudgeable = r.unjudgeable;
+            }
+        }
+        out
+    }
+
+    fn sql(&mut self, e: &Example, answer: &Answer, gold: &str) -> One {
+        let (Some(dir), Some(db)) = (&self.db_dir, &e.db_id) else {
+            return One::broken("no_database", "the example names no database".into());
+        };
+        let path = database_path(dir, db);
+        if !self.databases.contains_key(&path) {
+            match SqlEvaluator::open(&path, self.sql_limits) {
+                Ok(ev) => {
+                    self.databases.insert(path.clone(), ev);
+                }
+                Err(err) => return One::broken("database_error", err.to_string()),
+            }
+        }
+        let Some(ev) = self.databases.get_mut(&path) else {
+            return One::broken("database_error", format!("{} not open", path.display()));
+        };
+        let predicted = match answer {
+            Answer::Text(t) if !t.trim().is_empty() => t.clone(),
+            _ => return One::pass_fail(false, "no_sql", Some("no SQL query in the output".into())),
+        };
+        match ev.evaluate(&predicted, gold) {
+            Ok(v) => One::pass_fail(
+                v.correct,
+                &v.error_type
+                    .map_or("wrong_result".into(), |t| type_name(&t)),
+                v.message,
+            ),
+            Err(err @ SqlEvalError::GoldFailed { .. }) => {
+                One::broken("gold_failed", err.to_string())
+            }
+            Err(err) => One::broken("database_error", err.to_string()),
+        }
+    }
+}
+
+fn function_call(e: &Example, answer: &Answer) -> One {
+    let calls = match answer {
+        Answer::Calls(c) => c.clone(),
+        _ => Vec::new(),
+    };
+    let name = e.category.clone().unwrap_or_else(|| e.id.clone());
+    let category = Category::from_bfcl_name(&name);
+    let functions = e.tools.clone().unwrap_or_default();
+    let possible = e.target.clone().unwrap_or(serde_json::Value::Null);
+    match check_function_calls(category, &functions, &calls, &possible) {
+        Ok(v) => One::pass_fail(
+            v.correct,
+            &v.error_type.map_or("wrong_call".into(), |t| type_name(&t)),
+            v.message,
+        ),
+        Err(err) => One::broken("bad_reference", err.to_string()),
+    }
+}

@@ -1,0 +1,368 @@
+//! The task file (TOML): dataset and field mapping, prompt strategy, model, generation parameters, metrics
+//! and prices. Paths are relative to the task file's folder (or absolute) and may use `${VAR}` /
+//! `${VAR:-default}` environment expansion, e.g. `${TUNEUP_DATA:-../shared/data}`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{read_to_string, Error, Result};
+pub use crate::overrides::Overrides;
+pub use crate::paths::{expand_env, resolve_path};
+
+/// A whole task file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    /// Task name (default: the file stem).
+    #[serde(default)]
+    pub name: String,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
+    /// Metrics, the first non-`latency` one being the primary (per-example verdict).
+    pub metrics: Vec<Metric>,
+    /// Where the examples come from.
+    pub dataset: Dataset,
+    /// How prompts are built.
+    #[serde(default)]
+    pub prompt: PromptSpec,
+    /// Which model answers.
+    #[serde(default)]
+    pub model: ModelSpec,
+    /// Generation parameters.
+    #[serde(default)]
+    pub generation: Generation,
+    /// Price table for the cost estimate.
+    #[serde(default)]
+    pub cost: Cost,
+    /// Seconds a model-written SQL statement may run.
+    #[serde(default = "default_sql_timeout")]
+    pub sql_timeout_s: f64,
+}
+
+fn default_sql_timeout() -> f64 {
+    5.0
+}
+
+/// A metric name as written in the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Answer equals the target exactly (after trimming whitespace).
+    ExactMatch,
+    /// Equal after lowercasing, collapsing whitespace and dropping trailing punctuation.
+    NormalizedMatch,
+    /// Corpus BLEU (sacreBLEU); per-example sentence BLEU.
+    Bleu,
+    /// ROUGE-1/2/L F1 (rouge-score), mean over examples.
+    Rouge,
+    /// The answer holds a JSON value.
+    JsonValid,
+    /// The JSON value conforms to `prompt.json_schema`.
+    JsonSchema,
+    /// SQL execution accuracy on the example's SQLite database.
+    SqlExecution,
+    /// BFCL AST function-call accuracy.
+    FunctionCall,
+    /// Time to first token, per-token latency, throughput (always measured; listing it only shows it first).
+    Latency,
+}
+
+impl Metric {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ExactMatch => "exact_match",
+            Self::NormalizedMatch => "normalized_match",
+            Self::Bleu => "bleu",
+            Self::Rouge => "rouge",
+            Self::JsonValid => "json_valid",
+            Self::JsonSchema => "json_schema",
+            Self::SqlExecution => "sql_execution",
+            Self::FunctionCall => "function_call",
+            Self::Latency => "latency",
+        }
+    }
+}
+
+/// The data set and its field mapping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    /// JSONL file (one object a line) or a JSON array file.
+    pub path: PathBuf,
+    /// Field holding the model input; a path like `question.0.0.content` reaches into nested values.
+    pub input: String,
+    /// Field holding the reference answer.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Field holding a stable example id (default: `line-N`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Field used to group accuracy in reports (e.g. `db_id`).
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Field naming the SQLite database (Spider's `db_id`).
+    #[serde(default)]
+    pub db_id: Option<String>,
+    /// Folder of databases: `{db_dir}/{db_id}/{db_id}.sqlite` (or `{db_dir}/{db_id}.sqlite`).
+    #[serde(default)]
+    pub db_dir: Option<PathBuf>,
+    /// Spider-style `tables.json`: each example's schema is rendered as CREATE TABLE DDL into `{{ schema }}`.
+    #[serde(default)]
+    pub tables: Option<PathBuf>,
+    /// Field holding the function docs offered to the model (BFCL `function`).
+    #[serde(default)]
+    pub tools: Option<String>,
+    /// A second file whose records are merged into the examples by a shared key (BFCL possible answers).
+    #[serde(default)]
+    pub join: Option<Join>,
+    /// Evaluate only the first `limit` examples (after shuffling when `seed` is set).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Shuffle the examples with this seed before applying `limit`.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// Merge records of another file by key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Join {
+    /// The other JSONL file.
+    pub path: PathBuf,
+    /// Key field present in both files.
+    pub key: String,
+}
+
+/// What the answer is expected to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// Free text (the whole output, or the text after `Answer:` with chain of thought).
+    #[default]
+    Text,
+    /// One SQL query (from a ```sql fence or the first SELECT/WITH statement).
+    Sql,
+    /// A JSON value.
+    Json,
+    /// Function calls (`<tool_call>` blocks, or a bare JSON call object/array).
+    ToolCalls,
+}
+
+/// How few-shot examples are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// The first `k` examples of the file.
+    #[default]
+    Fixed,
+    /// `k` examples drawn with `seed` (per test example: seed + example index).
+    Random,
+    /// The `k` most similar inputs by BM25 (k1 = 1.2, b = 0.75) over lowercase word tokens.
+    Similar,
+}
+
+/// Few-shot configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FewShot {
+    /// Number of examples.
+    pub k: usize,
+    /// How they are chosen.
+    #[serde(default)]
+    pub select: Selection,
+    /// JSONL file of examples (same field mapping as the data set); must not be the test file.
+    pub path: PathBuf,
+    /// Seed for `random`.
+    #[serde(default)]
+    pub seed: u64,
+    /// Template for the examples' user turns (default: the main template).
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+/// Prompt strategy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSpec {
+    /// System (role) prompt; a minijinja template like `template`.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// User-turn template (minijinja): `{{ input }}`, `{{ schema }}`, and every field of the record.
+    /// Default: `{{ input }}`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Add a step-by-step instruction; the answer is taken from the final marker or code fence.
+    #[serde(default)]
+    pub chain_of_thought: bool,
+    /// Expected answer format.
+    #[serde(default)]
+    pub output: OutputKind,
+    /// JSON schema for `output = "json"` (inline table).
+    #[serde(default)]
+    pub json_schema: Option<Value>,
+    /// Few-shot examples.
+    #[serde(default)]
+    pub few_shot: Option<FewShot>,
+}
+
+/// The model.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Alias (`qwen2.5-coder-0.5b`), local GGUF/HF path, or `hf:ORG/NAME`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// OpenAI-compatible server base URL (`http://host:port`); the runner POSTs `{endpoint}/v1/chat/completions`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Model name sent to the endpoint (default: `name`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Environment variable holding a bearer token for the endpoint.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// CPU threads for the in-process runtime.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Cap on the context window.
+    #[serde(default)]
+    pub ctx_size: Option<usize>,
+}
+
+/// Generation parameters (greedy by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generation {
+    /// Most tokens to generate.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+    /// Temperature; 0 = greedy.
+    #[serde(default)]
+    pub temperature: f32,
+    /// Sampling seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// Stop strings.
+    #[serde(default)]
+    pub stop: Vec<String>,
+}
+
+fn default_max_tokens() -> usize {
+    256
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Self {
+            max_tokens: default_max_tokens(),
+            temperature: 0.0,
+            seed: 0,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// Price table; any combination may be given and each gives its own estimate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    /// Price of the machine per hour (applied to the run's wall-clock time).
+    #[serde(default)]
+    pub usd_per_gpu_hour: Option<f64>,
+    /// Price per million prompt tokens.
+    #[serde(default)]
+    pub usd_per_million_input_tokens: Option<f64>,
+    /// Price per million completion tokens.
+    #[serde(default)]
+    pub usd_per_million_output_tokens: Option<f64>,
+}
+
+impl Task {
+    /// Parses a task from TOML text; relative paths resolve against `base_dir`.
+    pub fn from_toml(text: &str, base_dir: &Path, source: &Path) -> Result<Self> {
+        let bad = |message: String| Error::Task {
+            path: source.to_path_buf(),
+            message,
+        };
+        let mut task: Task = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if task.name.is_empty() {
+            task.name = source
+                .file_stem()
+                .map_or_else(|| "task".into(), |s| s.to_string_lossy().into_owned());
+        }
+        if task.metrics.is_empty() {
+            return Err(bad("`metrics` is empty".into()));
+        }
+        let fix = |p: &mut PathBuf| -> Result<()> {
+            *p = resolve_path(p, base_dir).map_err(&bad)?;
+            Ok(())
+        };
+        fix(&mut task.dataset.path)?;
+        for p in [&mut task.dataset.db_dir, &mut task.dataset.tables]
+            .into_iter()
+            .flatten()
+        {
+            fix(p)?;
+        }
+        if let Some(j) = &mut task.dataset.join {
+            fix(&mut j.path)?;
+        }
+        if let Some(fs) = &mut task.prompt.few_shot {
+            fix(&mut fs.path)?;
+        }
+        task.validate().map_err(bad)?;
+        Ok(task)
+    }
+
+    /// Reads and parses a task file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = read_to_string(path, "reading task file")?;
+        // Absolute, so the `task.toml` written next to a run still points at the same files.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base, &path)
+    }
+
+    /// The metric that gives each example its verdict: the first one that is not `latency`.
+    pub fn primary_metric(&self) -> Option<Metric> {
+        self.metrics.iter().copied().find(|m| *m != Metric::Latency)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let needs_target = self
+            .metrics
+            .iter()
+            .any(|m| !matches!(m, Metric::Latency | Metric::JsonValid | Metric::JsonSchema));
+        if needs_target && self.dataset.target.is_none() && self.dataset.join.is_none() {
+            return Err("the metrics need `dataset.target`".into());
+        }
+        if self.metrics.contains(&Metric::SqlExecution)
+            && (self.dataset.db_id.is_none() || self.dataset.db_dir.is_none())
+        {
+            return Err("`sql_execution` needs `dataset.db_id` and `dataset.db_dir`".into());
+        }
+        if self.metrics.contains(&Metric::JsonSchema) && self.prompt.json_schema.is_none() {
+            return Err("`json_schema` needs `prompt.json_schema`".into());
+        }
+        if let Some(fs) = &self.prompt.few_shot {
+            if same_file(&fs.path, &self.dataset.path) {
+                return Err(format!(
+                    "few-shot examples {} are the test file itself",
+                    fs.path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
