@@ -4,37 +4,16 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tuneup_eval::stats::latency_summary;
+use tuneup_eval::stats::{latency_summary, LatencySummary};
 
 use crate::record::{ExampleRecord, Verdict};
 use crate::task::{Metric, Task};
 
 /// Distribution of one latency (milliseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Dist {
-    /// Measurements.
-    pub count: usize,
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// Smallest.
-    pub min: f64,
-    /// Largest.
-    pub max: f64,
-}
+pub type Dist = LatencySummary;
 
 fn dist(values: &[f64]) -> Option<Dist> {
-    latency_summary(values).ok().map(|s| Dist {
-        count: s.count,
-        mean: s.mean,
-        p50: s.p50,
-        p95: s.p95,
-        min: s.min,
-        max: s.max,
-    })
+    latency_summary(values).ok()
 }
 
 /// Per-category results.

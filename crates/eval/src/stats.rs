@@ -87,7 +87,7 @@ pub fn percentile(values: &[f64], q: f64) -> Result<f64, StatsError> {
 }
 
 /// Latency summary in the units of the input.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LatencySummary {
     /// Number of measurements.
     pub count: usize,

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tuneup_generate::ChatModel;
 
-use crate::engine::{Event, Finished, Job};
+use crate::engine::{Event, Finished};
 use crate::error::ApiError;
 use crate::extract::{parse_json, RawBody};
 use crate::holdback::HoldBack;
@@ -77,17 +77,7 @@ pub async fn handler(
         None => ("max_tokens", req.max_tokens),
     };
     let max = prompt::max_tokens(requested, param, ids.len(), state.engine.context_length())?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    state
-        .engine
-        .submit(Job {
-            prompt: ids,
-            params: prompt::params(sampling, max, stop),
-            events: tx,
-            deadline: state.deadline(),
-            enqueued: Instant::now(),
-        })
-        .map_err(crate::routes::submit_error)?;
+    let mut rx = state.submit(ids, prompt::params(sampling, max, stop))?;
     let reply = Reply {
         ident: Ident {
             id: format!("chatcmpl-{}", random_alnum(29)),

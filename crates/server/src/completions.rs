@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
-use crate::engine::{Event, Job};
+use crate::engine::Event;
 use crate::error::ApiError;
 use crate::extract::{parse_json, RawBody};
 use crate::prompt::{self, SamplingFields};
@@ -82,17 +82,7 @@ pub async fn handler(
         }
     })?;
     let stop = req.stop.map(|s| s.into_vec()).unwrap_or_default();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    state
-        .engine
-        .submit(Job {
-            prompt: ids,
-            params: prompt::params(sampling, max, stop),
-            events: tx,
-            deadline: state.deadline(),
-            enqueued: Instant::now(),
-        })
-        .map_err(crate::routes::submit_error)?;
+    let mut rx = state.submit(ids, prompt::params(sampling, max, stop))?;
     let ident = Ident {
         id: format!("cmpl-{}", random_alnum(29)),
         created: crate::unix_now(),

@@ -121,6 +121,26 @@ impl AppState {
         }
     }
 
+    /// Queues a generation; its events arrive on the returned receiver
+    /// (dropping it cancels the generation). 429/503 when not queued.
+    pub fn submit(
+        &self,
+        prompt: Vec<u32>,
+        params: tuneup_generate::GenerateParams,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<engine::Event>, error::ApiError> {
+        let (events, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.engine
+            .submit(engine::Job {
+                prompt,
+                params,
+                events,
+                deadline: self.deadline(),
+                enqueued: std::time::Instant::now(),
+            })
+            .map_err(routes::submit_error)?;
+        Ok(rx)
+    }
+
     /// Deadline of a request starting now.
     pub fn deadline(&self) -> Option<std::time::Instant> {
         self.config
