@@ -25,6 +25,29 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// `POST path` with a JSON body; the response as it came.
+    pub async fn post(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        http.post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `POST path` with a JSON body; the response body as JSON.
+    pub async fn post_json(&self, http: &reqwest::Client, path: &str, body: &Value) -> Value {
+        self.post(http, path, body)
+            .await
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
     /// Asks the server to stop without waiting.
     pub fn stop_in_background(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -17,12 +17,7 @@ fn chat(max_tokens: u64) -> Value {
 async fn chat_completion_shape_usage_and_feedback() {
     let s = start_tiny(512, |_| {}).await;
     let http = reqwest::Client::new();
-    let resp = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&chat(8))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.post(&http, "/v1/chat/completions", &chat(8)).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
@@ -41,15 +36,7 @@ async fn chat_completion_shape_usage_and_feedback() {
     );
 
     // Greedy decoding is deterministic (and the second run reuses the prompt cache).
-    let again: Value = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&chat(8))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = s.post_json(&http, "/v1/chat/completions", &chat(8)).await;
     assert_eq!(
         again["choices"][0]["message"]["content"],
         choice["message"]["content"]
@@ -63,26 +50,29 @@ async fn chat_completion_shape_usage_and_feedback() {
 
     // Feedback on that response is stored; unknown ids and bad ratings are refused.
     let id = body["id"].as_str().unwrap();
-    let fb = http
-        .post(s.url("/v1/feedback"))
-        .json(&json!({"response_id": id, "rating": 1, "comment": "nice"}))
-        .send()
-        .await
-        .unwrap();
+    let fb = s
+        .post(
+            &http,
+            "/v1/feedback",
+            &json!({"response_id": id, "rating": 1, "comment": "nice"}),
+        )
+        .await;
     assert_eq!(fb.status(), 201);
-    let fb = http
-        .post(s.url("/v1/feedback"))
-        .json(&json!({"response_id": "chatcmpl-nope", "rating": 5}))
-        .send()
-        .await
-        .unwrap();
+    let fb = s
+        .post(
+            &http,
+            "/v1/feedback",
+            &json!({"response_id": "chatcmpl-nope", "rating": 5}),
+        )
+        .await;
     assert_eq!(fb.status(), 404);
-    let fb = http
-        .post(s.url("/v1/feedback"))
-        .json(&json!({"response_id": id, "rating": 0}))
-        .send()
-        .await
-        .unwrap();
+    let fb = s
+        .post(
+            &http,
+            "/v1/feedback",
+            &json!({"response_id": id, "rating": 0}),
+        )
+        .await;
     assert_eq!(fb.status(), 400);
     s.stop().await;
 }
@@ -91,24 +81,11 @@ async fn chat_completion_shape_usage_and_feedback() {
 async fn streaming_chat_matches_non_streaming() {
     let s = start_tiny(512, |_| {}).await;
     let http = reqwest::Client::new();
-    let full: Value = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&chat(12))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let full: Value = s.post_json(&http, "/v1/chat/completions", &chat(12)).await;
     let mut req = chat(12);
     req["stream"] = json!(true);
     req["stream_options"] = json!({"include_usage": true});
-    let resp = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&req)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.post(&http, "/v1/chat/completions", &req).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"]
         .to_str()
@@ -151,19 +128,13 @@ async fn streaming_chat_matches_non_streaming() {
 async fn text_completions_models_health_metrics() {
     let s = start_tiny(512, |_| {}).await;
     let http = reqwest::Client::new();
-    let body: Value = http
-        .post(s.url("/v1/completions"))
-        .json(&json!({"model": TINY_ID, "prompt": "def add(a, b):", "max_tokens": 5, "temperature": 0}))
-        .send().await.unwrap().json().await.unwrap();
+    let body: Value = s.post_json(&http, "/v1/completions", &json!({"model": TINY_ID, "prompt": "def add(a, b):", "max_tokens": 5, "temperature": 0})).await;
     assert_eq!(body["object"], "text_completion");
     assert!(body["id"].as_str().unwrap().starts_with("cmpl-"));
     assert!(body["choices"][0]["text"].is_string());
     assert!(body["usage"]["completion_tokens"].as_u64().unwrap() <= 5);
 
-    let resp = http
-        .post(s.url("/v1/completions"))
-        .json(&json!({"model": TINY_ID, "prompt": ["def add(a, b):"], "max_tokens": 5, "temperature": 0, "stream": true}))
-        .send().await.unwrap();
+    let resp = s.post(&http, "/v1/completions", &json!({"model": TINY_ID, "prompt": ["def add(a, b):"], "max_tokens": 5, "temperature": 0, "stream": true})).await;
     let chunks = sse_chunks(&resp.text().await.unwrap());
     let streamed: String = chunks
         .iter()

@@ -65,12 +65,7 @@ async fn full_queue_answers_429() {
 async fn dropped_stream_cancels_generation() {
     let s = start_tiny(4096, |_| {}).await;
     let http = reqwest::Client::new();
-    let resp = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&slow(true))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.post(&http, "/v1/chat/completions", &slow(true)).await;
     assert_eq!(resp.status(), 200);
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
@@ -96,10 +91,7 @@ async fn dropped_stream_cancels_generation() {
         metric(&http, &metrics, "tuneup_requests_in_flight").await,
         0.0
     );
-    let ok = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&json!({"model": TINY_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}))
-        .send().await.unwrap();
+    let ok = s.post(&http, "/v1/chat/completions", &json!({"model": TINY_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})).await;
     assert_eq!(ok.status(), 200);
     s.stop().await;
 }
@@ -108,12 +100,7 @@ async fn dropped_stream_cancels_generation() {
 async fn request_timeout_is_504() {
     let s = start_tiny(4096, |c| c.request_timeout = Some(Duration::from_millis(1))).await;
     let http = reqwest::Client::new();
-    let r = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&slow(false))
-        .send()
-        .await
-        .unwrap();
+    let r = s.post(&http, "/v1/chat/completions", &slow(false)).await;
     assert_eq!(r.status(), 504);
     let v: Value = r.json().await.unwrap();
     assert_eq!(assert_openai_error(&v)["code"], "timeout");
@@ -126,12 +113,7 @@ async fn shutdown_finishes_in_flight_streams() {
     let http = reqwest::Client::new();
     let mut req = slow(true);
     req["max_tokens"] = json!(300);
-    let resp = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&req)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.post(&http, "/v1/chat/completions", &req).await;
     assert_eq!(resp.status(), 200);
     let base = s.base.clone();
     s.stop_in_background();

@@ -19,15 +19,7 @@ async fn smollm2_chat_and_stream() {
         "max_tokens": 24,
         "temperature": 0,
     });
-    let full: Value = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&req)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let full: Value = s.post_json(&http, "/v1/chat/completions", &req).await;
     let text = full["choices"][0]["message"]["content"]
         .as_str()
         .unwrap()
@@ -39,12 +31,9 @@ async fn smollm2_chat_and_stream() {
     );
     let mut sreq = req.clone();
     sreq["stream"] = json!(true);
-    let body = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&sreq)
-        .send()
+    let body = s
+        .post(&http, "/v1/chat/completions", &sreq)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -76,15 +65,7 @@ async fn qwen_calls_the_weather_tool() {
         "temperature": 0,
         "max_tokens": 64,
     });
-    let r: Value = http
-        .post(s.url("/v1/chat/completions"))
-        .json(&req)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = s.post_json(&http, "/v1/chat/completions", &req).await;
     let choice = &r["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls", "{r}");
     let call = &choice["message"]["tool_calls"][0];
