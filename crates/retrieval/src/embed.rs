@@ -1,0 +1,1 @@
+//! Sentence embeddings with a local BERT-family model.

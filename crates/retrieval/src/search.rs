@@ -1,0 +1,1 @@
+//! Dense, keyword and hybrid search.

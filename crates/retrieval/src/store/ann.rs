@@ -1,0 +1,1 @@
+//! Approximate nearest-neighbour graph (HNSW) persisted beside the SQLite index.
