@@ -10,6 +10,7 @@ mod generate;
 mod model;
 mod progress;
 mod pull;
+mod rag;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,8 @@ enum Command {
     Feedback(feedback::FeedbackArgs),
     /// Evaluate a model on a task (TOML); `eval compare RUN…` compares runs.
     Eval(eval::EvalArgs),
+    /// Retrieval: ingest documents into an index, query it, measure it.
+    Rag(rag::RagArgs),
 }
 
 impl Command {
@@ -61,7 +64,7 @@ impl Command {
             Command::Info(a) => a.model.threads,
             Command::Serve(a) => a.model.threads,
             Command::Eval(a) => a.threads(),
-            Command::Pull(_) | Command::Feedback(_) => None,
+            Command::Pull(_) | Command::Feedback(_) | Command::Rag(_) => None,
         }
     }
 }
@@ -92,6 +95,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Feedback(a) => feedback::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Rag(a) => rag::run(a),
     });
     exit(result)
 }

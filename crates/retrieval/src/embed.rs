@@ -1,1 +1,261 @@
-//! Sentence embeddings with a local BERT-family model.
+//! Sentence embeddings with a local BERT-family model in sentence-transformers layout.
+//!
+//! A model folder holds `config.json`, `tokenizer.json` and `model.safetensors` (or `pytorch_model.safetensors`),
+//! and, as sentence-transformers writes them, `modules.json` (is there a `Normalize` module?),
+//! `1_Pooling/config.json` (mean, CLS, max or mean-sqrt-len pooling) and `sentence_bert_config.json`
+//! (`max_seq_length`). Missing sentence-transformers files fall back to mean pooling, no normalization and the
+//! model's `max_position_embeddings`.
+//!
+//! Texts are sorted by token length and batched so that padding stays small; the output keeps the input order.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use serde::Deserialize;
+use tokenizers::Tokenizer;
+
+use crate::{Error, Result};
+
+/// How token vectors become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// Average of the non-padding token vectors.
+    Mean,
+    /// The first (`[CLS]`) token's vector.
+    Cls,
+    /// Element-wise maximum over the non-padding tokens.
+    Max,
+    /// Sum of the token vectors divided by the square root of the token count.
+    MeanSqrtLen,
+}
+
+/// A loaded sentence-embedding model.
+pub struct Embedder {
+    name: String,
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pooling: Pooling,
+    normalize: bool,
+    max_tokens: usize,
+    dim: usize,
+    device: Device,
+    batch_size: usize,
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Module {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+impl Embedder {
+    /// Loads the model folder `dir` on the CPU; `name` is what indexes record as their embedder.
+    pub fn load(dir: &Path, name: impl Into<String>) -> Result<Self> {
+        let model_err = |message: String| Error::Model {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let config_text = read_text(&dir.join("config.json"))?;
+        let config: BertConfig = serde_json::from_str(&config_text)
+            .map_err(|e| model_err(format!("config.json is not a BERT config: {e}")))?;
+        let max_positions: usize = serde_json::from_str::<serde_json::Value>(&config_text)
+            .ok()
+            .and_then(|v| v.get("max_position_embeddings")?.as_u64())
+            .unwrap_or(512) as usize;
+        let dim = serde_json::from_str::<serde_json::Value>(&config_text)
+            .ok()
+            .and_then(|v| v.get("hidden_size")?.as_u64())
+            .ok_or_else(|| model_err("config.json has no hidden_size".into()))?
+            as usize;
+
+        let weights = ["model.safetensors", "pytorch_model.safetensors"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.is_file())
+            .ok_or_else(|| model_err("no model.safetensors in the folder".into()))?;
+        let device = Device::Cpu;
+        // SAFETY: the file is memory-mapped read-only; tuneup never writes model files in place.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
+            .map_err(|e| model_err(format!("{}: {e}", weights.display())))?;
+        let model = BertModel::load(vb, &config)
+            .map_err(|e| model_err(format!("weights do not match config.json: {e}")))?;
+
+        let tokenizer_path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| model_err(format!("tokenizer.json: {e}")))?;
+        tokenizer.with_padding(None);
+        let _ = tokenizer.with_truncation(None);
+
+        let max_tokens = optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
+            .and_then(|c| c.max_seq_length)
+            .unwrap_or(max_positions)
+            .min(max_positions);
+        let pooling = match optional_json::<PoolingConfig>(&dir.join("1_Pooling/config.json"))? {
+            Some(p) if p.pooling_mode_cls_token => Pooling::Cls,
+            Some(p) if p.pooling_mode_max_tokens => Pooling::Max,
+            Some(p) if p.pooling_mode_mean_sqrt_len_tokens && !p.pooling_mode_mean_tokens => {
+                Pooling::MeanSqrtLen
+            }
+            _ => Pooling::Mean,
+        };
+        let normalize = optional_json::<Vec<Module>>(&dir.join("modules.json"))?
+            .is_some_and(|modules| modules.iter().any(|m| m.kind.ends_with("Normalize")));
+        Ok(Embedder {
+            name: name.into(),
+            model,
+            tokenizer,
+            pooling,
+            normalize,
+            max_tokens,
+            dim,
+            device,
+            batch_size: 32,
+        })
+    }
+
+    /// The name indexes record.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Longest input in tokens (special tokens included); longer texts are truncated, as sentence-transformers does.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// The pooling the model folder asks for.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
+    /// Whether output vectors are scaled to unit length.
+    pub fn normalizes(&self) -> bool {
+        self.normalize
+    }
+
+    /// Sets how many texts go through the model at once (default 32).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Tokens in `text` without special tokens (what the chunker budgets with).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer
+            .encode_fast(text, false)
+            .map(|e| e.len())
+            .unwrap_or_else(|_| text.split_whitespace().count())
+    }
+
+    /// Embeds `texts`; one vector of [`dim`](Self::dim) floats per text, in input order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let mut encoded = Vec::with_capacity(texts.len());
+        for text in texts {
+            let enc = self
+                .tokenizer
+                .encode_fast(*text, true)
+                .map_err(|e| Error::Embed(format!("tokenizing: {e}")))?;
+            let mut ids: Vec<u32> = enc.get_ids().to_vec();
+            if ids.len() > self.max_tokens {
+                // Keep [CLS] … and the final [SEP], as the tokenizer's own truncation does.
+                let last = *ids.last().expect("non-empty");
+                ids.truncate(self.max_tokens - 1);
+                ids.push(last);
+            }
+            encoded.push(ids);
+        }
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(self.batch_size) {
+            let ids: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
+            for (&i, vector) in batch.iter().zip(self.embed_batch(&ids)?) {
+                out[i] = vector;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, ids: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let n = ids.len();
+        let len = ids.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+        let mut flat_ids = vec![0u32; n * len];
+        let mut mask = vec![0u32; n * len];
+        for (row, seq) in ids.iter().enumerate() {
+            flat_ids[row * len..row * len + seq.len()].copy_from_slice(seq);
+            mask[row * len..row * len + seq.len()].fill(1);
+        }
+        let input = Tensor::from_vec(flat_ids, (n, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
+        let types = input.zeros_like()?;
+        let hidden = self.model.forward(&input, &types, Some(&mask))?; // (n, len, dim)
+        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (n, len, 1)
+        let pooled = match self.pooling {
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Mean => {
+                let sum = hidden.broadcast_mul(&mask_f)?.sum(1)?;
+                sum.broadcast_div(&mask_f.sum(1)?.clamp(1e-9, f64::MAX)?)?
+            }
+            Pooling::MeanSqrtLen => {
+                let sum = hidden.broadcast_mul(&mask_f)?.sum(1)?;
+                sum.broadcast_div(&mask_f.sum(1)?.sqrt()?)?
+            }
+            Pooling::Max => {
+                // Padding positions get a large negative value so they never win.
+                let penalty = ((mask_f.ones_like()? - &mask_f)? * -1e9)?;
+                hidden.broadcast_add(&penalty)?.max(1)?
+            }
+        };
+        let pooled = if self.normalize {
+            let norm = pooled.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            pooled.broadcast_div(&norm)?
+        } else {
+            pooled
+        };
+        Ok(pooled.to_vec2::<f32>()?)
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = read_text(path)?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Model {
+            path: PathBuf::from(path),
+            message: format!("not valid JSON for this file: {e}"),
+        })
+}

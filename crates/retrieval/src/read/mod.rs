@@ -40,9 +40,18 @@ pub fn kind_of(path: &Path) -> Option<DocKind> {
     todo!("read: kind_of")
 }
 
+/// What [`discover`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// Supported files, sorted, without duplicates.
+    pub files: Vec<PathBuf>,
+    /// Inputs that cannot be ingested, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
 /// Every supported file under `inputs` (files are taken as given; folders are walked recursively, hidden entries
 /// and `target`/`node_modules`/`.git` skipped), sorted and without duplicates.
-pub fn discover(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub fn discover(inputs: &[PathBuf]) -> Result<Discovered> {
     let _ = inputs;
     todo!("read: discover")
 }

@@ -18,6 +18,12 @@ impl PostgresStore {
         let _ = url;
         todo!("postgres store")
     }
+
+    /// Connects to the index `name` in the database at `url`.
+    pub fn connect_named(url: &str, name: &str) -> Result<Self> {
+        let _ = (url, name);
+        todo!("postgres store")
+    }
 }
 
 impl Store for PostgresStore {
