@@ -22,7 +22,8 @@ cargo build --locked -p tuneup
 echo "== models (cached in ${TUNEUP_HOME:-~/.cache/tuneup})"
 TUNEUP_SMOLLM2_GGUF="$(target/debug/tuneup pull smollm2-135m --quiet)"
 TUNEUP_QWEN_GGUF="$(target/debug/tuneup pull qwen2.5-coder-0.5b --quiet)"
-export TUNEUP_SMOLLM2_GGUF TUNEUP_QWEN_GGUF
+TUNEUP_MINILM_DIR="$(target/debug/tuneup pull all-minilm-l6-v2 --quiet)"
+export TUNEUP_SMOLLM2_GGUF TUNEUP_QWEN_GGUF TUNEUP_MINILM_DIR
 # Tests that need a real model fail (rather than skip) when it is missing.
 export TUNEUP_REQUIRE_MODELS=1
 

@@ -114,6 +114,24 @@ enum RagCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Embedding throughput: embed the first N texts of a file (JSONL with `text`/`title` fields, or one text
+    /// per line) and print chunks/s and tokens/s.
+    Bench {
+        /// The texts.
+        file: PathBuf,
+        /// How many texts.
+        #[arg(short, default_value_t = 1000)]
+        n: usize,
+        /// Embedding model.
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        embedder: String,
+        /// Texts per batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Repetitions (the best is reported).
+        #[arg(short, default_value_t = 2)]
+        reps: usize,
+    },
 }
 
 /// Runs the command.
@@ -157,6 +175,13 @@ pub fn run(args: RagArgs) -> Result<()> {
             limit,
             out,
         } => run_eval(beir, &split, squad, &modes, &embedder, index_file, limit, out),
+        RagCommand::Bench {
+            file,
+            n,
+            embedder,
+            batch_size,
+            reps,
+        } => run_bench(&file, n, &embedder, batch_size, reps),
     }
 }
 
@@ -366,4 +391,57 @@ fn print_report(report: &BenchReport, embedded_now: usize) {
         }
         println!(" {:>9.2} {:>9.2}", m.latency_p50_ms, m.latency_p95_ms);
     }
+}
+
+/// Texts of a benchmark file: JSONL records (`title` + `text`) or plain lines.
+fn bench_texts(file: &Path, n: usize) -> Result<Vec<String>> {
+    let content = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let texts = content
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+        .map(|line| match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(record)) => {
+                let field = |k: &str| record.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let (title, text) = (field("title"), field("text"));
+                if title.is_empty() {
+                    text
+                } else {
+                    format!("{title}\n\n{text}")
+                }
+            }
+            _ => line.to_string(),
+        })
+        .collect();
+    Ok(texts)
+}
+
+fn run_bench(file: &Path, n: usize, embedder: &str, batch_size: usize, reps: usize) -> Result<()> {
+    let texts = bench_texts(file, n)?;
+    anyhow::ensure!(!texts.is_empty(), "{}: no texts", file.display());
+    let embedder = load_embedder(embedder, batch_size)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let tokens: usize = refs
+        .iter()
+        .map(|t| (embedder.count_tokens(t) + 2).min(embedder.max_tokens()))
+        .sum();
+    let mut best = f64::MAX;
+    for _ in 0..reps.max(1) {
+        let started = Instant::now();
+        let vectors = embedder.embed(&refs)?;
+        best = best.min(started.elapsed().as_secs_f64());
+        anyhow::ensure!(vectors.len() == refs.len(), "embedder returned {} vectors", vectors.len());
+    }
+    println!(
+        "embed {}: {} texts, {} tokens, batch {}, threads {}: {:.3}s = {:.1} texts/s, {:.0} tokens/s",
+        embedder.name(),
+        refs.len(),
+        tokens,
+        batch_size,
+        rayon::current_num_threads(),
+        best,
+        refs.len() as f64 / best,
+        tokens as f64 / best
+    );
+    Ok(())
 }

@@ -39,6 +39,9 @@ pub struct ServeArgs {
     /// SQLite file for responses and feedback (default: $TUNEUP_HOME/feedback.sqlite).
     #[arg(long)]
     feedback_db: Option<PathBuf>,
+    /// Also serve `/v1/embeddings` with this sentence-embedding model (e.g. `all-minilm-l6-v2`).
+    #[arg(long)]
+    embedder: Option<String>,
 }
 
 /// Loads the model and serves until SIGINT/SIGTERM.
@@ -63,13 +66,21 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .root()
             .join("feedback.sqlite"),
     });
+    let embedder = match &args.embedder {
+        Some(spec) => Some(tuneup_server::embeddings::EmbeddingModel {
+            id: spec.clone(),
+            embedder: crate::rag::load_embedder(spec, 32)?,
+        }),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let server = Server::bind(model, config.clone()).await?;
+        let embedding_id = embedder.as_ref().map(|e| e.id.clone());
+        let server = Server::bind_with_embedder(model, config.clone(), embedder).await?;
         let addr = server.local_addr();
         println!(
             "tuneup serve: model '{}' at http://{addr}/v1 (queue {}, {})",
@@ -81,6 +92,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 "no API key"
             }
         );
+        if let Some(id) = embedding_id {
+            println!("tuneup serve: embeddings with '{id}' at http://{addr}/v1/embeddings");
+        }
         server.run(tuneup_server::shutdown_signal()).await?;
         eprintln!("tuneup serve: stopped");
         Ok(())

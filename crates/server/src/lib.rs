@@ -1,7 +1,7 @@
 //! An OpenAI-compatible HTTP server for one tuneup model.
 //!
 //! Endpoints: `POST /v1/chat/completions` (streaming, tools, response formats), `POST /v1/completions`,
-//! `GET /v1/models`, `POST /v1/feedback`, `GET /health`, `GET /metrics` (Prometheus). Requests are
+//! `POST /v1/embeddings` (with an embedding model), `GET /v1/models`, `POST /v1/feedback`, `GET /health`, `GET /metrics` (Prometheus). Requests are
 //! served one at a time by a worker thread that owns the model, from a bounded queue (429 when full);
 //! continuous batching is a later step. Every error is OpenAI's error JSON.
 //!
@@ -16,6 +16,7 @@
 
 mod chat;
 mod completions;
+pub mod embeddings;
 pub mod engine;
 pub mod error;
 pub mod export;
@@ -99,6 +100,7 @@ pub(crate) struct AppState {
     pub metrics: metrics::Metrics,
     pub feedback: Arc<FeedbackStore>,
     pub started: u64,
+    pub embedder: Option<Arc<embeddings::EmbeddingModel>>,
 }
 
 impl AppState {
@@ -168,6 +170,15 @@ impl Server {
     /// Checks the configuration, opens the feedback database, starts the
     /// model worker and binds the address.
     pub async fn bind(model: ChatModel, config: ServerConfig) -> Result<Self, ServerError> {
+        Self::bind_with_embedder(model, config, None).await
+    }
+
+    /// [`bind`](Self::bind), also serving `/v1/embeddings` with `embedder`.
+    pub async fn bind_with_embedder(
+        model: ChatModel,
+        config: ServerConfig,
+        embedder: Option<embeddings::EmbeddingModel>,
+    ) -> Result<Self, ServerError> {
         if !config.is_loopback() && config.api_key.as_deref().is_none_or(str::is_empty) {
             return Err(ServerError::NoApiKey {
                 host: config.host.clone(),
@@ -202,6 +213,7 @@ impl Server {
             metrics,
             feedback: Arc::new(feedback),
             started: unix_now(),
+            embedder: embedder.map(Arc::new),
         });
         Ok(Self {
             listener,

@@ -24,6 +24,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(crate::chat::handler))
         .route("/v1/completions", post(crate::completions::handler))
+        .route("/v1/embeddings", post(crate::embeddings::handler))
         .route("/v1/models", get(models))
         .route("/v1/models/{id}", get(model))
         .route("/v1/feedback", post(feedback))
@@ -57,6 +58,7 @@ pub fn submit_error(e: SubmitError) -> ApiError {
 const ROUTES: &[&str] = &[
     "/v1/chat/completions",
     "/v1/completions",
+    "/v1/embeddings",
     "/v1/models",
     "/v1/feedback",
     "/health",
@@ -167,7 +169,12 @@ fn model_entry(state: &AppState) -> Value {
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({"object": "list", "data": [model_entry(&state)]}))
+    let mut data = vec![model_entry(&state)];
+    if let Some(e) = &state.embedder {
+        data.push(json!({"id": e.id, "object": "model", "created": state.started, "owned_by": "tuneup",
+                         "dimensions": e.embedder.dim(), "context_length": e.embedder.max_tokens()}));
+    }
+    Json(json!({"object": "list", "data": data}))
 }
 
 async fn model(

@@ -16,6 +16,7 @@ import openai
 BASE = os.environ["TUNEUP_BASE_URL"]
 MODEL = os.environ["TUNEUP_MODEL_ID"]
 EXPECT_TOOLS = os.environ.get("TUNEUP_EXPECT_TOOL_CALLS") == "1"
+EMBEDDING_MODEL = os.environ.get("TUNEUP_EMBEDDING_MODEL")
 client = openai.OpenAI(base_url=BASE, api_key="not-needed", max_retries=0, timeout=300)
 
 WEATHER = {
@@ -155,6 +156,32 @@ def test_models_and_completions():
     assert [m.id for m in client.models.list()] == [MODEL]
     r = client.completions.create(model=MODEL, prompt="def fibonacci(n):", max_tokens=8, temperature=0)
     assert isinstance(r.choices[0].text, str) and r.usage.completion_tokens <= 8
+
+
+def test_embeddings():
+    if not EMBEDDING_MODEL:
+        print("skip embeddings: the server has no embedding model")
+        return
+    texts = ["How do I reset my password?", "Forgot my login credentials", "Best pizza in Naples"]
+    r = client.embeddings.create(model=EMBEDDING_MODEL, input=texts)
+    assert [d.index for d in r.data] == [0, 1, 2]
+    vectors = [d.embedding for d in r.data]
+    assert all(len(v) == 384 for v in vectors)
+    cos = lambda a, b: sum(x * y for x, y in zip(a, b))  # unit vectors
+    assert cos(vectors[0], vectors[1]) > cos(vectors[0], vectors[2]) + 0.2, (cos(vectors[0], vectors[1]), cos(vectors[0], vectors[2]))
+    assert r.usage.prompt_tokens > 0
+    # The SDK asks for base64 by default when numpy is missing; both must decode to the same vector.
+    b = client.embeddings.create(model=EMBEDDING_MODEL, input=texts[0], encoding_format="base64")
+    import base64
+    import struct
+    raw = b.data[0].embedding
+    decoded = raw if isinstance(raw, list) else list(struct.unpack("<384f", base64.b64decode(raw)))
+    assert max(abs(x - y) for x, y in zip(decoded, vectors[0])) < 1e-6
+    try:
+        client.embeddings.create(model=EMBEDDING_MODEL, input=[])
+        raise AssertionError("an empty input must be refused")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400
 
 
 def test_langchain():

@@ -96,7 +96,11 @@ pub async fn start(
     let mut cfg = ServerConfig::new(id);
     cfg.port = 0;
     configure(&mut cfg);
-    let server = Server::bind(model, cfg).await.expect("bind");
+    serve(Server::bind(model, cfg).await.expect("bind"))
+}
+
+/// Runs a bound server in the background.
+fn serve(server: Server) -> TestServer {
     let base = format!("http://{}", server.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(server.run(async {
@@ -107,6 +111,39 @@ pub async fn start(
         shutdown: Some(tx),
         handle: Some(handle),
         _dir: None,
+    }
+}
+
+/// Serves `model` as `id`, plus `/v1/embeddings` with `embedder` (id `all-minilm-l6-v2`) when given.
+pub async fn start_with_embedder(
+    model: ChatModel,
+    id: &str,
+    embedder: Option<tuneup_retrieval::embed::Embedder>,
+) -> TestServer {
+    let mut cfg = ServerConfig::new(id);
+    cfg.port = 0;
+    let embedding = embedder.map(|embedder| tuneup_server::embeddings::EmbeddingModel {
+        id: "all-minilm-l6-v2".into(),
+        embedder,
+    });
+    serve(
+        Server::bind_with_embedder(model, cfg, embedding)
+            .await
+            .expect("bind"),
+    )
+}
+
+/// The all-MiniLM-L6-v2 folder (`TUNEUP_MINILM_DIR`), or `None` with a message unless `TUNEUP_REQUIRE_MODELS=1`.
+pub fn minilm_dir() -> Option<std::path::PathBuf> {
+    match std::env::var("TUNEUP_MINILM_DIR") {
+        Ok(p) if !p.is_empty() => Some(p.into()),
+        _ => {
+            if std::env::var("TUNEUP_REQUIRE_MODELS").as_deref() == Ok("1") {
+                panic!("TUNEUP_MINILM_DIR is not set but TUNEUP_REQUIRE_MODELS=1");
+            }
+            eprintln!("skipped: set TUNEUP_MINILM_DIR to the all-minilm-l6-v2 folder to run this test");
+            None
+        }
     }
 }
 

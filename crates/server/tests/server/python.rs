@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use crate::common::{env_model, start, start_tiny, TINY_ID};
+use crate::common::{env_model, minilm_dir, start_tiny, start_with_embedder, TINY_ID};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk() {
@@ -29,9 +29,13 @@ async fn openai_python_sdk() {
         None
     };
     let expect_tools = qwen.is_some();
+    let embedder = minilm_dir().map(|dir| {
+        tuneup_retrieval::embed::Embedder::load(&dir, "all-minilm-l6-v2").expect("load all-MiniLM-L6-v2")
+    });
+    let embedding_model = if embedder.is_some() { "all-minilm-l6-v2" } else { "" };
     let (server, id) = match qwen {
         Some(m) => (
-            start(m, "qwen2.5-coder-0.5b", |_| {}).await,
+            start_with_embedder(m, "qwen2.5-coder-0.5b", embedder).await,
             "qwen2.5-coder-0.5b",
         ),
         None => (start_tiny(2048, |_| {}).await, TINY_ID),
@@ -42,6 +46,7 @@ async fn openai_python_sdk() {
         .arg(&script)
         .env("TUNEUP_BASE_URL", server.url("/v1"))
         .env("TUNEUP_MODEL_ID", id)
+        .env("TUNEUP_EMBEDDING_MODEL", embedding_model)
         .env(
             "TUNEUP_EXPECT_TOOL_CALLS",
             if expect_tools { "1" } else { "0" },
