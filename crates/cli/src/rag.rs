@@ -6,12 +6,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tuneup_hub::{Cache, ModelSpec};
+use tuneup_hub::Cache;
 use tuneup_retrieval::benchmark::{self, BenchReport};
 use tuneup_retrieval::chunk::ChunkOptions;
 use tuneup_retrieval::embed::Embedder;
 use tuneup_retrieval::ingest::{ingest, IngestOptions, IngestProgress};
-use tuneup_retrieval::search::{search, Mode};
+use tuneup_retrieval::search::{Mode, Retriever};
 use tuneup_retrieval::store::{self, Filter, Store};
 
 use crate::progress::BarProgress;
@@ -187,26 +187,15 @@ pub fn run(args: RagArgs) -> Result<()> {
 
 /// Loads the embedding model named `spec` (pulling a built-in alias when missing).
 pub fn load_embedder(spec: &str, batch_size: usize) -> Result<Embedder> {
-    let parsed: ModelSpec = spec.parse().with_context(|| format!("embedder '{spec}'"))?;
-    let location = tuneup_hub::resolve(&parsed, &Cache::from_env()?, &mut BarProgress::new(false))
-        .with_context(|| format!("fetching embedder '{spec}'"))?;
-    let name = match &parsed {
-        ModelSpec::Alias(model) => model.name.to_string(),
-        _ => spec.to_string(),
-    };
-    Ok(Embedder::load(location.path(), name)?.with_batch_size(batch_size))
+    Ok(Embedder::from_spec(spec, &mut BarProgress::new(false))?.with_batch_size(batch_size))
 }
 
 fn open_store(index: &IndexArgs) -> Result<Box<dyn Store>> {
     let location = match &index.store {
-        Some(s) if store::postgres::is_postgres_url(s) => {
-            return Ok(Box::new(store::postgres::PostgresStore::connect_named(s, &index.index)?));
-        }
-        Some(s) if s.ends_with(".db") || s.ends_with(".sqlite") => PathBuf::from(s),
-        Some(dir) => Path::new(dir).join(format!("{}.db", index.index)),
-        None => Cache::from_env()?.root().join("rag").join(format!("{}.db", index.index)),
+        Some(s) => PathBuf::from(s),
+        None => Cache::from_env()?.root().join("rag"),
     };
-    Ok(Box::new(store::sqlite::SqliteStore::open(&location)?))
+    Ok(store::open_index(&location, &index.index)?)
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
@@ -279,18 +268,10 @@ fn run_ingest(paths: &[PathBuf], index: &IndexArgs, tags: Vec<String>, chunk_tok
 
 fn run_query(question: &str, index: &IndexArgs, k: usize, mode: Mode, filter: Filter, json: bool) -> Result<()> {
     let store = open_store(index)?;
-    let info = store
-        .info()?
-        .with_context(|| format!("index {} is empty: run `tuneup rag ingest` first", store.location()))?;
     let embedder = load_embedder(&index.embedder, index.batch_size)?;
-    anyhow::ensure!(
-        info.embedder == embedder.name(),
-        "index {} was built with embedder {}: pass --embedder {}",
-        store.location(),
-        info.embedder,
-        info.embedder
-    );
-    let hits = search(store.as_ref(), &embedder, question, k, mode, &filter)?;
+    let mut retriever = Retriever::new(store, embedder, k, mode)?;
+    retriever.filter = filter;
+    let hits = retriever.retrieve(question)?;
     for (rank, hit) in hits.iter().enumerate() {
         if json {
             println!(

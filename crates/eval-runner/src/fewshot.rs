@@ -1,11 +1,13 @@
 //! Few-shot example selection: `fixed` (the first k), `random` (seeded per test example) or `similar`
-//! (BM25, k1 = 1.2, b = 0.75, over lowercase alphanumeric word tokens). A pool example whose input equals the
+//! (BM25, k1 = 1.2, b = 0.75, over lowercase alphanumeric word tokens) or `embedding` (cosine of sentence
+//! embeddings, after [`ShotPool::embed_with`]). A pool example whose input equals the
 //! test input (after lowercasing and collapsing whitespace) is never chosen.
 
 use std::collections::HashMap;
 
 use crate::dataset::{shuffle, Example};
 use crate::task::Selection;
+use tuneup_retrieval::embed::Embedder;
 
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
@@ -35,6 +37,8 @@ pub struct ShotPool {
     lengths: Vec<f64>,
     df: HashMap<String, f64>,
     avg_len: f64,
+    /// The embedder and the pool inputs' unit vectors, for `embedding` selection.
+    dense: Option<(Embedder, Vec<Vec<f32>>)>,
 }
 
 impl ShotPool {
@@ -68,7 +72,16 @@ impl ShotPool {
             lengths,
             df,
             avg_len,
+            dense: None,
         }
+    }
+
+    /// Embeds every pool input with `embedder`, enabling `embedding` selection.
+    pub fn embed_with(mut self, embedder: Embedder) -> tuneup_retrieval::Result<Self> {
+        let inputs: Vec<&str> = self.examples.iter().map(|e| e.input.as_str()).collect();
+        let vectors = embedder.embed(&inputs)?;
+        self.dense = Some((embedder, vectors));
+        Ok(self)
     }
 
     /// Number of pool examples.
@@ -97,8 +110,15 @@ impl ShotPool {
         score
     }
 
-    /// Chooses `k` shots for `test` (deterministic for a given `seed`).
-    pub fn select(&self, test: &Example, k: usize, how: Selection, seed: u64) -> Vec<&Example> {
+    /// Chooses `k` shots for `test` (deterministic for a given `seed`). `embedding` selection without
+    /// [`embed_with`](Self::embed_with) is an error.
+    pub fn select(
+        &self,
+        test: &Example,
+        k: usize,
+        how: Selection,
+        seed: u64,
+    ) -> tuneup_retrieval::Result<Vec<&Example>> {
         let own = canonical(&test.input);
         let allowed: Vec<usize> = (0..self.examples.len())
             .filter(|&i| self.canon[i] != own)
@@ -114,10 +134,18 @@ impl ShotPool {
                 all.truncate(k);
                 all
             }
-            Selection::Similar => {
-                let q = tokens(&test.input);
-                let mut scored: Vec<(f64, usize)> =
-                    allowed.into_iter().map(|i| (self.bm25(&q, i), i)).collect();
+            Selection::Similar | Selection::Embedding => {
+                let score: Box<dyn Fn(usize) -> f64> = if how == Selection::Embedding {
+                    let (embedder, vectors) = self.dense.as_ref().ok_or_else(|| {
+                        tuneup_retrieval::Error::Invalid("embedding selection needs ShotPool::embed_with".into())
+                    })?;
+                    let q = embedder.embed(&[test.input.as_str()])?.pop().unwrap_or_default();
+                    Box::new(move |i| tuneup_retrieval::store::ann::dot(&q, &vectors[i]) as f64)
+                } else {
+                    let q = tokens(&test.input);
+                    Box::new(move |i| self.bm25(&q, i))
+                };
+                let mut scored: Vec<(f64, usize)> = allowed.into_iter().map(|i| (score(i), i)).collect();
                 // Highest score first; ties by position, so the choice is deterministic.
                 scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                 // Most similar last, nearest to the question.
@@ -126,6 +154,6 @@ impl ShotPool {
                 top
             }
         };
-        chosen.into_iter().map(|i| &self.examples[i]).collect()
+        Ok(chosen.into_iter().map(|i| &self.examples[i]).collect())
     }
 }

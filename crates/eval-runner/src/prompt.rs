@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use crate::dataset::{as_text, Example};
 use crate::error::{Error, Result};
 use crate::fewshot::ShotPool;
+use tuneup_retrieval::search::{format_context, Retriever};
 use crate::schema::Schemas;
 use crate::task::{OutputKind, PromptSpec};
 
@@ -38,6 +39,7 @@ pub struct PromptBuilder<'p> {
     spec: PromptSpec,
     schemas: Option<Schemas>,
     pool: Option<&'p ShotPool>,
+    retriever: Option<&'p Retriever>,
 }
 
 fn template_err(which: &'static str) -> impl Fn(minijinja::Error) -> Error {
@@ -76,11 +78,21 @@ impl<'p> PromptBuilder<'p> {
             spec: spec.clone(),
             schemas,
             pool,
+            retriever: None,
         })
     }
 
-    fn context(&self, e: &Example) -> Value {
+    /// Adds retrieved context: `{{ context }}` in templates, prepended to the user turn when no template uses it.
+    pub fn with_retriever(mut self, retriever: &'p Retriever) -> Self {
+        self.retriever = Some(retriever);
+        self
+    }
+
+    fn context(&self, e: &Example, retrieved: Option<&str>) -> Value {
         let mut ctx: Map<String, Value> = e.record.clone();
+        if let Some(text) = retrieved {
+            ctx.insert("context".into(), Value::String(text.to_owned()));
+        }
         ctx.insert("input".into(), Value::String(e.input.clone()));
         ctx.insert("id".into(), Value::String(e.id.clone()));
         if let (Some(s), Some(db)) = (&self.schemas, &e.db_id) {
@@ -98,13 +110,19 @@ impl<'p> PromptBuilder<'p> {
         Value::Object(ctx)
     }
 
-    fn render(&self, name: &'static str, e: &Example) -> Result<String> {
+    fn render(&self, name: &'static str, e: &Example, retrieved: Option<&str>) -> Result<String> {
         let t = self.env.get_template(name).map_err(template_err(name))?;
-        let out = t.render(self.context(e)).map_err(|err| Error::Template {
+        let out = t.render(self.context(e, retrieved)).map_err(|err| Error::Template {
             which: name,
             message: format!("example {}: {err:#}", e.id),
         })?;
         Ok(out.trim().to_owned())
+    }
+
+    /// Whether the system prompt or the user template mentions `context`.
+    fn uses_context(&self) -> bool {
+        let mentions = |t: &Option<String>| t.as_deref().is_some_and(|t| t.contains("context"));
+        mentions(&self.spec.template) || mentions(&self.spec.system)
     }
 
     /// The assistant turn of a shot: the target in the expected output format.
@@ -119,9 +137,19 @@ impl<'p> PromptBuilder<'p> {
 
     /// Builds the prompt of `e`.
     pub fn build(&self, e: &Example) -> Result<Prompt> {
+        let retrieved = match self.retriever {
+            Some(r) => Some(format_context(&r.retrieve(&e.input).map_err(|err| {
+                Error::Template {
+                    which: "retrieval",
+                    message: format!("example {}: {err}", e.id),
+                }
+            })?)),
+            None => None,
+        };
+        let retrieved = retrieved.as_deref();
         let mut messages = Vec::new();
         if self.spec.system.is_some() {
-            messages.push(json!({"role": "system", "content": self.render("system", e)?}));
+            messages.push(json!({"role": "system", "content": self.render("system", e, retrieved)?}));
         }
         let mut shot_ids = Vec::new();
         if let (Some(fs), Some(pool)) = (&self.spec.few_shot, self.pool) {
@@ -130,13 +158,20 @@ impl<'p> PromptBuilder<'p> {
             } else {
                 "template"
             };
-            for shot in pool.select(e, fs.k, fs.select, fs.seed) {
-                messages.push(json!({"role": "user", "content": self.render(which, shot)?}));
+            let shots = pool.select(e, fs.k, fs.select, fs.seed).map_err(|err| Error::Template {
+                which: "few_shot",
+                message: format!("example {}: {err}", e.id),
+            })?;
+            for shot in shots {
+                messages.push(json!({"role": "user", "content": self.render(which, shot, None)?}));
                 messages.push(json!({"role": "assistant", "content": self.shot_answer(shot)}));
                 shot_ids.push(shot.id.clone());
             }
         }
-        let mut user = self.render("template", e)?;
+        let mut user = self.render("template", e, retrieved)?;
+        if let Some(text) = retrieved.filter(|_| !self.uses_context()) {
+            user = format!("Use this context if it helps:\n{text}\n\n{user}");
+        }
         if self.spec.chain_of_thought {
             user.push_str("\n\n");
             user.push_str(cot_instruction(self.spec.output));

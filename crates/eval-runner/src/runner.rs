@@ -40,22 +40,39 @@ pub struct RunResult {
 pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
     let examples = load_examples(&task.dataset)?;
     let pool = match &task.prompt.few_shot {
-        Some(fs) if fs.k > 0 => Some(ShotPool::new(load_mapped(
-            &crate::task::Dataset {
-                join: None,
-                ..task.dataset.clone()
-            },
-            &fs.path,
-        )?)),
+        Some(fs) if fs.k > 0 => {
+            let pool = ShotPool::new(load_mapped(
+                &crate::task::Dataset {
+                    join: None,
+                    ..task.dataset.clone()
+                },
+                &fs.path,
+            )?);
+            Some(if fs.select == crate::task::Selection::Embedding {
+                let spec = fs.embedder.as_deref().unwrap_or(DEFAULT_EMBEDDER);
+                pool.embed_with(load_embedder(spec)?).map_err(|e| retrieval_error(task, e))?
+            } else {
+                pool
+            })
+        }
         _ => None,
     };
+    let retriever = task
+        .prompt
+        .retrieval
+        .as_ref()
+        .map(|spec| open_retriever(task, spec))
+        .transpose()?;
     let schemas = task
         .dataset
         .tables
         .as_deref()
         .map(Schemas::load)
         .transpose()?;
-    let builder = PromptBuilder::new(&task.prompt, schemas, pool.as_ref())?;
+    let mut builder = PromptBuilder::new(&task.prompt, schemas, pool.as_ref())?;
+    if let Some(r) = &retriever {
+        builder = builder.with_retriever(r);
+    }
     if let Some(url) = &task.model.endpoint {
         let name = task
             .model
@@ -84,6 +101,38 @@ pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
     let model = load_model(&name, task.model.ctx_size)?;
     let mut backend = InProcess::new(&name, &model);
     run_examples(task, &examples, &builder, &mut backend, opts)
+}
+
+/// The embedder used when a task names none.
+const DEFAULT_EMBEDDER: &str = "all-minilm-l6-v2";
+
+fn load_embedder(spec: &str) -> Result<tuneup_retrieval::embed::Embedder> {
+    tuneup_retrieval::embed::Embedder::from_spec(spec, &mut tuneup_hub::LogProgress).map_err(|e| Error::Model {
+        name: spec.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn retrieval_error(task: &Task, e: tuneup_retrieval::Error) -> Error {
+    Error::Task {
+        path: PathBuf::from(&task.name),
+        message: format!("prompt.retrieval: {e}"),
+    }
+}
+
+/// Opens the index of `[prompt.retrieval]` and checks it was built with the task's embedder.
+fn open_retriever(task: &Task, spec: &crate::task::RetrievalSpec) -> Result<tuneup_retrieval::search::Retriever> {
+    let store_root = match &spec.store {
+        Some(s) => s.clone(),
+        None => tuneup_hub::Cache::from_env()
+            .map_err(|e| retrieval_error(task, tuneup_retrieval::Error::Invalid(e.to_string())))?
+            .root()
+            .join("rag"),
+    };
+    let store = tuneup_retrieval::store::open_index(&store_root, &spec.index).map_err(|e| retrieval_error(task, e))?;
+    let mode = spec.mode.parse().map_err(|e| retrieval_error(task, e))?;
+    let embedder = load_embedder(spec.embedder.as_deref().unwrap_or(DEFAULT_EMBEDDER))?;
+    tuneup_retrieval::search::Retriever::new(store, embedder, spec.k, mode).map_err(|e| retrieval_error(task, e))
 }
 
 fn bar(n: usize, show: bool) -> ProgressBar {

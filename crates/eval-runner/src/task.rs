@@ -163,6 +163,8 @@ pub enum Selection {
     Random,
     /// The `k` most similar inputs by BM25 (k1 = 1.2, b = 0.75) over lowercase word tokens.
     Similar,
+    /// The `k` nearest inputs by sentence-embedding cosine (`few_shot.embedder`, default all-MiniLM-L6-v2).
+    Embedding,
 }
 
 /// Few-shot configuration.
@@ -182,6 +184,37 @@ pub struct FewShot {
     /// Template for the examples' user turns (default: the main template).
     #[serde(default)]
     pub template: Option<String>,
+    /// Sentence-embedding model for `select = "embedding"` (default `all-minilm-l6-v2`).
+    #[serde(default)]
+    pub embedder: Option<String>,
+}
+
+/// Retrieved context from a `tuneup rag` index, available to templates as `{{ context }}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrievalSpec {
+    /// Index name (as in `tuneup rag ingest --index`).
+    pub index: String,
+    /// Where the index lives: folder, `.db` file or `postgres://` URL (default `$TUNEUP_HOME/rag/`).
+    #[serde(default)]
+    pub store: Option<PathBuf>,
+    /// Chunks per example.
+    #[serde(default = "default_retrieval_k")]
+    pub k: usize,
+    /// `dense`, `bm25` or `hybrid`.
+    #[serde(default = "default_retrieval_mode")]
+    pub mode: String,
+    /// The embedder the index was built with (default `all-minilm-l6-v2`).
+    #[serde(default)]
+    pub embedder: Option<String>,
+}
+
+fn default_retrieval_k() -> usize {
+    3
+}
+
+fn default_retrieval_mode() -> String {
+    "hybrid".into()
 }
 
 /// Prompt strategy.
@@ -207,6 +240,9 @@ pub struct PromptSpec {
     /// Few-shot examples.
     #[serde(default)]
     pub few_shot: Option<FewShot>,
+    /// Retrieved context (`{{ context }}`; prepended to the user turn when the template does not use it).
+    #[serde(default)]
+    pub retrieval: Option<RetrievalSpec>,
 }
 
 /// The model.

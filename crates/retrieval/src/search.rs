@@ -76,6 +76,59 @@ pub fn search(
     }
 }
 
+/// An index, its embedder and search settings: what prompts and agents retrieve with.
+pub struct Retriever {
+    /// The index.
+    pub store: Box<dyn Store>,
+    /// The embedder the index was built with.
+    pub embedder: Embedder,
+    /// Chunks per query.
+    pub k: usize,
+    /// Search mode.
+    pub mode: Mode,
+    /// Restriction to some sources.
+    pub filter: Filter,
+}
+
+impl Retriever {
+    /// Checks that the index exists and was built with `embedder`.
+    pub fn new(store: Box<dyn Store>, embedder: Embedder, k: usize, mode: Mode) -> Result<Self> {
+        let info = store.info()?.ok_or_else(|| {
+            Error::Invalid(format!("index {} is empty: run `tuneup rag ingest` first", store.location()))
+        })?;
+        if info.embedder != embedder.name() || info.dim != embedder.dim() {
+            return Err(Error::EmbedderMismatch {
+                location: store.location(),
+                indexed: info.embedder,
+                indexed_dim: info.dim,
+                current: embedder.name().to_string(),
+                current_dim: embedder.dim(),
+            });
+        }
+        Ok(Retriever {
+            store,
+            embedder,
+            k,
+            mode,
+            filter: Filter::default(),
+        })
+    }
+
+    /// The best chunks for `text`.
+    pub fn retrieve(&self, text: &str) -> Result<Vec<Hit>> {
+        search(self.store.as_ref(), &self.embedder, text, self.k, self.mode, &self.filter)
+    }
+}
+
+/// Retrieved chunks as prompt context: each chunk under a `[n] source:line` header.
+pub fn format_context(hits: &[Hit]) -> String {
+    hits.iter()
+        .enumerate()
+        .map(|(i, h)| format!("[{}] {}:{}\n{}", i + 1, h.source, h.line, h.text.trim()))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
 /// Reciprocal-rank fusion of ranked lists; the result's scores are the fused scores.
 pub fn fuse(lists: &[Vec<Hit>], k: usize) -> Vec<Hit> {
     let mut fused: HashMap<i64, Hit> = HashMap::new();

@@ -115,14 +115,19 @@ pub trait Store {
     fn stats(&self) -> Result<StoreStats>;
 }
 
-/// Opens the store at `location`: a PostgreSQL URL (`postgres://`, `postgresql://`) or a SQLite file path
-/// (created if missing).
-pub fn open(location: &str) -> Result<Box<dyn Store>> {
-    if postgres::is_postgres_url(location) {
-        Ok(Box::new(postgres::PostgresStore::connect(location)?))
-    } else {
-        Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(
-            location,
-        ))?))
+/// Opens the index `name` in `store`: a PostgreSQL URL (`postgres://`, `postgresql://`; the index is a set of
+/// tables named after `name`), a SQLite file (`*.db`, `*.sqlite`; `name` unused), or a folder holding
+/// `NAME.db` files. The SQLite file and its folder are created if missing.
+pub fn open_index(store: &std::path::Path, name: &str) -> Result<Box<dyn Store>> {
+    let text = store.to_string_lossy();
+    if postgres::is_postgres_url(&text) {
+        return Ok(Box::new(postgres::PostgresStore::connect_named(&text, name)?));
     }
+    let is_file = matches!(store.extension().and_then(|e| e.to_str()), Some("db" | "sqlite"));
+    let path = if is_file {
+        store.to_path_buf()
+    } else {
+        store.join(format!("{name}.db"))
+    };
+    Ok(Box::new(sqlite::SqliteStore::open(&path)?))
 }
