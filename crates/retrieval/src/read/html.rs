@@ -56,7 +56,7 @@ pub(super) fn to_markdown(html: &str) -> String {
                         w.open(el);
                     }
                 }
-                Node::Text(t) if dropped_depth == 0 => w.text(&t),
+                Node::Text(t) if dropped_depth == 0 => w.text(t),
                 _ => {}
             },
             Edge::Close(node) => {
