@@ -82,7 +82,7 @@ pub fn ingest(
         embedder: embedder.name().to_string(),
         dim: embedder.dim(),
     })?;
-    let discovered = discover(inputs)?;
+    let discovered = discover(inputs);
     let mut report = IngestReport::default();
     for (path, reason) in discovered.skipped {
         progress.skipped(&path, &reason);
