@@ -27,11 +27,14 @@
 # user `tuneup-pg` (created once with useradd --system), which owns DIR.
 set -euo pipefail
 
-PGSERVER_VERSION="0.1.6"
+# Not 0.1.6: its vector.so is compiled for AVX-512 (-march=native) and kills the backend with SIGILL
+# ("Illegal instruction") on the first HNSW insert on CPUs without it. 0.1.5 has the same PostgreSQL 18.3
+# and pgvector 0.8.2 built for plain x86-64 (AVX-512 only behind runtime CPU checks).
+PGSERVER_VERSION="0.1.5"
 # The cp311 wheel for x86_64 (the binaries inside do not depend on the Python version).
 WHEEL_PY="3.11"
 WHEEL_PLATFORM="manylinux2014_x86_64"
-WHEEL_SHA256="659096218af5033b8c02f7408d0d0b4fb25bc9702a7aa41c9056dc036ebc5f51"
+WHEEL_SHA256="767b3cd688843fedafa0def3907eae29b13c762f1d5722074866d97a00802fc3"
 PG_SYSTEM_USER="tuneup-pg"
 PG_ROLE="tuneup"
 PG_DB="tuneup_test"

@@ -79,9 +79,17 @@ fn sample(store: &mut PostgresStore) {
             vec![
                 ChunkRecord {
                     heading: Some("Guide > Running".into()),
-                    ..chunk("The server can run in the background.", 1, &[1.0, 0.0, 0.0, 0.0])
+                    ..chunk(
+                        "The server can run in the background.",
+                        1,
+                        &[1.0, 0.0, 0.0, 0.0],
+                    )
                 },
-                chunk("Configuration lives in a TOML file.", 10, &[0.0, 1.0, 0.0, 0.0]),
+                chunk(
+                    "Configuration lives in a TOML file.",
+                    10,
+                    &[0.0, 1.0, 0.0, 0.0],
+                ),
             ],
         ))
         .unwrap();
@@ -165,7 +173,12 @@ fn dense_search_orders_by_cosine_similarity() {
     assert_eq!(hits.len(), 4);
     assert_eq!(
         sources(&hits),
-        ["docs/guide.md", "src/main.rs", "docs/guide.md", "docs/api.md"]
+        [
+            "docs/guide.md",
+            "src/main.rs",
+            "docs/guide.md",
+            "docs/api.md"
+        ]
     );
     let first = &hits[0];
     assert_eq!(first.text, "The server can run in the background.");
@@ -189,9 +202,7 @@ fn dense_search_orders_by_cosine_similarity() {
     ids.dedup();
     assert_eq!(ids.len(), 4);
 
-    let err = store
-        .dense(&[1.0, 0.0], 3, &Filter::default())
-        .unwrap_err();
+    let err = store.dense(&[1.0, 0.0], 3, &Filter::default()).unwrap_err();
     assert!(err.to_string().contains("dimension"), "{err}");
 }
 
@@ -200,22 +211,41 @@ fn upsert_replaces_a_files_chunks_and_remove_deletes_them() {
     let Some(url) = url() else { return };
     let mut store = fresh(&url, "t_replace");
     sample(&mut store);
-    assert_eq!(store.stats().unwrap(), StoreStats { files: 3, chunks: 4 });
+    assert_eq!(
+        store.stats().unwrap(),
+        StoreStats {
+            files: 3,
+            chunks: 4
+        }
+    );
 
     store
         .upsert_file(&file(
             "docs/guide.md",
             "h1-new",
             &["guide"],
-            vec![chunk("Completely rewritten guide.", 5, &[0.0, 1.0, 0.0, 0.0])],
+            vec![chunk(
+                "Completely rewritten guide.",
+                5,
+                &[0.0, 1.0, 0.0, 0.0],
+            )],
         ))
         .unwrap();
     store.finish().unwrap();
-    assert_eq!(store.stats().unwrap(), StoreStats { files: 3, chunks: 3 });
+    assert_eq!(
+        store.stats().unwrap(),
+        StoreStats {
+            files: 3,
+            chunks: 3
+        }
+    );
     let hits = store
         .dense(&[0.0, 1.0, 0.0, 0.0], 10, &Filter::default())
         .unwrap();
-    let guide: Vec<_> = hits.iter().filter(|h| h.source == "docs/guide.md").collect();
+    let guide: Vec<_> = hits
+        .iter()
+        .filter(|h| h.source == "docs/guide.md")
+        .collect();
     assert_eq!(guide.len(), 1);
     assert_eq!(guide[0].text, "Completely rewritten guide.");
     assert_eq!(guide[0].line, 5);
@@ -246,7 +276,13 @@ fn upsert_replaces_a_files_chunks_and_remove_deletes_them() {
     store.remove_file("docs/guide.md").unwrap();
     store.remove_file("not/indexed.md").unwrap();
     store.finish().unwrap();
-    assert_eq!(store.stats().unwrap(), StoreStats { files: 2, chunks: 2 });
+    assert_eq!(
+        store.stats().unwrap(),
+        StoreStats {
+            files: 2,
+            chunks: 2
+        }
+    );
     assert!(!store.file_hashes().unwrap().contains_key("docs/guide.md"));
     assert!(store
         .dense(&[0.0, 1.0, 0.0, 0.0], 10, &Filter::default())
@@ -258,7 +294,13 @@ fn upsert_replaces_a_files_chunks_and_remove_deletes_them() {
     store
         .upsert_file(&file("empty.md", "h0", &[], Vec::new()))
         .unwrap();
-    assert_eq!(store.stats().unwrap(), StoreStats { files: 3, chunks: 2 });
+    assert_eq!(
+        store.stats().unwrap(),
+        StoreStats {
+            files: 3,
+            chunks: 2
+        }
+    );
 
     // A wrong-sized embedding is refused before anything is written.
     let err = store
@@ -275,9 +317,7 @@ fn keyword_search_stems_and_ranks() {
     sample(&mut store);
 
     // "running" → "run"; the heading counts too.
-    let hits = store
-        .keyword("running", 10, &Filter::default())
-        .unwrap();
+    let hits = store.keyword("running", 10, &Filter::default()).unwrap();
     assert_eq!(sources(&hits), ["docs/guide.md"]);
     assert_eq!(hits[0].text, "The server can run in the background.");
     assert!(hits[0].score > 0.0);
@@ -295,7 +335,10 @@ fn keyword_search_stems_and_ranks() {
         .iter()
         .any(|h| h.source == "docs/api.md"));
     assert_eq!(
-        store.keyword("server", 1, &Filter::default()).unwrap().len(),
+        store
+            .keyword("server", 1, &Filter::default())
+            .unwrap()
+            .len(),
         1
     );
     assert!(store
@@ -382,7 +425,10 @@ fn filters_by_source_prefix_and_tags() {
     // Every tag must be present.
     let both = store.dense(&q, 10, &tags(&["docs", "guide"])).unwrap();
     assert!(both.iter().all(|h| h.source == "docs/guide.md") && both.len() == 2);
-    assert!(store.dense(&q, 10, &tags(&["docs", "code"])).unwrap().is_empty());
+    assert!(store
+        .dense(&q, 10, &tags(&["docs", "code"]))
+        .unwrap()
+        .is_empty());
 
     // Prefix and tags together, on keyword search.
     let f = Filter {
@@ -421,8 +467,20 @@ fn named_indexes_in_one_database_are_separate() {
     ))
     .unwrap();
 
-    assert_eq!(a.stats().unwrap(), StoreStats { files: 3, chunks: 4 });
-    assert_eq!(b.stats().unwrap(), StoreStats { files: 1, chunks: 1 });
+    assert_eq!(
+        a.stats().unwrap(),
+        StoreStats {
+            files: 3,
+            chunks: 4
+        }
+    );
+    assert_eq!(
+        b.stats().unwrap(),
+        StoreStats {
+            files: 1,
+            chunks: 1
+        }
+    );
     assert_eq!(a.info().unwrap(), Some(info(4)));
     assert_eq!(b.info().unwrap().unwrap().dim, 3);
     assert!(a
@@ -447,7 +505,13 @@ fn reconnecting_sees_the_data() {
     }
     let store = PostgresStore::connect_named(&url, "t_reconnect").unwrap();
     assert_eq!(store.info().unwrap(), Some(info(4)));
-    assert_eq!(store.stats().unwrap(), StoreStats { files: 3, chunks: 4 });
+    assert_eq!(
+        store.stats().unwrap(),
+        StoreStats {
+            files: 3,
+            chunks: 4
+        }
+    );
     assert_eq!(store.file_hashes().unwrap().len(), 3);
     let hits = store
         .dense(&[0.0, 0.0, 1.0, 0.0], 1, &Filter::default())
@@ -484,14 +548,24 @@ fn many_chunks_in_one_file() {
     let chunks: Vec<ChunkRecord> = (0..500)
         .map(|i| {
             let a = i as f32 / 500.0 * std::f32::consts::FRAC_PI_2;
-            chunk(&format!("chunk number {i}"), i + 1, &[a.cos(), a.sin(), 0.0, 0.0])
+            chunk(
+                &format!("chunk number {i}"),
+                i + 1,
+                &[a.cos(), a.sin(), 0.0, 0.0],
+            )
         })
         .collect();
     store
         .upsert_file(&file("big.md", "hbig", &["big"], chunks))
         .unwrap();
     store.finish().unwrap();
-    assert_eq!(store.stats().unwrap(), StoreStats { files: 1, chunks: 500 });
+    assert_eq!(
+        store.stats().unwrap(),
+        StoreStats {
+            files: 1,
+            chunks: 500
+        }
+    );
     let hits = store
         .dense(&[1.0, 0.0, 0.0, 0.0], 50, &Filter::default())
         .unwrap();
@@ -503,5 +577,49 @@ fn many_chunks_in_one_file() {
         tags: vec!["big".into()],
         ..Filter::default()
     };
-    assert_eq!(store.dense(&[0.0, 1.0, 0.0, 0.0], 120, &tagged).unwrap().len(), 120);
+    assert_eq!(
+        store
+            .dense(&[0.0, 1.0, 0.0, 0.0], 120, &tagged)
+            .unwrap()
+            .len(),
+        120
+    );
+}
+
+#[test]
+fn a_database_without_the_extension_says_how_to_install_it() {
+    let Some(url) = url() else { return };
+    // A non-superuser in a fresh database cannot create the (untrusted) extension.
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    admin
+        .batch_execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tuneup_plain') THEN \
+             CREATE ROLE tuneup_plain LOGIN; END IF; END $$",
+        )
+        .unwrap();
+    if admin
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = 'tuneup_novector'",
+            &[],
+        )
+        .unwrap()
+        .is_none()
+    {
+        admin
+            .batch_execute("CREATE DATABASE tuneup_novector OWNER tuneup_plain")
+            .unwrap();
+    }
+    let config: postgres::Config = url.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        #[allow(unreachable_patterns)]
+        _ => "127.0.0.1".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let plain = format!("postgres://tuneup_plain:pw@{host}:{port}/tuneup_novector");
+    let err = PostgresStore::connect(&plain).unwrap_err().to_string();
+    eprintln!("{err}");
+    assert!(err.contains("extension `vector`"), "{err}");
+    assert!(err.contains("CREATE EXTENSION vector"), "{err}");
+    assert!(!err.contains(":pw@"), "{err}");
 }

@@ -193,7 +193,10 @@ impl PostgresStore {
     }
 
     fn read_info(&self) -> Result<Option<IndexInfo>> {
-        let sql = format!("SELECT embedder, dim FROM {} WHERE id = 1", self.table("info"));
+        let sql = format!(
+            "SELECT embedder, dim FROM {} WHERE id = 1",
+            self.table("info")
+        );
         let row = self
             .lock()
             .client
@@ -210,7 +213,11 @@ impl PostgresStore {
         let mut sql = String::new();
         let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
         if let Some(prefix) = &filter.source_prefix {
-            let _ = write!(sql, " AND c.source LIKE ${} ESCAPE '\\'", first + params.len());
+            let _ = write!(
+                sql,
+                " AND c.source LIKE ${} ESCAPE '\\'",
+                first + params.len()
+            );
             params.push(Box::new(format!("{}%", escape_like(prefix))));
         }
         if !filter.tags.is_empty() {
@@ -303,7 +310,8 @@ impl Store for PostgresStore {
         let Some(info) = inner.info.clone() else {
             return Err(Error::Store {
                 location,
-                message: "no embedder recorded yet: call ensure_info before the first upsert_file".into(),
+                message: "no embedder recorded yet: call ensure_info before the first upsert_file"
+                    .into(),
             });
         };
         if let Some((i, c)) = file
@@ -560,8 +568,11 @@ fn redact_key_values(conn: &str) -> String {
 
 /// Serializes schema changes between connections (a database-wide advisory lock held until the transaction ends).
 fn lock_schema(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('tuneup_rag_schema'))", &[])
-        .map(|_| ())
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('tuneup_rag_schema'))",
+        &[],
+    )
+    .map(|_| ())
 }
 
 /// Creates the `vector` extension (if missing) and the info and files tables; the chunks table too when the
@@ -662,7 +673,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_index_names() {
-        for name in ["", "Upper", "has-dash", "x; DROP TABLE y", "a".repeat(MAX_NAME_LEN + 1).as_str()] {
+        for name in [
+            "",
+            "Upper",
+            "has-dash",
+            "x; DROP TABLE y",
+            "a".repeat(MAX_NAME_LEN + 1).as_str(),
+        ] {
             assert!(matches!(
                 PostgresStore::connect_named("postgres://127.0.0.1:1/db", name),
                 Err(Error::Invalid(_))
