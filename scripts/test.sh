@@ -39,6 +39,14 @@ fi
 # The server's tests drive it with the official openai SDK through this interpreter.
 export TUNEUP_TEST_PYTHON="$VENV/bin/python"
 
+echo "== PostgreSQL + pgvector test server (cached in ${TUNEUP_HOME:-~/.cache/tuneup}/pgserver)"
+PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tuneup-pg.XXXXXX")"
+trap 'scripts/postgres.sh stop "$PG_DIR" --rm' EXIT
+TUNEUP_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$PG_DIR")"
+export TUNEUP_TEST_POSTGRES_URL
+# The PostgreSQL store tests fail (rather than skip) without the server.
+export TUNEUP_REQUIRE_POSTGRES=1
+
 echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"

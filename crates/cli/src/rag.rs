@@ -152,7 +152,17 @@ pub fn run(args: RagArgs) -> Result<()> {
             source,
             tags,
             json,
-        } => run_query(&question, &index, k, mode, Filter { source_prefix: source, tags }, json),
+        } => run_query(
+            &question,
+            &index,
+            k,
+            mode,
+            Filter {
+                source_prefix: source,
+                tags,
+            },
+            json,
+        ),
         RagCommand::Stats { index } => {
             let store = open_store(&index)?;
             let stats = store.stats()?;
@@ -174,7 +184,9 @@ pub fn run(args: RagArgs) -> Result<()> {
             index_file,
             limit,
             out,
-        } => run_eval(beir, &split, squad, &modes, &embedder, index_file, limit, out),
+        } => run_eval(
+            beir, &split, squad, &modes, &embedder, index_file, limit, out,
+        ),
         RagCommand::Bench {
             file,
             n,
@@ -218,22 +230,37 @@ impl IngestProgress for BarIngest {
     }
     fn file_done(&mut self, path: &Path) {
         if let Some(b) = &self.0 {
-            b.set_message(path.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            b.set_message(
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
             b.inc(1);
         }
     }
     fn skipped(&mut self, path: &Path, reason: &str) {
+        // `println` of a hidden bar (stderr not a terminal) prints nothing, so suspend it and print directly.
         let line = format!("skipped {}: {reason}", path.display());
         match &self.0 {
-            Some(b) => b.println(line),
+            Some(b) => b.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
         }
     }
 }
 
-fn run_ingest(paths: &[PathBuf], index: &IndexArgs, tags: Vec<String>, chunk_tokens: usize, overlap: usize) -> Result<()> {
+fn run_ingest(
+    paths: &[PathBuf],
+    index: &IndexArgs,
+    tags: Vec<String>,
+    chunk_tokens: usize,
+    overlap: usize,
+) -> Result<()> {
     anyhow::ensure!(chunk_tokens >= 16, "--chunk-tokens must be at least 16");
-    anyhow::ensure!(overlap < chunk_tokens / 2, "--overlap must be less than half of --chunk-tokens");
+    anyhow::ensure!(
+        overlap < chunk_tokens / 2,
+        "--overlap must be less than half of --chunk-tokens"
+    );
     for p in paths {
         anyhow::ensure!(p.exists(), "{}: no such file or folder", p.display());
     }
@@ -266,7 +293,14 @@ fn run_ingest(paths: &[PathBuf], index: &IndexArgs, tags: Vec<String>, chunk_tok
     Ok(())
 }
 
-fn run_query(question: &str, index: &IndexArgs, k: usize, mode: Mode, filter: Filter, json: bool) -> Result<()> {
+fn run_query(
+    question: &str,
+    index: &IndexArgs,
+    k: usize,
+    mode: Mode,
+    filter: Filter,
+    json: bool,
+) -> Result<()> {
     let store = open_store(index)?;
     let embedder = load_embedder(&index.embedder, index.batch_size)?;
     let mut retriever = Retriever::new(store, embedder, k, mode)?;
@@ -282,7 +316,13 @@ fn run_query(question: &str, index: &IndexArgs, k: usize, mode: Mode, filter: Fi
                 })
             );
         } else {
-            println!("{}. [{:.4}] {}:{}", rank + 1, hit.score, hit.source, hit.line);
+            println!(
+                "{}. [{:.4}] {}:{}",
+                rank + 1,
+                hit.score,
+                hit.source,
+                hit.line
+            );
             for line in hit.text.lines().take(6) {
                 println!("     {line}");
             }
@@ -357,9 +397,18 @@ fn tempfile_dir() -> Result<PathBuf> {
 fn print_report(report: &BenchReport, embedded_now: usize) {
     println!(
         "{}: {} docs, {} chunks ({} embedded now at {:.1} chunks/s), {} queries",
-        report.dataset, report.docs, report.chunks, embedded_now, report.embed_chunks_per_s, report.queries
+        report.dataset,
+        report.docs,
+        report.chunks,
+        embedded_now,
+        report.embed_chunks_per_s,
+        report.queries
     );
-    let names: Vec<&str> = report.modes.first().map(|m| m.metrics.iter().map(|(n, _)| n.as_str()).collect()).unwrap_or_default();
+    let names: Vec<&str> = report
+        .modes
+        .first()
+        .map(|m| m.metrics.iter().map(|(n, _)| n.as_str()).collect())
+        .unwrap_or_default();
     print!("{:<8}", "mode");
     for n in &names {
         print!(" {n:>11}");
@@ -376,23 +425,32 @@ fn print_report(report: &BenchReport, embedded_now: usize) {
 
 /// Texts of a benchmark file: JSONL records (`title` + `text`) or plain lines.
 fn bench_texts(file: &Path, n: usize) -> Result<Vec<String>> {
-    let content = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let content =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let texts = content
         .lines()
         .filter(|l| !l.trim().is_empty())
         .take(n)
-        .map(|line| match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(serde_json::Value::Object(record)) => {
-                let field = |k: &str| record.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-                let (title, text) = (field("title"), field("text"));
-                if title.is_empty() {
-                    text
-                } else {
-                    format!("{title}\n\n{text}")
+        .map(
+            |line| match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(serde_json::Value::Object(record)) => {
+                    let field = |k: &str| {
+                        record
+                            .get(k)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    let (title, text) = (field("title"), field("text"));
+                    if title.is_empty() {
+                        text
+                    } else {
+                        format!("{title}\n\n{text}")
+                    }
                 }
-            }
-            _ => line.to_string(),
-        })
+                _ => line.to_string(),
+            },
+        )
         .collect();
     Ok(texts)
 }
@@ -411,7 +469,11 @@ fn run_bench(file: &Path, n: usize, embedder: &str, batch_size: usize, reps: usi
         let started = Instant::now();
         let vectors = embedder.embed(&refs)?;
         best = best.min(started.elapsed().as_secs_f64());
-        anyhow::ensure!(vectors.len() == refs.len(), "embedder returned {} vectors", vectors.len());
+        anyhow::ensure!(
+            vectors.len() == refs.len(),
+            "embedder returned {} vectors",
+            vectors.len()
+        );
     }
     println!(
         "embed {}: {} texts, {} tokens, batch {}, threads {}: {:.3}s = {:.1} texts/s, {:.0} tokens/s",

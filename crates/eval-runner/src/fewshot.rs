@@ -137,15 +137,21 @@ impl ShotPool {
             Selection::Similar | Selection::Embedding => {
                 let score: Box<dyn Fn(usize) -> f64> = if how == Selection::Embedding {
                     let (embedder, vectors) = self.dense.as_ref().ok_or_else(|| {
-                        tuneup_retrieval::Error::Invalid("embedding selection needs ShotPool::embed_with".into())
+                        tuneup_retrieval::Error::Invalid(
+                            "embedding selection needs ShotPool::embed_with".into(),
+                        )
                     })?;
-                    let q = embedder.embed(&[test.input.as_str()])?.pop().unwrap_or_default();
+                    let q = embedder
+                        .embed(&[test.input.as_str()])?
+                        .pop()
+                        .unwrap_or_default();
                     Box::new(move |i| tuneup_retrieval::store::ann::dot(&q, &vectors[i]) as f64)
                 } else {
                     let q = tokens(&test.input);
                     Box::new(move |i| self.bm25(&q, i))
                 };
-                let mut scored: Vec<(f64, usize)> = allowed.into_iter().map(|i| (score(i), i)).collect();
+                let mut scored: Vec<(f64, usize)> =
+                    allowed.into_iter().map(|i| (score(i), i)).collect();
                 // Highest score first; ties by position, so the choice is deterministic.
                 scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                 // Most similar last, nearest to the question.

@@ -6,9 +6,9 @@ use serde_json::{json, Map, Value};
 use crate::dataset::{as_text, Example};
 use crate::error::{Error, Result};
 use crate::fewshot::ShotPool;
-use tuneup_retrieval::search::{format_context, Retriever};
 use crate::schema::Schemas;
 use crate::task::{OutputKind, PromptSpec};
+use tuneup_retrieval::search::{format_context, Retriever};
 
 /// The chat messages and tools for one example.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,10 +112,12 @@ impl<'p> PromptBuilder<'p> {
 
     fn render(&self, name: &'static str, e: &Example, retrieved: Option<&str>) -> Result<String> {
         let t = self.env.get_template(name).map_err(template_err(name))?;
-        let out = t.render(self.context(e, retrieved)).map_err(|err| Error::Template {
-            which: name,
-            message: format!("example {}: {err:#}", e.id),
-        })?;
+        let out = t
+            .render(self.context(e, retrieved))
+            .map_err(|err| Error::Template {
+                which: name,
+                message: format!("example {}: {err:#}", e.id),
+            })?;
         Ok(out.trim().to_owned())
     }
 
@@ -149,7 +151,8 @@ impl<'p> PromptBuilder<'p> {
         let retrieved = retrieved.as_deref();
         let mut messages = Vec::new();
         if self.spec.system.is_some() {
-            messages.push(json!({"role": "system", "content": self.render("system", e, retrieved)?}));
+            messages
+                .push(json!({"role": "system", "content": self.render("system", e, retrieved)?}));
         }
         let mut shot_ids = Vec::new();
         if let (Some(fs), Some(pool)) = (&self.spec.few_shot, self.pool) {
@@ -158,10 +161,12 @@ impl<'p> PromptBuilder<'p> {
             } else {
                 "template"
             };
-            let shots = pool.select(e, fs.k, fs.select, fs.seed).map_err(|err| Error::Template {
-                which: "few_shot",
-                message: format!("example {}: {err}", e.id),
-            })?;
+            let shots =
+                pool.select(e, fs.k, fs.select, fs.seed)
+                    .map_err(|err| Error::Template {
+                        which: "few_shot",
+                        message: format!("example {}: {err}", e.id),
+                    })?;
             for shot in shots {
                 messages.push(json!({"role": "user", "content": self.render(which, shot, None)?}));
                 messages.push(json!({"role": "assistant", "content": self.shot_answer(shot)}));

@@ -50,7 +50,8 @@ pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
             )?);
             Some(if fs.select == crate::task::Selection::Embedding {
                 let spec = fs.embedder.as_deref().unwrap_or(DEFAULT_EMBEDDER);
-                pool.embed_with(load_embedder(spec)?).map_err(|e| retrieval_error(task, e))?
+                pool.embed_with(load_embedder(spec)?)
+                    .map_err(|e| retrieval_error(task, e))?
             } else {
                 pool
             })
@@ -107,9 +108,11 @@ pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
 const DEFAULT_EMBEDDER: &str = "all-minilm-l6-v2";
 
 fn load_embedder(spec: &str) -> Result<tuneup_retrieval::embed::Embedder> {
-    tuneup_retrieval::embed::Embedder::from_spec(spec, &mut tuneup_hub::LogProgress).map_err(|e| Error::Model {
-        name: spec.to_owned(),
-        message: e.to_string(),
+    tuneup_retrieval::embed::Embedder::from_spec(spec, &mut tuneup_hub::LogProgress).map_err(|e| {
+        Error::Model {
+            name: spec.to_owned(),
+            message: e.to_string(),
+        }
     })
 }
 
@@ -121,7 +124,10 @@ fn retrieval_error(task: &Task, e: tuneup_retrieval::Error) -> Error {
 }
 
 /// Opens the index of `[prompt.retrieval]` and checks it was built with the task's embedder.
-fn open_retriever(task: &Task, spec: &crate::task::RetrievalSpec) -> Result<tuneup_retrieval::search::Retriever> {
+fn open_retriever(
+    task: &Task,
+    spec: &crate::task::RetrievalSpec,
+) -> Result<tuneup_retrieval::search::Retriever> {
     let store_root = match &spec.store {
         Some(s) => s.clone(),
         None => tuneup_hub::Cache::from_env()
@@ -129,10 +135,12 @@ fn open_retriever(task: &Task, spec: &crate::task::RetrievalSpec) -> Result<tune
             .root()
             .join("rag"),
     };
-    let store = tuneup_retrieval::store::open_index(&store_root, &spec.index).map_err(|e| retrieval_error(task, e))?;
+    let store = tuneup_retrieval::store::open_index(&store_root, &spec.index)
+        .map_err(|e| retrieval_error(task, e))?;
     let mode = spec.mode.parse().map_err(|e| retrieval_error(task, e))?;
     let embedder = load_embedder(spec.embedder.as_deref().unwrap_or(DEFAULT_EMBEDDER))?;
-    tuneup_retrieval::search::Retriever::new(store, embedder, spec.k, mode).map_err(|e| retrieval_error(task, e))
+    tuneup_retrieval::search::Retriever::new(store, embedder, spec.k, mode)
+        .map_err(|e| retrieval_error(task, e))
 }
 
 fn bar(n: usize, show: bool) -> ProgressBar {

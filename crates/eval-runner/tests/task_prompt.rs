@@ -203,12 +203,14 @@ fn selection_is_deterministic_and_never_the_test_example() {
     for how in [Selection::Fixed, Selection::Random, Selection::Similar] {
         for e in &examples {
             let a: Vec<String> = pool
-                .select(e, 12, how, 3).unwrap()
+                .select(e, 12, how, 3)
+                .unwrap()
                 .iter()
                 .map(|s| s.id.clone())
                 .collect();
             let b: Vec<String> = pool
-                .select(e, 12, how, 3).unwrap()
+                .select(e, 12, how, 3)
+                .unwrap()
                 .iter()
                 .map(|s| s.id.clone())
                 .collect();
@@ -221,19 +223,22 @@ fn selection_is_deterministic_and_never_the_test_example() {
         }
     }
     let fixed: Vec<String> = pool
-        .select(&examples[0], 3, Selection::Fixed, 0).unwrap()
+        .select(&examples[0], 3, Selection::Fixed, 0)
+        .unwrap()
         .iter()
         .map(|s| s.id.clone())
         .collect();
     // s0 asks exactly what t0 asks, so the first three allowed shots are s1..s3.
     assert_eq!(fixed, ["s1", "s2", "s3"]);
     let r1: Vec<String> = pool
-        .select(&examples[0], 5, Selection::Random, 1).unwrap()
+        .select(&examples[0], 5, Selection::Random, 1)
+        .unwrap()
         .iter()
         .map(|s| s.id.clone())
         .collect();
     let r2: Vec<String> = pool
-        .select(&examples[0], 5, Selection::Random, 2).unwrap()
+        .select(&examples[0], 5, Selection::Random, 2)
+        .unwrap()
         .iter()
         .map(|s| s.id.clone())
         .collect();

@@ -108,7 +108,12 @@ pub fn load_beir(dir: &Path, split: &str) -> Result<BenchSet> {
             continue; // header or blank
         }
         let grade: i64 = fields[2].trim().parse().map_err(|_| {
-            Error::Invalid(format!("{}:{}: score {:?} is not a number", qrels_path.display(), i + 1, fields[2]))
+            Error::Invalid(format!(
+                "{}:{}: score {:?} is not a number",
+                qrels_path.display(),
+                i + 1,
+                fields[2]
+            ))
         })?;
         if grade > 0 {
             qrels
@@ -129,7 +134,11 @@ pub fn load_beir(dir: &Path, split: &str) -> Result<BenchSet> {
         })
         .collect();
     Ok(BenchSet {
-        name: dir.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+        name: dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
         docs,
         queries,
     })
@@ -178,7 +187,11 @@ pub fn load_squad(path: &Path) -> Result<BenchSet> {
         });
     }
     Ok(BenchSet {
-        name: path.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+        name: path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
         docs,
         queries,
     })
@@ -212,7 +225,11 @@ pub fn recall_at(ranked: &[String], relevant: &HashMap<String, u32>, k: usize) -
     if relevant.is_empty() {
         return 0.0;
     }
-    let found = ranked.iter().take(k).filter(|id| relevant.contains_key(*id)).count();
+    let found = ranked
+        .iter()
+        .take(k)
+        .filter(|id| relevant.contains_key(*id))
+        .count();
     found as f64 / relevant.len() as f64
 }
 
@@ -273,7 +290,8 @@ pub fn index_corpus(
     for (group_start, group) in set.docs.chunks(64).enumerate().map(|(i, g)| (i * 64, g)) {
         let mut records = Vec::new();
         for doc in group {
-            let hash = crate::ingest::hex(&<sha2::Sha256 as sha2::Digest>::digest(doc.text.as_bytes()));
+            let hash =
+                crate::ingest::hex(&<sha2::Sha256 as sha2::Digest>::digest(doc.text.as_bytes()));
             if already.get(&doc.id) == Some(&hash) {
                 continue;
             }
@@ -344,7 +362,10 @@ pub fn evaluate(
         for (i, query) in set.queries.iter().enumerate() {
             let started = Instant::now();
             let dense = |n: usize| -> Result<Vec<Hit>> {
-                let vector = embedder.embed(&[query.text.as_str()])?.pop().unwrap_or_default();
+                let vector = embedder
+                    .embed(&[query.text.as_str()])?
+                    .pop()
+                    .unwrap_or_default();
                 store.dense(&vector, n, &filter)
             };
             let hits = match mode {
@@ -352,7 +373,10 @@ pub fn evaluate(
                 Mode::Bm25 => store.keyword(&query.text, chunk_depth, &filter)?,
                 Mode::Hybrid => {
                     let n = chunk_depth.max(HYBRID_CANDIDATES);
-                    fuse(&[dense(n)?, store.keyword(&query.text, n, &filter)?], chunk_depth)
+                    fuse(
+                        &[dense(n)?, store.keyword(&query.text, n, &filter)?],
+                        chunk_depth,
+                    )
                 }
             };
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);

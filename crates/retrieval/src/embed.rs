@@ -117,10 +117,11 @@ impl Embedder {
         tokenizer.with_padding(None);
         let _ = tokenizer.with_truncation(None);
 
-        let max_tokens = optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
-            .and_then(|c| c.max_seq_length)
-            .unwrap_or(max_positions)
-            .min(max_positions);
+        let max_tokens =
+            optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
+                .and_then(|c| c.max_seq_length)
+                .unwrap_or(max_positions)
+                .min(max_positions);
         let pooling = match optional_json::<PoolingConfig>(&dir.join("1_Pooling/config.json"))? {
             Some(p) if p.pooling_mode_cls_token => Pooling::Cls,
             Some(p) if p.pooling_mode_max_tokens => Pooling::Max,
@@ -150,8 +151,12 @@ impl Embedder {
         let parsed: tuneup_hub::ModelSpec = spec
             .parse()
             .map_err(|e| Error::Embed(format!("embedder {spec:?}: {e}")))?;
-        let location = tuneup_hub::resolve(&parsed, &tuneup_hub::Cache::from_env().map_err(|e| Error::Embed(e.to_string()))?, progress)
-            .map_err(|e| Error::Embed(format!("fetching embedder {spec:?}: {e}")))?;
+        let location = tuneup_hub::resolve(
+            &parsed,
+            &tuneup_hub::Cache::from_env().map_err(|e| Error::Embed(e.to_string()))?,
+            progress,
+        )
+        .map_err(|e| Error::Embed(format!("fetching embedder {spec:?}: {e}")))?;
         let name = match &parsed {
             tuneup_hub::ModelSpec::Alias(model) => model.name.to_string(),
             _ => spec.to_string(),
@@ -258,7 +263,11 @@ impl Embedder {
             }
         };
         let pooled = if self.normalize {
-            let norm = pooled.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            let norm = pooled
+                .sqr()?
+                .sum_keepdim(D::Minus1)?
+                .sqrt()?
+                .clamp(1e-12, f64::MAX)?;
             pooled.broadcast_div(&norm)?
         } else {
             pooled

@@ -94,7 +94,10 @@ impl Retriever {
     /// Checks that the index exists and was built with `embedder`.
     pub fn new(store: Box<dyn Store>, embedder: Embedder, k: usize, mode: Mode) -> Result<Self> {
         let info = store.info()?.ok_or_else(|| {
-            Error::Invalid(format!("index {} is empty: run `tuneup rag ingest` first", store.location()))
+            Error::Invalid(format!(
+                "index {} is empty: run `tuneup rag ingest` first",
+                store.location()
+            ))
         })?;
         if info.embedder != embedder.name() || info.dim != embedder.dim() {
             return Err(Error::EmbedderMismatch {
@@ -116,7 +119,14 @@ impl Retriever {
 
     /// The best chunks for `text`.
     pub fn retrieve(&self, text: &str) -> Result<Vec<Hit>> {
-        search(self.store.as_ref(), &self.embedder, text, self.k, self.mode, &self.filter)
+        search(
+            self.store.as_ref(),
+            &self.embedder,
+            text,
+            self.k,
+            self.mode,
+            &self.filter,
+        )
     }
 }
 
@@ -145,7 +155,11 @@ pub fn fuse(lists: &[Vec<Hit>], k: usize) -> Vec<Hit> {
         }
     }
     let mut hits: Vec<Hit> = fused.into_values().collect();
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.chunk_id.cmp(&b.chunk_id)));
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.chunk_id.cmp(&b.chunk_id))
+    });
     hits.truncate(k);
     hits
 }

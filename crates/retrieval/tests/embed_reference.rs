@@ -18,14 +18,21 @@ struct Item {
 }
 
 fn fixture() -> Fixture {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/retrieval/minilm_embeddings.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/retrieval/minilm_embeddings.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
 fn minilm_matches_sentence_transformers() {
-    let Some(dir) = common::minilm_dir() else { return };
-    let embedder = Embedder::load(&dir, "all-minilm-l6-v2").unwrap().with_batch_size(3);
+    let Some(dir) = common::minilm_dir() else {
+        return;
+    };
+    let embedder = Embedder::load(&dir, "all-minilm-l6-v2")
+        .unwrap()
+        .with_batch_size(3);
     let fixture = fixture();
     assert_eq!(embedder.dim(), 384);
     assert_eq!(embedder.max_tokens(), fixture.max_seq_length);
@@ -53,7 +60,9 @@ fn minilm_matches_sentence_transformers() {
 #[test]
 fn a_broken_model_folder_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Embedder::load(dir.path(), "x").err().expect("empty folder must fail");
+    let err = Embedder::load(dir.path(), "x")
+        .err()
+        .expect("empty folder must fail");
     assert!(err.to_string().contains("config.json"), "{err}");
     std::fs::write(dir.path().join("config.json"), "{\"hidden_size\": 4}").unwrap();
     let err = Embedder::load(dir.path(), "x").err().expect("no weights");

@@ -518,10 +518,11 @@ fn reconnecting_sees_the_data() {
         .unwrap();
     assert_eq!(sources(&hits), ["docs/api.md"]);
 
-    // Through the generic entry point too (the default, unnamed index).
-    let generic = tuneup_retrieval::store::open(&url).unwrap();
+    // Through the entry point the CLI and eval use, by name.
+    let generic =
+        tuneup_retrieval::store::open_index(std::path::Path::new(&url), "t_reconnect").unwrap();
     assert!(generic.location().starts_with("postgres"));
-    generic.stats().unwrap();
+    assert_eq!(generic.stats().unwrap().chunks, 4);
 }
 
 #[test]

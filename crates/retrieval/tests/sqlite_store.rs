@@ -2,7 +2,9 @@
 //! filters, reopening, and the stale-graph fallback that keeps search correct after an interrupted ingest.
 
 use tuneup_retrieval::store::sqlite::SqliteStore;
-use tuneup_retrieval::store::{ann::MIN_GRAPH_SIZE, ChunkRecord, FileRecord, Filter, IndexInfo, Store};
+use tuneup_retrieval::store::{
+    ann::MIN_GRAPH_SIZE, ChunkRecord, FileRecord, Filter, IndexInfo, Store,
+};
 use tuneup_retrieval::Error;
 
 fn info(dim: usize) -> IndexInfo {
@@ -47,7 +49,10 @@ fn sample_store(dir: &std::path::Path) -> SqliteStore {
         .upsert_file(&file(
             "/docs/api/errors.md",
             &["api", "reference"],
-            vec![chunk("Error codes returned by the API", vec![0.0, 0.0, 1.0])],
+            vec![chunk(
+                "Error codes returned by the API",
+                vec![0.0, 0.0, 1.0],
+            )],
         ))
         .unwrap();
     store.finish().unwrap();
@@ -58,18 +63,28 @@ fn sample_store(dir: &std::path::Path) -> SqliteStore {
 fn dense_search_orders_by_cosine_and_keyword_search_stems() {
     let dir = tempfile::tempdir().unwrap();
     let store = sample_store(dir.path());
-    let hits = store.dense(&[0.9, 0.1, 0.0], 3, &Filter::default()).unwrap();
+    let hits = store
+        .dense(&[0.9, 0.1, 0.0], 3, &Filter::default())
+        .unwrap();
     assert_eq!(hits.len(), 3);
     assert_eq!(hits[0].text, "Running the installer on Linux");
     assert!(hits[0].score > hits[1].score && hits[1].score >= hits[2].score);
     assert!((hits[0].score - 0.9 / (0.82f32).sqrt()).abs() < 1e-5);
     // "run" matches "Running" through the porter stemmer; punctuation is not query syntax.
-    let hits = store.keyword("how do I run it? (installer)", 5, &Filter::default()).unwrap();
+    let hits = store
+        .keyword("how do I run it? (installer)", 5, &Filter::default())
+        .unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].source, "/docs/guide/install.md");
     assert!(hits[0].score > 0.0);
-    assert!(store.keyword("  ?! ", 5, &Filter::default()).unwrap().is_empty());
-    assert!(store.keyword("nothing matches this", 5, &Filter::default()).unwrap().is_empty());
+    assert!(store
+        .keyword("  ?! ", 5, &Filter::default())
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .keyword("nothing matches this", 5, &Filter::default())
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -92,7 +107,10 @@ fn filters_restrict_by_source_prefix_and_tags() {
         source_prefix: None,
         tags: vec!["guide".into(), "api".into()],
     };
-    assert!(store.dense(&[1.0, 0.0, 0.0], 5, &no_match).unwrap().is_empty());
+    assert!(store
+        .dense(&[1.0, 0.0, 0.0], 5, &no_match)
+        .unwrap()
+        .is_empty());
     assert!(store.keyword("installer", 5, &no_match).unwrap().is_empty());
 }
 
@@ -104,26 +122,43 @@ fn replacing_and_removing_files_keeps_bm25_and_vectors_in_step() {
         .upsert_file(&file(
             "/docs/guide/install.md",
             &["guide"],
-            vec![chunk("Uninstalling is described elsewhere", vec![0.0, 1.0, 0.0])],
+            vec![chunk(
+                "Uninstalling is described elsewhere",
+                vec![0.0, 1.0, 0.0],
+            )],
         ))
         .unwrap();
     store.finish().unwrap();
     assert_eq!(store.stats().unwrap().chunks, 2);
-    assert!(store.keyword("installer linux", 5, &Filter::default()).unwrap().is_empty());
+    assert!(store
+        .keyword("installer linux", 5, &Filter::default())
+        .unwrap()
+        .is_empty());
     // The best match for the old "installer" direction is now the other file's chunk.
-    let best = &store.dense(&[1.0, 0.0, 0.1], 1, &Filter::default()).unwrap()[0];
+    let best = &store
+        .dense(&[1.0, 0.0, 0.1], 1, &Filter::default())
+        .unwrap()[0];
     assert_eq!(best.source, "/docs/api/errors.md");
     store.remove_file("/docs/api/errors.md").unwrap();
     store.finish().unwrap();
     let stats = store.stats().unwrap();
     assert_eq!((stats.files, stats.chunks), (1, 1));
-    assert!(store.keyword("error", 5, &Filter::default()).unwrap().is_empty());
+    assert!(store
+        .keyword("error", 5, &Filter::default())
+        .unwrap()
+        .is_empty());
     assert_eq!(store.file_hashes().unwrap().len(), 1);
     drop(store);
     // Reopening sees the same data.
     let store = SqliteStore::open(&dir.path().join("index.db")).unwrap();
     assert_eq!(store.info().unwrap(), Some(info(3)));
-    assert_eq!(store.dense(&[0.0, 1.0, 0.0], 5, &Filter::default()).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .dense(&[0.0, 1.0, 0.0], 5, &Filter::default())
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -131,7 +166,17 @@ fn a_different_embedder_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = sample_store(dir.path());
     let err = store.ensure_info(&info(384)).unwrap_err();
-    assert!(matches!(err, Error::EmbedderMismatch { indexed_dim: 3, current_dim: 384, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::EmbedderMismatch {
+                indexed_dim: 3,
+                current_dim: 384,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("test-embedder"));
     let bad = file("/x", &[], vec![chunk("wrong size", vec![1.0, 0.0])]);
     let err = store.upsert_file(&bad).unwrap_err();
@@ -145,7 +190,9 @@ fn not_an_index_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("garbage.db");
     std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
-    let err = SqliteStore::open(&path).err().expect("garbage must not open");
+    let err = SqliteStore::open(&path)
+        .err()
+        .expect("garbage must not open");
     assert!(err.to_string().contains("garbage.db"), "{err}");
 }
 
@@ -172,9 +219,16 @@ fn large_index_uses_the_graph_and_a_stale_graph_is_never_trusted() {
     let per_file = 500;
     for f in 0..MIN_GRAPH_SIZE / per_file {
         let chunks = (0..per_file)
-            .map(|c| chunk(&format!("chunk {c} of file {f}"), vector(f * per_file + c, dim)))
+            .map(|c| {
+                chunk(
+                    &format!("chunk {c} of file {f}"),
+                    vector(f * per_file + c, dim),
+                )
+            })
             .collect();
-        store.upsert_file(&file(&format!("/big/{f}"), &[], chunks)).unwrap();
+        store
+            .upsert_file(&file(&format!("/big/{f}"), &[], chunks))
+            .unwrap();
     }
     store.finish().unwrap();
     assert!(store.graph_path().is_file());
@@ -185,7 +239,11 @@ fn large_index_uses_the_graph_and_a_stale_graph_is_never_trusted() {
     // not hide the new chunk.
     let mut target = vector(999_999, dim);
     store
-        .upsert_file(&file("/big/new", &[], vec![chunk("the new chunk", target.clone())]))
+        .upsert_file(&file(
+            "/big/new",
+            &[],
+            vec![chunk("the new chunk", target.clone())],
+        ))
         .unwrap();
     drop(store);
     let store = SqliteStore::open(&path).unwrap();

@@ -30,7 +30,9 @@ pub struct EmbeddingModel {
 
 impl std::fmt::Debug for EmbeddingModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddingModel").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("EmbeddingModel")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,7 +66,9 @@ fn texts(input: Input) -> Result<Vec<String>, ApiError> {
                 Value::String(s) => Ok(s),
                 _ => Err(ApiError::invalid_param(
                     "input",
-                    format!("input[{i}] is not a string: token-id inputs are not supported, send text"),
+                    format!(
+                        "input[{i}] is not a string: token-id inputs are not supported, send text"
+                    ),
                 )),
             })
             .collect::<Result<_, _>>()?,
@@ -79,7 +83,10 @@ fn texts(input: Input) -> Result<Vec<String>, ApiError> {
         ));
     }
     if let Some(i) = texts.iter().position(|t| t.is_empty()) {
-        return Err(ApiError::invalid_param("input", format!("input[{i}] is an empty string")));
+        return Err(ApiError::invalid_param(
+            "input",
+            format!("input[{i}] is an empty string"),
+        ));
     }
     Ok(texts)
 }
@@ -89,7 +96,9 @@ fn base64(vector: &[f32]) -> String {
     let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
         for k in 0..4 {
             if k <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * k) & 63) as usize] as char);
@@ -119,7 +128,10 @@ pub(crate) async fn handler(
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "invalid_request_error",
-            format!("The model '{}' does not exist; the embedding model is '{}'", req.model, model.id),
+            format!(
+                "The model '{}' does not exist; the embedding model is '{}'",
+                req.model, model.id
+            ),
         )
         .with_param("model")
         .with_code("model_not_found"));
@@ -137,7 +149,11 @@ pub(crate) async fn handler(
     if let Some(d) = req.dimensions.filter(|&d| d != model.embedder.dim()) {
         return Err(ApiError::invalid_param(
             "dimensions",
-            format!("{} has {} dimensions; {d} is not supported", model.id, model.embedder.dim()),
+            format!(
+                "{} has {} dimensions; {d} is not supported",
+                model.id,
+                model.embedder.dim()
+            ),
         ));
     }
     let texts = texts(req.input)?;
@@ -156,7 +172,11 @@ pub(crate) async fn handler(
         .iter()
         .enumerate()
         .map(|(index, v)| {
-            let embedding = if base64_output { json!(base64(v)) } else { json!(v) };
+            let embedding = if base64_output {
+                json!(base64(v))
+            } else {
+                json!(v)
+            };
             json!({"object": "embedding", "index": index, "embedding": embedding})
         })
         .collect();
@@ -184,6 +204,11 @@ mod tests {
         assert!(texts(Input::Many(vec![])).is_err());
         assert!(texts(Input::Many(vec![json!([1, 2])])).is_err());
         assert!(texts(Input::One(String::new())).is_err());
-        assert_eq!(texts(Input::Many(vec![json!("a"), json!("b")])).unwrap().len(), 2);
+        assert_eq!(
+            texts(Input::Many(vec![json!("a"), json!("b")]))
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

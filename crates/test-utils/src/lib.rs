@@ -373,3 +373,24 @@ pub fn write_tiny_hf(dir: &Path, spec: &TinySpec) -> candle_core::Result<()> {
     )?;
     Ok(())
 }
+
+/// The real model folder or file in environment variable `var` (set by `scripts/test.sh`), or `None` with a
+/// message so the test skips — unless `TUNEUP_REQUIRE_MODELS=1`, then the test fails.
+pub fn env_model_path(var: &str) -> Option<std::path::PathBuf> {
+    match std::env::var(var) {
+        Ok(p) if !p.is_empty() => Some(p.into()),
+        _ => {
+            assert!(
+                std::env::var("TUNEUP_REQUIRE_MODELS").as_deref() != Ok("1"),
+                "{var} must be set when TUNEUP_REQUIRE_MODELS=1 (scripts/test.sh sets it)"
+            );
+            eprintln!("skipped: set {var} to run this test (scripts/test.sh does)");
+            None
+        }
+    }
+}
+
+/// The all-MiniLM-L6-v2 folder from `TUNEUP_MINILM_DIR` (see [`env_model_path`]).
+pub fn minilm_dir() -> Option<std::path::PathBuf> {
+    env_model_path("TUNEUP_MINILM_DIR")
+}

@@ -70,7 +70,12 @@ impl VectorTable {
     }
 
     /// The exact top `k` rows by cosine with `query`, restricted to rows whose id passes `keep`.
-    pub fn exact(&self, query: &[f32], k: usize, keep: &(dyn Fn(i64) -> bool + Sync)) -> Vec<(i64, f32)> {
+    pub fn exact(
+        &self,
+        query: &[f32],
+        k: usize,
+        keep: &(dyn Fn(i64) -> bool + Sync),
+    ) -> Vec<(i64, f32)> {
         let mut scored: Vec<(i64, f32)> = (0..self.ids.len())
             .into_par_iter()
             .with_min_len(1024)
@@ -166,7 +171,9 @@ mod tests {
         for _ in 0..n {
             let mut v: Vec<f32> = (0..dim)
                 .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
                 })
                 .collect();
@@ -202,8 +209,16 @@ mod tests {
         assert_eq!(loaded.generation, 7);
         let mut found = 0;
         for q in 0..50 {
-            let exact: Vec<i64> = t.exact(t.row(q * 7), 10, &|_| true).iter().map(|h| h.0).collect();
-            let approx: Vec<i64> = loaded.search(t.row(q * 7), 10).iter().map(|h| h.0).collect();
+            let exact: Vec<i64> = t
+                .exact(t.row(q * 7), 10, &|_| true)
+                .iter()
+                .map(|h| h.0)
+                .collect();
+            let approx: Vec<i64> = loaded
+                .search(t.row(q * 7), 10)
+                .iter()
+                .map(|h| h.0)
+                .collect();
             found += exact.iter().filter(|id| approx.contains(id)).count();
         }
         assert!(found as f64 / 500.0 > 0.9, "recall@10 {found}/500");

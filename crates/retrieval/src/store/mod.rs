@@ -121,9 +121,14 @@ pub trait Store {
 pub fn open_index(store: &std::path::Path, name: &str) -> Result<Box<dyn Store>> {
     let text = store.to_string_lossy();
     if postgres::is_postgres_url(&text) {
-        return Ok(Box::new(postgres::PostgresStore::connect_named(&text, name)?));
+        return Ok(Box::new(postgres::PostgresStore::connect_named(
+            &text, name,
+        )?));
     }
-    let is_file = matches!(store.extension().and_then(|e| e.to_str()), Some("db" | "sqlite"));
+    let is_file = matches!(
+        store.extension().and_then(|e| e.to_str()),
+        Some("db" | "sqlite")
+    );
     let path = if is_file {
         store.to_path_buf()
     } else {

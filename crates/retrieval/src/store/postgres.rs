@@ -231,12 +231,6 @@ impl PostgresStore {
         }
         (sql, params)
     }
-
-    /// Connects to the index `name` in the database at `url`.
-    pub fn connect_named(url: &str, name: &str) -> Result<Self> {
-        let _ = (url, name);
-        todo!("postgres store")
-    }
 }
 
 impl Store for PostgresStore {

@@ -69,10 +69,14 @@ impl SqliteStore {
         }
         let err = |e: rusqlite::Error| store_error(path, e);
         let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(|e| Error::Store {
             location: path.display().to_string(),
             message: format!("not a tuneup index (or unreadable): {e}"),
@@ -103,7 +107,10 @@ impl SqliteStore {
     }
 
     fn generation(&self) -> Result<u64> {
-        Ok(self.meta("generation")?.and_then(|g| g.parse().ok()).unwrap_or(0))
+        Ok(self
+            .meta("generation")?
+            .and_then(|g| g.parse().ok())
+            .unwrap_or(0))
     }
 
     fn read_vectors(&self) -> Result<VectorTable> {
@@ -123,13 +130,17 @@ impl SqliteStore {
             if blob.len() != dim * 4 {
                 return Err(Error::Store {
                     location: self.location(),
-                    message: format!("chunk {id} has a {}-byte embedding, expected {dim} floats", blob.len()),
+                    message: format!(
+                        "chunk {id} has a {}-byte embedding, expected {dim} floats",
+                        blob.len()
+                    ),
                 });
             }
             table.ids.push(id);
-            table
-                .data
-                .extend(blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            table.data.extend(
+                blob.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
         }
         Ok(table)
     }
@@ -137,7 +148,12 @@ impl SqliteStore {
     /// Loads vectors (and the graph, when it matches) for the current generation if not loaded yet.
     fn ensure_loaded(&self) -> Result<()> {
         let generation = self.generation()?;
-        if self.cache.borrow().as_ref().is_some_and(|l| l.generation == generation) {
+        if self
+            .cache
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.generation == generation)
+        {
             return Ok(());
         }
         let table = self.read_vectors()?;
@@ -212,7 +228,10 @@ fn filter_sql(filter: &Filter) -> (String, Vec<String>) {
     let mut args = Vec::new();
     if let Some(prefix) = &filter.source_prefix {
         args.push(prefix.clone());
-        clauses.push(format!("substr(source, 1, length(?{n})) = ?{n}", n = args.len()));
+        clauses.push(format!(
+            "substr(source, 1, length(?{n})) = ?{n}",
+            n = args.len()
+        ));
     }
     for tag in &filter.tags {
         args.push(tag.clone());
@@ -260,10 +279,19 @@ impl Store for SqliteStore {
                 current_dim: info.dim,
             }),
             None => {
-                let tx = self.conn.transaction().map_err(|e| store_error(&self.path, e))?;
-                for (k, v) in [("embedder", info.embedder.clone()), ("dim", info.dim.to_string())] {
-                    tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)", params![k, v])
-                        .map_err(|e| store_error(&self.path, e))?;
+                let tx = self
+                    .conn
+                    .transaction()
+                    .map_err(|e| store_error(&self.path, e))?;
+                for (k, v) in [
+                    ("embedder", info.embedder.clone()),
+                    ("dim", info.dim.to_string()),
+                ] {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                        params![k, v],
+                    )
+                    .map_err(|e| store_error(&self.path, e))?;
                 }
                 tx.commit().map_err(|e| store_error(&self.path, e))
             }
@@ -278,7 +306,8 @@ impl Store for SqliteStore {
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     fn upsert_file(&mut self, file: &FileRecord) -> Result<()> {
@@ -289,7 +318,8 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let err = |e| store_error(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
-        tx.execute("DELETE FROM files WHERE source = ?1", [&file.source]).map_err(err)?;
+        tx.execute("DELETE FROM files WHERE source = ?1", [&file.source])
+            .map_err(err)?;
         let tags = serde_json::to_string(&file.tags).expect("strings serialize");
         tx.execute(
             "INSERT INTO files(source, hash, tags) VALUES (?1, ?2, ?3)",
@@ -317,7 +347,14 @@ impl Store for SqliteStore {
                 normalize(&mut v);
                 let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 insert
-                    .execute(params![file.source, ordinal as i64, chunk.heading, chunk.line as i64, chunk.text, blob])
+                    .execute(params![
+                        file.source,
+                        ordinal as i64,
+                        chunk.heading,
+                        chunk.line as i64,
+                        chunk.text,
+                        blob
+                    ])
                     .map_err(err)?;
             }
         }
@@ -329,7 +366,8 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let err = |e| store_error(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
-        tx.execute("DELETE FROM files WHERE source = ?1", [source]).map_err(err)?;
+        tx.execute("DELETE FROM files WHERE source = ?1", [source])
+            .map_err(err)?;
         Self::bump_generation(&tx).map_err(err)?;
         tx.commit().map_err(err)
     }
@@ -368,7 +406,11 @@ impl Store for SqliteStore {
             if q.len() != loaded.table.dim && !loaded.table.ids.is_empty() {
                 return Err(Error::Store {
                     location: self.location(),
-                    message: format!("query has {} dimensions, the index {}", q.len(), loaded.table.dim),
+                    message: format!(
+                        "query has {} dimensions, the index {}",
+                        q.len(),
+                        loaded.table.dim
+                    ),
                 });
             }
             match (&loaded.graph, &allowed) {
@@ -395,7 +437,9 @@ impl Store for SqliteStore {
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let mut scored = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)? as f32)))
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)? as f32))
+            })
             .map_err(|e| self.err(e))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))?;

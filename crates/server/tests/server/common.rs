@@ -133,19 +133,7 @@ pub async fn start_with_embedder(
     )
 }
 
-/// The all-MiniLM-L6-v2 folder (`TUNEUP_MINILM_DIR`), or `None` with a message unless `TUNEUP_REQUIRE_MODELS=1`.
-pub fn minilm_dir() -> Option<std::path::PathBuf> {
-    match std::env::var("TUNEUP_MINILM_DIR") {
-        Ok(p) if !p.is_empty() => Some(p.into()),
-        _ => {
-            if std::env::var("TUNEUP_REQUIRE_MODELS").as_deref() == Ok("1") {
-                panic!("TUNEUP_MINILM_DIR is not set but TUNEUP_REQUIRE_MODELS=1");
-            }
-            eprintln!("skipped: set TUNEUP_MINILM_DIR to the all-minilm-l6-v2 folder to run this test");
-            None
-        }
-    }
-}
+pub use tuneup_test_utils::minilm_dir;
 
 /// A real model from an environment variable, or `None` (with a message)
 /// unless `TUNEUP_REQUIRE_MODELS=1`.

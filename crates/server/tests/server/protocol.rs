@@ -215,7 +215,11 @@ fn decode_base64(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for quad in text.as_bytes().chunks(4) {
         let pad = quad.iter().filter(|&&c| c == b'=').count();
-        let n = quad.iter().filter(|&&c| c != b'=').fold(0u32, |acc, &c| acc << 6 | value(c)) << (6 * pad);
+        let n = quad
+            .iter()
+            .filter(|&&c| c != b'=')
+            .fold(0u32, |acc, &c| acc << 6 | value(c))
+            << (6 * pad);
         out.extend(&n.to_be_bytes()[1..4 - pad]);
     }
     out
@@ -225,7 +229,9 @@ fn decode_base64(text: &str) -> Vec<u8> {
 /// base64 encodings that agree, the model listed, and OpenAI-style errors for bad requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_endpoint() {
-    let Some(dir) = crate::common::minilm_dir() else { return };
+    let Some(dir) = crate::common::minilm_dir() else {
+        return;
+    };
     let dir_tmp = tempfile::tempdir().unwrap();
     let model = crate::common::tiny_model(dir_tmp.path(), 256);
     let embedder = tuneup_retrieval::embed::Embedder::load(&dir, "all-minilm-l6-v2").unwrap();
@@ -248,7 +254,10 @@ async fn embeddings_endpoint() {
     assert_eq!(first.len(), 384);
     let norm: f32 = first.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-4);
-    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() >= 10, "{body}");
+    assert!(
+        body["usage"]["prompt_tokens"].as_u64().unwrap() >= 10,
+        "{body}"
+    );
     // base64 carries the same little-endian floats.
     let b64 = server
         .post_json(
@@ -258,26 +267,59 @@ async fn embeddings_endpoint() {
         )
         .await;
     let bytes = decode_base64(b64["data"][0]["embedding"].as_str().unwrap());
-    let decoded: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let decoded: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     assert_eq!(decoded.len(), 384);
     for (a, b) in decoded.iter().zip(&first) {
         assert!((a - b).abs() < 1e-6);
     }
     // Listed beside the chat model.
-    let models: Value = http.get(server.url("/v1/models")).send().await.unwrap().json().await.unwrap();
-    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "all-minilm-l6-v2"), "{models}");
+    let models: Value = http
+        .get(server.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "all-minilm-l6-v2"),
+        "{models}"
+    );
     // Bad requests get OpenAI's error JSON.
     for (bad, param) in [
         (json!({"model": "all-minilm-l6-v2", "input": []}), "input"),
-        (json!({"model": "all-minilm-l6-v2", "input": [[1, 2, 3]]}), "input"),
-        (json!({"model": "all-minilm-l6-v2", "input": "x", "encoding_format": "hex"}), "encoding_format"),
-        (json!({"model": "all-minilm-l6-v2", "input": "x", "dimensions": 8}), "dimensions"),
-        (json!({"model": "text-embedding-3-small", "input": "x"}), "model"),
+        (
+            json!({"model": "all-minilm-l6-v2", "input": [[1, 2, 3]]}),
+            "input",
+        ),
+        (
+            json!({"model": "all-minilm-l6-v2", "input": "x", "encoding_format": "hex"}),
+            "encoding_format",
+        ),
+        (
+            json!({"model": "all-minilm-l6-v2", "input": "x", "dimensions": 8}),
+            "dimensions",
+        ),
+        (
+            json!({"model": "text-embedding-3-small", "input": "x"}),
+            "model",
+        ),
     ] {
         let resp = server.post(&http, "/v1/embeddings", &bad).await;
         assert!(resp.status().is_client_error(), "{bad}");
         let body: Value = resp.json().await.unwrap();
-        assert_eq!(crate::common::assert_openai_error(&body)["param"], param, "{body}");
+        assert_eq!(
+            crate::common::assert_openai_error(&body)["param"],
+            param,
+            "{body}"
+        );
     }
     server.stop().await;
 }
@@ -288,10 +330,20 @@ async fn embeddings_without_a_model_is_a_clear_404() {
     let server = crate::common::start_tiny(256, |_| {}).await;
     let http = reqwest::Client::new();
     let resp = server
-        .post(&http, "/v1/embeddings", &json!({"model": "x", "input": "hello"}))
+        .post(
+            &http,
+            "/v1/embeddings",
+            &json!({"model": "x", "input": "hello"}),
+        )
         .await;
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("--embedder"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--embedder"),
+        "{body}"
+    );
     server.stop().await;
 }

@@ -30,9 +30,14 @@ async fn openai_python_sdk() {
     };
     let expect_tools = qwen.is_some();
     let embedder = minilm_dir().map(|dir| {
-        tuneup_retrieval::embed::Embedder::load(&dir, "all-minilm-l6-v2").expect("load all-MiniLM-L6-v2")
+        tuneup_retrieval::embed::Embedder::load(&dir, "all-minilm-l6-v2")
+            .expect("load all-MiniLM-L6-v2")
     });
-    let embedding_model = if embedder.is_some() { "all-minilm-l6-v2" } else { "" };
+    let embedding_model = if embedder.is_some() {
+        "all-minilm-l6-v2"
+    } else {
+        ""
+    };
     let (server, id) = match qwen {
         Some(m) => (
             start_with_embedder(m, "qwen2.5-coder-0.5b", embedder).await,
