@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use rayon::prelude::*;
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
@@ -222,10 +223,19 @@ impl Embedder {
         }
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
+        // Batches run in parallel: candle parallelizes its matrix products but not the element-wise work
+        // (GELU, softmax, layer norm), which is a large share of a small encoder's time.
+        let batches: Vec<&[usize]> = order.chunks(self.batch_size).collect();
+        let results: Vec<Vec<Vec<f32>>> = batches
+            .par_iter()
+            .map(|batch| {
+                let ids: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
+                self.embed_batch(&ids)
+            })
+            .collect::<Result<_>>()?;
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(self.batch_size) {
-            let ids: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
-            for (&i, vector) in batch.iter().zip(self.embed_batch(&ids)?) {
+        for (batch, vectors) in batches.iter().zip(results) {
+            for (&i, vector) in batch.iter().zip(vectors) {
                 out[i] = vector;
             }
         }
