@@ -297,7 +297,9 @@ fn bfcl_tools_become_openai_tools() {
 /// all-MiniLM-L6-v2 (`TUNEUP_MINILM_DIR`; skipped without it).
 #[test]
 fn embedding_selection_finds_paraphrases() {
-    let Some(dir) = tuneup_test_utils::minilm_dir() else { return };
+    let Some(dir) = tuneup_test_utils::minilm_dir() else {
+        return;
+    };
     let example = |i: usize, input: &str| Example {
         id: format!("e{i}"),
         index: i,
@@ -315,33 +317,59 @@ fn embedding_selection_finds_paraphrases() {
         example(3, "Show every concert held in 2014"),
     ]);
     let test = example(9, "How many singers do we have?");
-    assert!(pool.select(&test, 1, Selection::Embedding, 0).is_err(), "needs embed_with first");
+    assert!(
+        pool.select(&test, 1, Selection::Embedding, 0).is_err(),
+        "needs embed_with first"
+    );
     let embedder = tuneup_retrieval::embed::Embedder::load(&dir, "all-minilm-l6-v2").unwrap();
     let pool = pool.embed_with(embedder).unwrap();
     let chosen = pool.select(&test, 2, Selection::Embedding, 0).unwrap();
     // Most similar last, nearest to the question.
-    assert_eq!(chosen.last().unwrap().id, "e1", "{:?}", chosen.iter().map(|e| &e.id).collect::<Vec<_>>());
+    assert_eq!(
+        chosen.last().unwrap().id,
+        "e1",
+        "{:?}",
+        chosen.iter().map(|e| &e.id).collect::<Vec<_>>()
+    );
 }
 
 /// `[prompt.retrieval]`: the retrieved chunks reach the prompt as `{{ context }}` (real embedder and index).
 #[test]
 fn retrieved_context_reaches_the_prompt() {
-    let Some(model) = tuneup_test_utils::minilm_dir() else { return };
+    let Some(model) = tuneup_test_utils::minilm_dir() else {
+        return;
+    };
     use tuneup_retrieval::{embed::Embedder, ingest, search, store};
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(docs.join("hr.md"), "# Leave\n\nEmployees get 27 days of paid leave per year.\n").unwrap();
-    std::fs::write(docs.join("it.md"), "# Laptops\n\nLaptops are replaced every three years.\n").unwrap();
-    let mut index = store::open_index(&dir.path().join("idx"), "hr").unwrap();
-    let embedder = Embedder::load(&model, "all-minilm-l6-v2").unwrap();
-    ingest::ingest(&[docs], index.as_mut(), &embedder, &Default::default(), &mut ingest::NoProgress).unwrap();
-    let retriever = search::Retriever::new(index, embedder, 1, search::Mode::Hybrid).unwrap();
-    let spec: tuneup_eval_runner::task::PromptSpec = toml::from_str(
-        "template = \"Context:\\n{{ context }}\\n\\nQuestion: {{ input }}\"",
+    std::fs::write(
+        docs.join("hr.md"),
+        "# Leave\n\nEmployees get 27 days of paid leave per year.\n",
     )
     .unwrap();
-    let builder = PromptBuilder::new(&spec, None, None).unwrap().with_retriever(&retriever);
+    std::fs::write(
+        docs.join("it.md"),
+        "# Laptops\n\nLaptops are replaced every three years.\n",
+    )
+    .unwrap();
+    let mut index = store::open_index(&dir.path().join("idx"), "hr").unwrap();
+    let embedder = Embedder::load(&model, "all-minilm-l6-v2").unwrap();
+    ingest::ingest(
+        &[docs],
+        index.as_mut(),
+        &embedder,
+        &Default::default(),
+        &mut ingest::NoProgress,
+    )
+    .unwrap();
+    let retriever = search::Retriever::new(index, embedder, 1, search::Mode::Hybrid).unwrap();
+    let spec: tuneup_eval_runner::task::PromptSpec =
+        toml::from_str("template = \"Context:\\n{{ context }}\\n\\nQuestion: {{ input }}\"")
+            .unwrap();
+    let builder = PromptBuilder::new(&spec, None, None)
+        .unwrap()
+        .with_retriever(&retriever);
     let test = Example {
         id: "q".into(),
         index: 0,
@@ -353,8 +381,14 @@ fn retrieved_context_reaches_the_prompt() {
         record: Default::default(),
     };
     let prompt = builder.build(&test).unwrap();
-    let user = prompt.messages.last().unwrap()["content"].as_str().unwrap().to_string();
+    let user = prompt.messages.last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(user.contains("27 days of paid leave"), "{user}");
     assert!(!user.contains("Laptops"), "k = 1: {user}");
-    assert!(user.ends_with("Question: How many vacation days do I get?"), "{user}");
+    assert!(
+        user.ends_with("Question: How many vacation days do I get?"),
+        "{user}"
+    );
 }

@@ -60,11 +60,9 @@ fn minilm_matches_sentence_transformers() {
 #[test]
 fn a_broken_model_folder_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Embedder::load(dir.path(), "x")
-        .err()
-        .expect("empty folder must fail");
+    let err = Embedder::load(dir.path(), "x").expect_err("empty folder must fail");
     assert!(err.to_string().contains("config.json"), "{err}");
     std::fs::write(dir.path().join("config.json"), "{\"hidden_size\": 4}").unwrap();
-    let err = Embedder::load(dir.path(), "x").err().expect("no weights");
+    let err = Embedder::load(dir.path(), "x").expect_err("no weights");
     assert!(err.to_string().contains("config"), "{err}");
 }
