@@ -18,7 +18,7 @@ use crate::chunk::{chunk_document, ChunkOptions};
 use crate::embed::Embedder;
 use crate::read::{DocKind, Document};
 use crate::search::{fuse, Mode, HYBRID_CANDIDATES};
-use crate::store::{ChunkRecord, FileRecord, Filter, Hit, IndexInfo, Store};
+use crate::store::{Filter, Hit, IndexInfo, Store};
 use crate::{Error, Result};
 
 /// A document of a benchmark corpus.
@@ -301,20 +301,12 @@ pub fn index_corpus(
                 text: doc.text.clone(),
             };
             let chunks = chunk_document(&document, chunking, &|t: &str| embedder.count_tokens(t));
-            records.push(FileRecord {
-                source: doc.id.clone(),
+            records.push(crate::ingest::unembedded_record(
+                doc.id.clone(),
                 hash,
-                tags: Vec::new(),
-                chunks: chunks
-                    .into_iter()
-                    .map(|c| ChunkRecord {
-                        text: c.text,
-                        heading: c.heading,
-                        line: c.line,
-                        embedding: Vec::new(),
-                    })
-                    .collect(),
-            });
+                Vec::new(),
+                chunks,
+            ));
         }
         let texts: Vec<&str> = records
             .iter()

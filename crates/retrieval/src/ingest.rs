@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::chunk::{chunk_document, ChunkOptions};
+use crate::chunk::{chunk_document, Chunk, ChunkOptions};
 use crate::embed::Embedder;
 use crate::read::{discover, read_document};
 use crate::store::{ChunkRecord, FileRecord, IndexInfo, Store};
@@ -102,10 +102,7 @@ pub fn ingest(
         let hash = match bytes {
             Ok(bytes) => hex(&Sha256::digest(&bytes)),
             Err(e) => {
-                let reason = e.to_string();
-                progress.skipped(path, &reason);
-                report.skipped.push((path.clone(), reason));
-                progress.file_done(path);
+                skip(&mut report, progress, path, e.to_string());
                 continue;
             }
         };
@@ -117,10 +114,7 @@ pub fn ingest(
         let doc = match read_document(path) {
             Ok(doc) => doc,
             Err(e) => {
-                let reason = e.to_string();
-                progress.skipped(path, &reason);
-                report.skipped.push((path.clone(), reason));
-                progress.file_done(path);
+                skip(&mut report, progress, path, e.to_string());
                 continue;
             }
         };
@@ -128,20 +122,7 @@ pub fn ingest(
         pending.push(Pending {
             path: path.clone(),
             is_new: !existing.contains_key(&source),
-            record: FileRecord {
-                source,
-                hash,
-                tags: opts.tags.clone(),
-                chunks: chunks
-                    .into_iter()
-                    .map(|c| ChunkRecord {
-                        text: c.text,
-                        heading: c.heading,
-                        line: c.line,
-                        embedding: Vec::new(),
-                    })
-                    .collect(),
-            },
+            record: unembedded_record(source, hash, opts.tags.clone(), chunks),
         });
         if pending.iter().map(|p| p.record.chunks.len()).sum::<usize>() >= EMBED_GROUP {
             flush(&mut pending, store, embedder, &mut report, progress)?;
@@ -161,6 +142,36 @@ pub fn ingest(
     }
     store.finish()?;
     Ok(report)
+}
+
+/// Reports a file that could not be read and moves on.
+fn skip(report: &mut IngestReport, progress: &mut dyn IngestProgress, path: &Path, reason: String) {
+    progress.skipped(path, &reason);
+    report.skipped.push((path.to_path_buf(), reason));
+    progress.file_done(path);
+}
+
+/// A file's record with its chunks' embeddings still empty (filled in batches later).
+pub(crate) fn unembedded_record(
+    source: String,
+    hash: String,
+    tags: Vec<String>,
+    chunks: Vec<Chunk>,
+) -> FileRecord {
+    FileRecord {
+        source,
+        hash,
+        tags,
+        chunks: chunks
+            .into_iter()
+            .map(|c| ChunkRecord {
+                text: c.text,
+                heading: c.heading,
+                line: c.line,
+                embedding: Vec::new(),
+            })
+            .collect(),
+    }
 }
 
 /// Embeds the chunks of the pending files together and writes each file.

@@ -48,6 +48,17 @@ impl TestServer {
             .expect("JSON response")
     }
 
+    /// `GET path`; the response body as JSON.
+    pub async fn get_json(&self, http: &reqwest::Client, path: &str) -> Value {
+        http.get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
     /// Asks the server to stop without waiting.
     pub fn stop_in_background(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -142,14 +142,7 @@ async fn text_completions_models_health_metrics() {
         .collect();
     assert_eq!(streamed, body["choices"][0]["text"].as_str().unwrap());
 
-    let models: Value = http
-        .get(s.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = s.get_json(&http, "/v1/models").await;
     assert_eq!(models["object"], "list");
     assert_eq!(models["data"][0]["id"], TINY_ID);
     assert_eq!(
@@ -276,14 +269,7 @@ async fn embeddings_endpoint() {
         assert!((a - b).abs() < 1e-6);
     }
     // Listed beside the chat model.
-    let models: Value = http
-        .get(server.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = server.get_json(&http, "/v1/models").await;
     assert!(
         models["data"]
             .as_array()
