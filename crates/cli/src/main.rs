@@ -12,6 +12,7 @@ mod progress;
 mod pull;
 mod rag;
 mod serve;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +53,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Retrieval: ingest documents into an index, query it, measure it.
     Rag(rag::RagArgs),
+    /// Fine-tune a model with LoRA / QLoRA (config TOML and flags).
+    Train(train::TrainArgs),
 }
 
 impl Command {
@@ -64,6 +67,7 @@ impl Command {
             Command::Info(a) => a.model.threads,
             Command::Serve(a) => a.model.threads,
             Command::Eval(a) => a.threads(),
+            Command::Train(a) => a.threads,
             Command::Pull(_) | Command::Feedback(_) | Command::Rag(_) => None,
         }
     }
@@ -96,6 +100,7 @@ fn main() -> std::process::ExitCode {
         Command::Feedback(a) => feedback::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Rag(a) => rag::run(a),
+        Command::Train(a) => train::run(a),
     });
     exit(result)
 }

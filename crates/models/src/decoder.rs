@@ -8,6 +8,7 @@ use tuneup_nn::{KvCache, LinearRef, RmsNorm, RotaryEmbedding};
 
 use crate::config::{Activation, DecoderConfig};
 use crate::error::{Error, Result};
+use crate::loader::LinearWrapper;
 use crate::weights::EmbeddingTable;
 
 /// Multi-token steps up to this length over a cache (speculative
@@ -192,6 +193,37 @@ impl Decoder {
         &self.layers
     }
 
+    /// Wraps every projection of the loaded model with `wrapper`, by HF
+    /// module path — for adapters that need the loaded model first (their
+    /// row order depends on the checkpoint format).
+    pub fn wrap_linears(&mut self, wrapper: &dyn LinearWrapper) -> Result<()> {
+        use crate::names::{LayerWeight as L, WeightName as W};
+        let wrap = |name: W, base: &mut LinearRef| -> Result<()> {
+            *base = wrapper.wrap(&name.hf_module(), base.clone())?;
+            Ok(())
+        };
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            match &mut layer.qkv {
+                QkvProjection::Separate { q, k, v } => {
+                    wrap(W::Layer(i, L::Q), q)?;
+                    wrap(W::Layer(i, L::K), k)?;
+                    wrap(W::Layer(i, L::V), v)?;
+                }
+                QkvProjection::Fused(qkv) => wrap(W::Layer(i, L::Qkv), qkv)?,
+            }
+            wrap(W::Layer(i, L::O), &mut layer.o)?;
+            match &mut layer.gate_up {
+                GateUpProjection::Separate { gate, up } => {
+                    wrap(W::Layer(i, L::Gate), gate)?;
+                    wrap(W::Layer(i, L::Up), up)?;
+                }
+                GateUpProjection::Fused(gu) => wrap(W::Layer(i, L::GateUp), gu)?,
+            }
+            wrap(W::Layer(i, L::Down), &mut layer.down)?;
+        }
+        wrap(W::Output, &mut self.lm_head)
+    }
+
     /// The output projection.
     pub fn lm_head(&self) -> &LinearRef {
         &self.lm_head
@@ -257,16 +289,58 @@ impl Decoder {
         Ok(self.lm_head.forward(&hidden)?)
     }
 
+    /// Token embeddings `(batch, seq, hidden)` of `ids` `(batch, seq)`,
+    /// scaled as the architecture asks. The first step of
+    /// [`Decoder::forward_batch`], exposed so a trainer can run the layers
+    /// one at a time (activation recomputation).
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut x = self.embedding.lookup(ids)?.to_dtype(self.dtype)?;
+        if let Some(scale) = self.cfg.embedding_scale {
+            x = (x * scale as f64)?;
+        }
+        Ok(x)
+    }
+
+    /// Runs layer `index` over whole sequences `x` `(batch, seq, hidden)`
+    /// without a cache; `mask` is [`Decoder::causal_mask`] of the sequence
+    /// length (or `None` for one token). Differentiable.
+    pub fn layer_forward_full(
+        &self,
+        index: usize,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let layer = self.layers.get(index).ok_or_else(|| {
+            Error::Tensor(candle_core::Error::Msg(format!(
+                "layer {index} does not exist ({} layers)",
+                self.layers.len()
+            )))
+        })?;
+        self.layer_forward(layer, x, 0, mask, None)
+    }
+
+    /// The additive causal mask for `seq` tokens from position 0, or `None`
+    /// for a single token.
+    pub fn causal_mask(&self, seq: usize) -> Result<Option<Tensor>> {
+        Ok(if seq > 1 {
+            Some(causal_mask(seq, 0, &self.device)?)
+        } else {
+            None
+        })
+    }
+
+    /// The final norm applied to the last layer's output.
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.norm.forward(x)?)
+    }
+
     /// Final-norm hidden states `(batch, seq, hidden)`.
     fn hidden_states(&self, ids: &Tensor, mut caches: Option<&mut Vec<KvCache>>) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         let offset = caches
             .as_ref()
             .map_or(0, |c| c.first().map_or(0, KvCache::len));
-        let mut x = self.embedding.lookup(ids)?.to_dtype(self.dtype)?;
-        if let Some(scale) = self.cfg.embedding_scale {
-            x = (x * scale as f64)?;
-        }
+        let mut x = self.embed(ids)?;
         let mask = if seq > 1 {
             Some(causal_mask(seq, offset, &self.device)?)
         } else {

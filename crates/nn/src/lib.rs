@@ -12,6 +12,7 @@ pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
 pub mod norm;
+mod frozen;
 pub mod rope;
 
 pub use kv_cache::KvCache;

@@ -7,6 +7,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Tensor};
 
 use crate::kernels::{BlockType, QuantWeights};
+use crate::frozen::{frozen_matmul, FrozenWeight};
 use crate::Result;
 
 /// A linear projection `y = x Wᵀ (+ b)` with `W` of shape `(out, in)`.
@@ -62,6 +63,19 @@ impl DenseLinear {
 
 impl Linear for DenseLinear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.track_op() && !self.weight.track_op() {
+            // Training with this layer frozen: no gradient for the weight.
+            let y = frozen_matmul(
+                x,
+                FrozenWeight::Dense(self.weight.clone()),
+                self.out_features(),
+                self.in_features(),
+            )?;
+            return match &self.bias {
+                Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?),
+                None => Ok(y),
+            };
+        }
         let w = if self.weight.dtype() == x.dtype() {
             self.weight.clone()
         } else {
@@ -152,6 +166,15 @@ impl Linear for QuantLinear {
             x.contiguous()?
         };
         let y = match &self.kernel {
+            _ if x.track_op() => {
+                // Training through the frozen quantized base (QLoRA).
+                frozen_matmul(
+                    &x,
+                    FrozenWeight::Quant(self.weight.clone()),
+                    self.out_features(),
+                    self.in_features(),
+                )?
+            }
             Some(w) if x.dtype() == DType::F32 && x.device().is_cpu() => {
                 let k = w.k();
                 let dims = x.dims();

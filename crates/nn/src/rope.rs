@@ -124,9 +124,13 @@ impl RotaryEmbedding {
         let cos = self.cos.narrow(0, offset, seq)?.to_dtype(x.dtype())?;
         let sin = self.sin.narrow(0, offset, seq)?.to_dtype(x.dtype())?;
         let x = x.contiguous()?;
-        match self.layout {
-            RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i(&x, &cos, &sin),
-            RopeLayout::Halves => candle_nn::rotary_emb::rope(&x, &cos, &sin),
+        // The fused kernels have no backward pass; training takes the
+        // composed (differentiable) formulation.
+        match (self.layout, x.track_op()) {
+            (RopeLayout::Interleaved, false) => candle_nn::rotary_emb::rope_i(&x, &cos, &sin),
+            (RopeLayout::Halves, false) => candle_nn::rotary_emb::rope(&x, &cos, &sin),
+            (RopeLayout::Interleaved, true) => candle_nn::rotary_emb::rope_i_slow(&x, &cos, &sin),
+            (RopeLayout::Halves, true) => candle_nn::rotary_emb::rope_slow(&x, &cos, &sin),
         }
     }
 }

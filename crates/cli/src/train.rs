@@ -1,0 +1,351 @@
+//! `tuneup train`: LoRA / QLoRA fine-tuning from a TOML file and flags.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tuneup_models::LoadOptions;
+use tuneup_train::{Decay, LossOn, Method, Observer, Session, StepMetrics, TrainConfig, TrainRecord};
+
+use crate::model::{init_threads, resolve_files};
+
+/// Arguments of `tuneup train`. Flags override the TOML file.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training configuration (TOML; see docs/training.md). Optional when
+    /// the flags say enough.
+    pub config: Option<PathBuf>,
+    /// Base model (alias, GGUF file, HF folder).
+    #[arg(short = 'm', long)]
+    pub model: Option<String>,
+    /// Training records: chat JSONL (`tuneup data prepare` writes it).
+    #[arg(long = "train")]
+    pub train_file: Option<PathBuf>,
+    /// Validation records (chat JSONL).
+    #[arg(long = "validation")]
+    pub validation_file: Option<PathBuf>,
+    /// Output folder: adapter, checkpoints, metrics.jsonl, loss.svg.
+    #[arg(short = 'o', long = "output")]
+    pub output_dir: Option<PathBuf>,
+    /// `qlora` (base stays quantized) or `lora` (base dequantized to f32).
+    #[arg(long, value_parser = ["lora", "qlora"])]
+    pub method: Option<String>,
+    /// LoRA rank.
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// LoRA alpha.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// LoRA dropout.
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// Target modules, comma-separated (`q_proj,v_proj`, `all-linear`, globs).
+    #[arg(long, value_delimiter = ',')]
+    pub target_modules: Option<Vec<String>>,
+    /// rsLoRA scaling (alpha / √r).
+    #[arg(long)]
+    pub rslora: bool,
+    /// Peak learning rate.
+    #[arg(long = "lr")]
+    pub learning_rate: Option<f64>,
+    /// Passes over the data.
+    #[arg(long)]
+    pub epochs: Option<f64>,
+    /// Stop after this many optimiser steps.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Sequences per micro-batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Micro-batches per optimiser step.
+    #[arg(long = "grad-accum")]
+    pub gradient_accumulation: Option<usize>,
+    /// Longest sequence in tokens.
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Warm-up steps.
+    #[arg(long)]
+    pub warmup_steps: Option<u64>,
+    /// `cosine`, `linear` or `constant`.
+    #[arg(long, value_parser = ["cosine", "linear", "constant"])]
+    pub lr_decay: Option<String>,
+    /// AdamW weight decay.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Gradient-norm clip (0 = off).
+    #[arg(long)]
+    pub max_grad_norm: Option<f64>,
+    /// Keep every activation instead of recomputing (faster, more memory).
+    #[arg(long)]
+    pub no_gradient_checkpointing: bool,
+    /// Pack examples into full rows of max-seq-len.
+    #[arg(long)]
+    pub packing: bool,
+    /// `assistant` (default) or `all`.
+    #[arg(long, value_parser = ["assistant", "all"])]
+    pub loss_on: Option<String>,
+    /// Seed of initialisation, data order and dropout.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Validate every N steps.
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Checkpoint every N steps.
+    #[arg(long)]
+    pub save_every: Option<u64>,
+    /// Stop after N evaluations without improvement.
+    #[arg(long)]
+    pub early_stopping: Option<usize>,
+    /// Continue from the newest checkpoint in the output folder.
+    #[arg(long)]
+    pub resume: bool,
+    /// CPU threads (default: all cores).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Print the final summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TrainArgs {
+    /// The configuration: the file's values with the flags on top.
+    fn config(&self) -> Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut c: TrainConfig =
+                    toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+                let base = path.parent().unwrap_or(Path::new("."));
+                // Paths in the file are relative to the file.
+                let rel = |p: &mut PathBuf| {
+                    if p.is_relative() && !p.as_os_str().is_empty() {
+                        *p = base.join(&*p);
+                    }
+                };
+                rel(&mut c.train_file);
+                rel(&mut c.output_dir);
+                if let Some(v) = c.validation_file.as_mut() {
+                    rel(v);
+                }
+                c
+            }
+            None => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($field:ident) => {
+                if let Some(v) = &self.$field {
+                    c.$field = v.clone();
+                }
+            };
+        }
+        set!(model);
+        set!(train_file);
+        set!(output_dir);
+        set!(learning_rate);
+        set!(epochs);
+        set!(batch_size);
+        set!(gradient_accumulation);
+        set!(max_seq_len);
+        set!(warmup_steps);
+        set!(max_grad_norm);
+        set!(seed);
+        set!(eval_every);
+        set!(save_every);
+        if self.validation_file.is_some() {
+            c.validation_file = self.validation_file.clone();
+        }
+        if self.max_steps.is_some() {
+            c.max_steps = self.max_steps;
+        }
+        if self.threads.is_some() {
+            c.threads = self.threads;
+        }
+        if self.early_stopping.is_some() {
+            c.early_stopping_patience = self.early_stopping;
+        }
+        if let Some(m) = &self.method {
+            c.method = if m == "lora" { Method::Lora } else { Method::Qlora };
+        }
+        if let Some(v) = self.rank {
+            c.lora.rank = v;
+        }
+        if let Some(v) = self.alpha {
+            c.lora.alpha = v;
+        }
+        if let Some(v) = self.dropout {
+            c.lora.dropout = v;
+        }
+        if let Some(v) = &self.target_modules {
+            c.lora.target_modules = v.clone();
+        }
+        if self.rslora {
+            c.lora.use_rslora = true;
+        }
+        if let Some(v) = self.weight_decay {
+            c.optimizer.weight_decay = v;
+        }
+        if let Some(d) = &self.lr_decay {
+            c.lr_decay = match d.as_str() {
+                "linear" => Decay::Linear,
+                "constant" => Decay::Constant,
+                _ => Decay::Cosine,
+            };
+        }
+        if self.no_gradient_checkpointing {
+            c.gradient_checkpointing = false;
+        }
+        if self.packing {
+            c.packing = true;
+        }
+        if let Some(l) = &self.loss_on {
+            c.loss_on = if l == "all" { LossOn::All } else { LossOn::Assistant };
+        }
+        if c.model.is_empty() {
+            bail!("no model: give --model or `model = \"…\"` in the configuration");
+        }
+        if c.train_file.as_os_str().is_empty() {
+            bail!("no training data: give --train FILE or `train_file = \"…\"` in the configuration");
+        }
+        Ok(c)
+    }
+}
+
+/// Reads chat JSONL records; a bad line is an error naming the file and line.
+fn read_records(path: &Path) -> Result<Vec<TrainRecord>> {
+    // TEMPORARY until tuneup-data lands.
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}", path.display(), i + 1))?;
+        let messages = v["messages"].as_array().cloned().unwrap_or_default();
+        let tools = v.get("tools").and_then(|t| t.as_array()).cloned();
+        out.push(TrainRecord { messages, tools });
+    }
+    Ok(out)
+}
+
+/// Progress bar with loss, learning rate, tokens/s and ETA.
+struct BarObserver {
+    bar: ProgressBar,
+}
+
+impl Observer for BarObserver {
+    fn started(&mut self, first_step: u64, total_steps: u64) {
+        self.bar.set_length(total_steps);
+        self.bar.set_position(first_step);
+        self.bar.reset_eta();
+    }
+    fn step(&mut self, m: &StepMetrics, _total: u64) {
+        self.bar.set_position(m.step);
+        self.bar.set_message(format!(
+            "loss {:.4}  lr {:.2e}  {:.0} tok/s  {:.0} MiB",
+            m.loss, m.lr, m.tokens_per_s, m.rss_mib
+        ));
+        if self.bar.is_hidden() {
+            // Not a terminal (logs, CI): one line per step instead.
+            eprintln!(
+                "step {}/{}  loss {:.4}  lr {:.2e}  grad-norm {:.3}  {:.0} tok/s",
+                m.step,
+                self.bar.length().unwrap_or(0),
+                m.loss,
+                m.lr,
+                m.grad_norm,
+                m.tokens_per_s
+            );
+        }
+    }
+    fn message(&mut self, text: &str) {
+        self.bar.suspend(|| eprintln!("{text}"));
+    }
+}
+
+/// Runs `tuneup train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let config = args.config()?;
+    init_threads(config.threads);
+    let train = read_records(&config.train_file)?;
+    let validation = match &config.validation_file {
+        Some(p) => read_records(p)?,
+        None => Vec::new(),
+    };
+    let files = resolve_files(&config.model)?;
+    eprintln!(
+        "loading {} with {} adapters (rank {}) …",
+        config.model,
+        match config.method {
+            Method::Qlora => "QLoRA",
+            Method::Lora => "LoRA",
+        },
+        config.lora.rank
+    );
+    let mut session = Session::prepare(config.clone(), &files, &LoadOptions::default(), &train, &validation)
+        .context("preparing training")?;
+    eprintln!(
+        "{} adapted modules, {} trainable parameters; {} training examples, {} validation records; {} steps",
+        session.adapters().modules.len(),
+        session.adapters().parameter_count(),
+        session.train_examples().len(),
+        validation.len(),
+        session.total_steps()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C exits at once.
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit now)");
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    let bar = ProgressBar::new(session.total_steps());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut obs = BarObserver { bar };
+    let outcome = session.run(args.resume, &stop, &mut obs)?;
+    obs.bar.finish_and_clear();
+    let out = &config.output_dir;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "steps": outcome.steps,
+                "total_steps": outcome.total_steps,
+                "last_loss": outcome.last_loss,
+                "initial_val_loss": outcome.initial_val_loss,
+                "best_val_loss": outcome.best_val_loss,
+                "adapter": outcome.adapter_dir,
+                "interrupted": outcome.interrupted,
+                "early_stopped": outcome.early_stopped,
+            })
+        );
+    } else {
+        println!("steps:            {}/{}", outcome.steps, outcome.total_steps);
+        if let Some(l) = outcome.last_loss {
+            println!("last train loss:  {l:.4}");
+        }
+        if let (Some(a), Some(b)) = (outcome.initial_val_loss, outcome.best_val_loss) {
+            println!("validation loss:  {a:.4} → {b:.4} (best)");
+        }
+        println!("adapter (PEFT):   {}", outcome.adapter_dir.display());
+        println!("metrics:          {}", out.join("metrics.jsonl").display());
+        println!("loss chart:       {}", out.join("loss.svg").display());
+        if outcome.interrupted {
+            println!("interrupted: run again with --resume to continue");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Back-propagation through a frozen weight (LoRA and QLoRA bases).
+//!
+//! candle's autograd computes the gradient of every operand of a matmul,
+//! including a frozen weight's — as much work again as the input gradient,
+//! and a weight-sized buffer per layer kept until the end of the backward
+//! pass. [`FrozenMatmulOp`] computes `y = x Wᵀ` and returns only `∂x = ∂y·W`.
+//! A quantized weight is expanded to f32 just for each product (the model
+//! stays in its GGUF blocks in memory); large products then run in the f32
+//! GEMM, which on CPUs without 8-bit dot-product instructions is faster than
+//! the quantized kernel at training batch sizes.
+
+use std::sync::Arc;
+
+use candle_core::quantized::QTensor;
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Storage, Tensor};
+
+use crate::Result;
+
+/// The frozen weight of a [`FrozenMatmulOp`].
+#[derive(Clone)]
+pub(crate) enum FrozenWeight {
+    /// Dense `(out, in)` (any float type; used as f32).
+    Dense(Tensor),
+    /// GGUF blocks, expanded per product.
+    Quant(Arc<QTensor>),
+}
+
+impl FrozenWeight {
+    fn dense_f32(&self, device: &Device) -> Result<Tensor> {
+        match self {
+            Self::Dense(w) => w.to_dtype(DType::F32),
+            Self::Quant(q) => q.dequantize(device),
+        }
+    }
+}
+
+/// `y = x Wᵀ` over a frozen `W`, differentiable with respect to `x` only.
+pub(crate) struct FrozenMatmulOp {
+    pub(crate) weight: FrozenWeight,
+    pub(crate) out_features: usize,
+    pub(crate) in_features: usize,
+}
+
+impl CustomOp1 for FrozenMatmulOp {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let xs = match storage {
+            CpuStorage::F32(v) => v,
+            _ => candle_core::bail!("frozen-matmul: f32 input expected"),
+        };
+        let xs = match layout.contiguous_offsets() {
+            Some((start, end)) => &xs[start..end],
+            None => candle_core::bail!("frozen-matmul: input must be contiguous"),
+        };
+        let (n, k) = (self.out_features, self.in_features);
+        let mut dims = layout.shape().dims().to_vec();
+        if dims.last() != Some(&k) {
+            candle_core::bail!("frozen-matmul: input {dims:?} does not end in {k}");
+        }
+        let m = xs.len() / k;
+        let x = Tensor::from_slice(xs, (m, k), &Device::Cpu)?;
+        let w = self.weight.dense_f32(&Device::Cpu)?;
+        let y = x.matmul(&w.t()?)?;
+        *dims.last_mut().expect("non-empty dims") = n;
+        let (s, l) = y.storage_and_layout();
+        let ys = match (&*s, l.contiguous_offsets()) {
+            (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => v[start..end].to_vec(),
+            _ => candle_core::bail!("frozen-matmul: unexpected product layout"),
+        };
+        Ok((CpuStorage::F32(ys), Shape::from(dims)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let w = self.weight.dense_f32(arg.device())?;
+        let g = grad_res
+            .to_dtype(DType::F32)?
+            .contiguous()?
+            .reshape(((), self.out_features))?;
+        Ok(Some(g.matmul(&w)?.reshape(arg.shape())?))
+    }
+}
+
+/// `x Wᵀ` for training: through [`FrozenMatmulOp`] on CPU, through the
+/// plain (differentiable) product elsewhere.
+pub(crate) fn frozen_matmul(x: &Tensor, weight: FrozenWeight, out_features: usize, in_features: usize) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let x = x.contiguous()?;
+        return x.apply_op1(FrozenMatmulOp {
+            weight,
+            out_features,
+            in_features,
+        });
+    }
+    let w = weight.dense_f32(x.device())?.to_dtype(x.dtype())?;
+    let mut dims = x.dims().to_vec();
+    *dims.last_mut().expect("non-empty dims") = out_features;
+    x.reshape(((), in_features))?.matmul(&w.t()?)?.reshape(dims)
+}

@@ -1,0 +1,165 @@
+//! The training configuration (`tuneup train config.toml`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::examples::LossOn;
+use crate::lora::LoraConfig;
+use crate::optim::AdamWConfig;
+use crate::schedule::Decay;
+
+/// What is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// LoRA on a dense base: a GGUF base is dequantized to f32 first.
+    Lora,
+    /// LoRA on the base as stored: GGUF weights stay in their quantized
+    /// blocks and gradients flow through them.
+    #[default]
+    Qlora,
+}
+
+/// Everything a run needs. Every field has a default except the model and
+/// the training file; see `docs/training.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Model name or path (as `tuneup chat --model`).
+    pub model: String,
+    /// Training records (chat JSONL, as `tuneup data prepare` writes).
+    pub train_file: PathBuf,
+    /// Validation records; none means no validation loss.
+    pub validation_file: Option<PathBuf>,
+    /// Where the adapter, checkpoints and metrics go.
+    pub output_dir: PathBuf,
+    /// LoRA or QLoRA.
+    pub method: Method,
+    /// Adapter shape.
+    pub lora: LoraConfig,
+    /// Optimiser.
+    pub optimizer: AdamWConfig,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Warm-up steps (takes precedence over `warmup_ratio` when > 0).
+    pub warmup_steps: u64,
+    /// Warm-up as a fraction of all steps.
+    pub warmup_ratio: f64,
+    /// Decay after warm-up.
+    pub lr_decay: Decay,
+    /// Floor of the decay as a fraction of the peak.
+    pub min_lr_ratio: f64,
+    /// Passes over the training data (ignored when `max_steps` is set).
+    pub epochs: f64,
+    /// Stop after this many optimiser steps.
+    pub max_steps: Option<u64>,
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    pub gradient_accumulation: usize,
+    /// Longer sequences are cut to this many tokens.
+    pub max_seq_len: usize,
+    /// Global gradient-norm clip (0 = off).
+    pub max_grad_norm: f64,
+    /// Recompute activations in the backward pass (less memory, ~⅓ more compute).
+    pub gradient_checkpointing: bool,
+    /// Concatenate examples into full rows of `max_seq_len`.
+    pub packing: bool,
+    /// Loss on assistant tokens only, or on all tokens.
+    pub loss_on: LossOn,
+    /// Seed of initialisation, data order and dropout.
+    pub seed: u64,
+    /// Validation every N optimiser steps (0 = only at the end).
+    pub eval_every: u64,
+    /// Validation uses at most this many records (0 = all).
+    pub eval_max_records: usize,
+    /// Checkpoint every N optimiser steps (0 = only at the end / on Ctrl-C).
+    pub save_every: u64,
+    /// Checkpoints kept on disk.
+    pub keep_checkpoints: usize,
+    /// Stop when validation loss has not improved for this many evaluations.
+    pub early_stopping_patience: Option<usize>,
+    /// Worker threads (default: all cores).
+    pub threads: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            model: String::new(),
+            train_file: PathBuf::new(),
+            validation_file: None,
+            output_dir: PathBuf::from("tuneup-train"),
+            method: Method::default(),
+            lora: LoraConfig::default(),
+            optimizer: AdamWConfig::default(),
+            learning_rate: 2e-4,
+            warmup_steps: 0,
+            warmup_ratio: 0.03,
+            lr_decay: Decay::Cosine,
+            min_lr_ratio: 0.0,
+            epochs: 1.0,
+            max_steps: None,
+            batch_size: 4,
+            gradient_accumulation: 1,
+            max_seq_len: 1024,
+            max_grad_norm: 1.0,
+            gradient_checkpointing: true,
+            packing: false,
+            loss_on: LossOn::Assistant,
+            seed: 42,
+            eval_every: 50,
+            eval_max_records: 200,
+            save_every: 50,
+            keep_checkpoints: 2,
+            early_stopping_patience: None,
+            threads: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks values that would otherwise fail late.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(m.to_string()));
+        if self.model.is_empty() {
+            return bad("model is not set");
+        }
+        if self.train_file.as_os_str().is_empty() {
+            return bad("train_file is not set");
+        }
+        if self.batch_size == 0 || self.gradient_accumulation == 0 {
+            return bad("batch_size and gradient_accumulation must be at least 1");
+        }
+        if self.max_seq_len < 2 {
+            return bad("max_seq_len must be at least 2");
+        }
+        if !(self.learning_rate > 0.0) {
+            return bad("learning_rate must be positive");
+        }
+        if self.max_steps.is_none() && !(self.epochs > 0.0) {
+            return bad("epochs must be positive (or set max_steps)");
+        }
+        if self.keep_checkpoints == 0 {
+            return bad("keep_checkpoints must be at least 1");
+        }
+        self.lora.validate()
+    }
+
+    /// The settings that must not change across `--resume` (the curve
+    /// would not be the same run), as a canonical string.
+    pub fn fingerprint(&self) -> String {
+        let mut c = self.clone();
+        // Where it runs and how often it reports may change on resume.
+        c.output_dir = PathBuf::new();
+        c.threads = None;
+        c.eval_every = 0;
+        c.save_every = 0;
+        c.keep_checkpoints = 1;
+        c.early_stopping_patience = None;
+        c.max_steps = None;
+        serde_json::to_string(&c).expect("config serialises")
+    }
+}

@@ -1,0 +1,34 @@
+//! Fine-tuning on the shared model runtime.
+//!
+//! LoRA adapters wrap the decoder's pluggable linear layers at load time
+//! ([`LoraWrapper`]); over a GGUF base that stays quantized this is QLoRA.
+//! [`Session`] tokenizes chat records (loss on assistant tokens), runs
+//! micro-batches with optional activation recomputation, accumulates and
+//! clips gradients, steps [`AdamW`] on a warm-up + cosine [`Schedule`],
+//! validates, stops early, and writes atomic checkpoints that `--resume`
+//! continues exactly. Adapters are saved and loaded in Hugging Face PEFT's
+//! format ([`peft`]).
+
+pub mod attach;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod examples;
+pub mod lora;
+pub mod metrics;
+pub mod optim;
+pub mod peft;
+pub mod schedule;
+pub mod step;
+pub mod trainer;
+
+pub use attach::attach_adapter;
+pub use config::{Method, TrainConfig};
+pub use error::{Error, Result};
+pub use examples::{ChatEncoder, Example, LossOn};
+pub use lora::{AdapterSet, LoraConfig, LoraInit, LoraLinear, LoraWrapper, TrainSwitch};
+pub use metrics::StepMetrics;
+pub use optim::{AdamW, AdamWConfig};
+pub use peft::{LoadedAdapter, QkRowOrder};
+pub use schedule::{Decay, Schedule};
+pub use trainer::{Observer, Outcome, Session, Silent, TrainRecord};

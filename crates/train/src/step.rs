@@ -1,0 +1,166 @@
+//! One micro-batch: forward, loss, backward — with or without activation
+//! recomputation (gradient checkpointing).
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Tensor, Var, D};
+use tuneup_models::Decoder;
+
+use crate::error::Result;
+use crate::examples::Batch;
+use crate::optim::accumulate;
+
+/// Logit rows computed at once: bounds the `(rows, vocab)` buffers.
+const LOGIT_CHUNK: usize = 512;
+
+/// `x` as a graph leaf. The frozen base layers take their training path
+/// (f32 GEMM on the expanded weight, gradient for the input only) when their
+/// input is part of a graph; at training batch sizes that is faster than the
+/// quantized kernels, so every pass runs with a tracked input even when no
+/// gradient is wanted (the graph is dropped with the output).
+fn tracked(x: Tensor) -> Result<Tensor> {
+    Ok(Var::from_tensor(&x)?.as_tensor().clone())
+}
+
+/// Summed cross-entropy of `targets` under logits of `hidden` rows.
+fn chunk_loss(decoder: &Decoder, hidden: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logits = decoder.lm_head().forward(hidden)?.to_dtype(DType::F32)?;
+    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?;
+    Ok(picked.sum_all()?.neg()?)
+}
+
+/// Rows of the final hidden states `(rows·len, hidden)` at the batch's
+/// target positions.
+fn target_rows(decoder: &Decoder, last: &Tensor, batch: &Batch) -> Result<Tensor> {
+    let h = decoder.final_norm(last)?;
+    let width = h.dims()[2];
+    Ok(h.reshape(((), width))?.index_select(&batch.positions, 0)?)
+}
+
+/// Summed loss of a batch without gradients (validation).
+pub fn eval_loss(decoder: &Decoder, batch: &Batch) -> Result<f64> {
+    if batch.target_count == 0 {
+        return Ok(0.0);
+    }
+    let (_, len) = batch.ids.dims2()?;
+    let mask = decoder.causal_mask(len)?;
+    let mut x = tracked(decoder.embed(&batch.ids)?)?;
+    for i in 0..decoder.layers().len() {
+        x = tracked(decoder.layer_forward_full(i, &x, mask.as_ref())?.detach())?;
+    }
+    let rows = target_rows(decoder, &x, batch)?;
+    let mut total = 0f64;
+    let mut start = 0;
+    while start < batch.target_count {
+        let n = LOGIT_CHUNK.min(batch.target_count - start);
+        let loss = chunk_loss(decoder, &rows.narrow(0, start, n)?, &batch.targets.narrow(0, start, n)?)?;
+        total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        start += n;
+    }
+    Ok(total)
+}
+
+/// Runs one micro-batch in training mode and adds `weight ·
+/// ∂(summed loss)/∂param` to `grads` for every parameter. Returns the
+/// summed loss. With `recompute`, only each layer's input is kept and the
+/// layer is run again during the backward pass.
+pub fn accumulate_gradients(
+    decoder: &Decoder,
+    batch: &Batch,
+    params: &[(String, Var)],
+    weight: f64,
+    recompute: bool,
+    grads: &mut HashMap<String, Tensor>,
+) -> Result<f64> {
+    if batch.target_count == 0 {
+        return Ok(0.0);
+    }
+    if recompute {
+        checkpointed(decoder, batch, params, weight, grads)
+    } else {
+        whole_graph(decoder, batch, params, weight, grads)
+    }
+}
+
+fn whole_graph(
+    decoder: &Decoder,
+    batch: &Batch,
+    params: &[(String, Var)],
+    weight: f64,
+    grads: &mut HashMap<String, Tensor>,
+) -> Result<f64> {
+    let (_, len) = batch.ids.dims2()?;
+    let mask = decoder.causal_mask(len)?;
+    let mut x = tracked(decoder.embed(&batch.ids)?)?;
+    for i in 0..decoder.layers().len() {
+        x = decoder.layer_forward_full(i, &x, mask.as_ref())?;
+    }
+    let rows = target_rows(decoder, &x, batch)?;
+    let loss = chunk_loss(decoder, &rows, &batch.targets)?;
+    let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let store = (loss * weight)?.backward()?;
+    accumulate(grads, params, &store)?;
+    Ok(value)
+}
+
+fn checkpointed(
+    decoder: &Decoder,
+    batch: &Batch,
+    params: &[(String, Var)],
+    weight: f64,
+    grads: &mut HashMap<String, Tensor>,
+) -> Result<f64> {
+    let (_, len) = batch.ids.dims2()?;
+    let mask = decoder.causal_mask(len)?;
+    let layers = decoder.layers().len();
+    // Forward: keep only each layer's input.
+    let mut inputs = Vec::with_capacity(layers + 1);
+    inputs.push(decoder.embed(&batch.ids)?.detach());
+    for i in 0..layers {
+        let x = tracked(inputs[i].clone())?;
+        let y = decoder.layer_forward_full(i, &x, mask.as_ref())?;
+        inputs.push(y.detach());
+    }
+    // Head: loss chunk by chunk, gradient with respect to the last layer's output.
+    let last = Var::from_tensor(&inputs[layers])?;
+    let rows = target_rows(decoder, last.as_tensor(), batch)?;
+    let mut total = 0f64;
+    let mut upstream: Option<Tensor> = None;
+    let mut start = 0;
+    while start < batch.target_count {
+        let n = LOGIT_CHUNK.min(batch.target_count - start);
+        let loss = chunk_loss(decoder, &rows.narrow(0, start, n)?, &batch.targets.narrow(0, start, n)?)?;
+        total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let store = (loss * weight)?.backward()?;
+        accumulate(grads, params, &store)?;
+        if let Some(g) = store.get(last.as_tensor()) {
+            let g = g.detach();
+            upstream = Some(match upstream {
+                Some(u) => (u + g)?,
+                None => g,
+            });
+        }
+        start += n;
+    }
+    drop(rows);
+    // Backward through the layers, recomputing each one.
+    let Some(mut g) = upstream else {
+        return Ok(total);
+    };
+    for i in (0..layers).rev() {
+        let input = Var::from_tensor(&inputs[i])?;
+        let y = decoder.layer_forward_full(i, input.as_tensor(), mask.as_ref())?;
+        let surrogate = (y * &g)?.sum_all()?;
+        let store = surrogate.backward()?;
+        accumulate(grads, params, &store)?;
+        if i > 0 {
+            g = match store.get(input.as_tensor()) {
+                Some(gx) => gx.detach(),
+                None => break,
+            };
+        }
+        inputs.truncate(i + 1);
+    }
+    Ok(total)
+}

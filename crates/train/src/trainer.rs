@@ -1,0 +1,477 @@
+//! The training loop: micro-batches, gradient accumulation, clipping,
+//! AdamW, the schedule, validation, early stopping, checkpoints and resume.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{Tensor, Var};
+use serde_json::Value;
+use tuneup_generate::ChatModel;
+use tuneup_models::{LoadOptions, ModelFiles};
+use tuneup_nn::{DenseLinear, LinearRef};
+
+use crate::checkpoint::{self, TrainerState};
+use crate::config::{Method, TrainConfig};
+use crate::error::{Error, Result};
+use crate::examples::{epoch_order, pack, Batch, ChatEncoder, Example};
+use crate::lora::{stable_hash, AdapterSet, LoraInit, LoraWrapper, TrainSwitch};
+use crate::metrics::{loss_chart, memory_mib, MetricsFile, StepMetrics};
+use crate::optim::{clip_global_norm, AdamW};
+use crate::peft::{self, QkRowOrder};
+use crate::schedule::Schedule;
+use crate::step::{accumulate_gradients, eval_loss};
+
+/// One conversation to learn from: OpenAI-style messages and optional tools.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainRecord {
+    /// The messages.
+    pub messages: Vec<Value>,
+    /// Tool definitions shown to the model.
+    pub tools: Option<Vec<Value>>,
+}
+
+/// What the loop reports while it runs.
+pub trait Observer {
+    /// Called once before the first step.
+    fn started(&mut self, _first_step: u64, _total_steps: u64) {}
+    /// Called after every optimiser step.
+    fn step(&mut self, _metrics: &StepMetrics, _total_steps: u64) {}
+    /// A line for the user (validation results, checkpoints, warnings).
+    fn message(&mut self, _text: &str) {}
+}
+
+/// An observer that reports nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+impl Observer for Silent {}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Optimiser steps done (including those before a resume).
+    pub steps: u64,
+    /// Steps the run would take to the end.
+    pub total_steps: u64,
+    /// Training loss of the last step.
+    pub last_loss: Option<f64>,
+    /// Validation loss before the first step (when there is validation data).
+    pub initial_val_loss: Option<f64>,
+    /// Best validation loss.
+    pub best_val_loss: Option<f64>,
+    /// The final adapter (PEFT format).
+    pub adapter_dir: PathBuf,
+    /// Stopped by the stop flag (Ctrl-C); a checkpoint was written.
+    pub interrupted: bool,
+    /// Stopped because validation stopped improving.
+    pub early_stopped: bool,
+}
+
+/// Replaces every quantized base layer by its dequantized dense copy
+/// (`method = "lora"` on a GGUF model).
+struct Dequantize(Arc<LoraWrapper>);
+
+impl tuneup_models::LinearWrapper for Dequantize {
+    fn wrap(&self, module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
+        let base: LinearRef = if base.storage_kind().starts_with('Q') {
+            Arc::new(DenseLinear::new(
+                base.dense_weight()?,
+                base.bias().cloned(),
+            )?)
+        } else {
+            base
+        };
+        self.0.wrap(module, base)
+    }
+}
+
+/// A model with adapters attached, ready to train.
+pub struct Session {
+    config: TrainConfig,
+    model: ChatModel,
+    adapters: AdapterSet,
+    switch: Arc<TrainSwitch>,
+    order: QkRowOrder,
+    train: Vec<Example>,
+    validation: Vec<Example>,
+    truncated: usize,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("config", &self.config)
+            .field("adapters", &self.adapters.modules.len())
+            .field("train", &self.train.len())
+            .field("validation", &self.validation.len())
+            .finish()
+    }
+}
+
+impl Session {
+    /// Loads the model from `files` with fresh adapters and tokenizes the
+    /// records.
+    pub fn prepare(
+        config: TrainConfig,
+        files: &ModelFiles,
+        opts: &LoadOptions,
+        train: &[TrainRecord],
+        validation: &[TrainRecord],
+    ) -> Result<Self> {
+        config.validate()?;
+        if train.is_empty() {
+            return Err(Error::Config("the training file has no records".into()));
+        }
+        let wrapper = Arc::new(LoraWrapper::new(
+            config.lora.clone(),
+            LoraInit::Fresh { seed: config.seed },
+            &opts.device,
+        )?);
+        let mut opts = opts.clone();
+        opts.wrapper = Some(match config.method {
+            Method::Qlora => wrapper.clone() as Arc<dyn tuneup_models::LinearWrapper>,
+            Method::Lora => Arc::new(Dequantize(wrapper.clone())),
+        });
+        let model = ChatModel::load(files, &opts).map_err(|e| Error::Config(e.to_string()))?;
+        let (adapters, switch) = (wrapper.adapters(), wrapper.train_switch());
+        if adapters.modules.is_empty() {
+            return Err(Error::Config(format!(
+                "no module matches target_modules {:?}",
+                config.lora.target_modules
+            )));
+        }
+        let order = QkRowOrder::of(&model.model.decoder);
+        let encoder = ChatEncoder::new(&model.tokenizer, model.template.as_ref());
+        let mut truncated = 0;
+        let mut encode_all = |records: &[TrainRecord]| -> Result<Vec<Example>> {
+            records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let mut e = encoder
+                        .encode(&r.messages, r.tools.as_deref(), config.loss_on)
+                        .map_err(|e| Error::BadRecord {
+                            index: i + 1,
+                            message: e.to_string(),
+                        })?;
+                    if !config.packing && e.ids.len() > config.max_seq_len {
+                        e.ids.truncate(config.max_seq_len);
+                        e.target.truncate(config.max_seq_len);
+                        truncated += 1;
+                    }
+                    Ok(e)
+                })
+                .collect()
+        };
+        let mut train_ex = encode_all(train)?;
+        let mut val_ex = encode_all(validation)?;
+        if config.eval_max_records > 0 {
+            val_ex.truncate(config.eval_max_records);
+        }
+        if config.packing {
+            train_ex = pack(&train_ex, config.max_seq_len);
+            val_ex = pack(&val_ex, config.max_seq_len);
+        }
+        train_ex.retain(|e| e.target_count() > 0);
+        if train_ex.is_empty() {
+            return Err(Error::Config(
+                "no training record has a token to learn after truncation".into(),
+            ));
+        }
+        Ok(Self {
+            config,
+            model,
+            adapters,
+            switch,
+            order,
+            train: train_ex,
+            validation: val_ex,
+            truncated,
+        })
+    }
+
+    /// The loaded model (with adapters attached).
+    pub fn model(&self) -> &ChatModel {
+        &self.model
+    }
+
+    /// The trainable adapters.
+    pub fn adapters(&self) -> &AdapterSet {
+        &self.adapters
+    }
+
+    /// Training examples after tokenization (and packing).
+    pub fn train_examples(&self) -> &[Example] {
+        &self.train
+    }
+
+    /// Records cut to `max_seq_len`.
+    pub fn truncated(&self) -> usize {
+        self.truncated
+    }
+
+    /// Micro-batches in one pass over the training examples.
+    fn batches_per_epoch(&self) -> u64 {
+        self.train.len().div_ceil(self.config.batch_size) as u64
+    }
+
+    /// Optimiser steps of the whole run.
+    pub fn total_steps(&self) -> u64 {
+        let per_epoch = self
+            .batches_per_epoch()
+            .div_ceil(self.config.gradient_accumulation as u64)
+            .max(1);
+        self.config
+            .max_steps
+            .unwrap_or_else(|| ((self.config.epochs * per_epoch as f64).ceil() as u64).max(1))
+    }
+
+    fn schedule(&self) -> Schedule {
+        let total = self.total_steps();
+        let warmup = if self.config.warmup_steps > 0 {
+            self.config.warmup_steps
+        } else {
+            (self.config.warmup_ratio * total as f64).ceil() as u64
+        };
+        Schedule {
+            lr: self.config.learning_rate,
+            warmup_steps: warmup.min(total),
+            total_steps: total,
+            decay: self.config.lr_decay,
+            min_lr_ratio: self.config.min_lr_ratio,
+        }
+    }
+
+    fn pad_id(&self) -> u32 {
+        self.model.tokenizer.eos_id().unwrap_or(0)
+    }
+
+    /// Mean validation loss per target token (`None` without validation data).
+    pub fn validation_loss(&self) -> Result<Option<f64>> {
+        if self.validation.is_empty() {
+            return Ok(None);
+        }
+        self.switch.set(None);
+        let device = self.model.model.decoder.device().clone();
+        let (mut sum, mut count) = (0f64, 0usize);
+        for chunk in self.validation.chunks(self.config.batch_size) {
+            let refs: Vec<&Example> = chunk.iter().collect();
+            let batch = Batch::new(&refs, self.pad_id(), &device)?;
+            sum += eval_loss(&self.model.model.decoder, &batch)?;
+            count += batch.target_count;
+        }
+        Ok((count > 0).then(|| sum / count as f64))
+    }
+
+    fn micro_batch(&self, index: u64, orders: &mut HashMap<u64, Vec<usize>>) -> Result<Batch> {
+        let per_epoch = self.batches_per_epoch();
+        let (epoch, within) = (index / per_epoch, (index % per_epoch) as usize);
+        let order = orders
+            .entry(epoch)
+            .or_insert_with(|| epoch_order(self.train.len(), self.config.seed, epoch));
+        let bs = self.config.batch_size;
+        let picked: Vec<&Example> = order[within * bs..((within + 1) * bs).min(order.len())]
+            .iter()
+            .map(|&i| &self.train[i])
+            .collect();
+        Batch::new(&picked, self.pad_id(), self.model.model.decoder.device())
+    }
+
+    fn params(&self) -> Vec<(String, Var)> {
+        self.adapters.named_vars()
+    }
+
+    fn save_adapter(&self, dir: &Path) -> Result<()> {
+        peft::save(dir, &self.adapters, &self.config.lora, &self.config.model, self.order)
+    }
+
+    fn load_checkpoint(&self, dir: &Path, opt: &mut AdamW) -> Result<TrainerState> {
+        let state = checkpoint::read_state(dir)?;
+        if state.config_fingerprint != self.config.fingerprint() {
+            return Err(Error::Config(format!(
+                "{} was written with different training settings; resume needs the same \
+                 model, data, method, adapter, optimiser, batch and seed",
+                dir.display()
+            )));
+        }
+        let loaded = peft::load(dir, self.order)?;
+        for (module, pair) in &self.adapters.modules {
+            let (a, b) = loaded.factors.get(module).ok_or_else(|| {
+                Error::bad_file(dir, format!("checkpoint has no adapter for {module}"))
+            })?;
+            pair.a.set(&a.to_device(pair.a.device())?)?;
+            pair.b.set(&b.to_device(pair.b.device())?)?;
+        }
+        opt.load(&dir.join(checkpoint::OPTIMIZER_FILE))?;
+        Ok(state)
+    }
+
+    /// Trains to the end (or until `stop` is set, or early stopping), with
+    /// `resume` continuing from the newest checkpoint in the output folder.
+    pub fn run(&mut self, resume: bool, stop: &AtomicBool, obs: &mut dyn Observer) -> Result<Outcome> {
+        let out = self.config.output_dir.clone();
+        fs_err::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+        let params = self.params();
+        let mut opt = AdamW::new(params.clone(), self.config.optimizer)?;
+        let mut state = TrainerState {
+            step: 0,
+            tokens_seen: 0,
+            best_val_loss: None,
+            evals_without_improvement: 0,
+            config_fingerprint: self.config.fingerprint(),
+        };
+        if resume {
+            match checkpoint::list(&out)?.pop() {
+                Some((_, dir)) => {
+                    state = self.load_checkpoint(&dir, &mut opt)?;
+                    obs.message(&format!("resumed from {} (step {})", dir.display(), state.step));
+                }
+                None => obs.message("no checkpoint to resume from; starting at step 0"),
+            }
+        } else if !checkpoint::list(&out)?.is_empty() {
+            return Err(Error::Config(format!(
+                "{} already holds checkpoints of a run: pass --resume to continue it, or \
+                 choose another output folder",
+                out.display()
+            )));
+        }
+        if self.truncated > 0 {
+            obs.message(&format!(
+                "{} records were longer than max_seq_len = {} and were cut",
+                self.truncated, self.config.max_seq_len
+            ));
+        }
+        let metrics = MetricsFile::open(&out, state.step)?;
+        let schedule = self.schedule();
+        let total = schedule.total_steps;
+        let initial_val = if state.step == 0 {
+            let v = self.validation_loss()?;
+            if let Some(v) = v {
+                obs.message(&format!("validation loss before training: {v:.4}"));
+                state.best_val_loss = Some(v);
+            }
+            v
+        } else {
+            None
+        };
+        obs.started(state.step, total);
+        let started = Instant::now();
+        let accum = self.config.gradient_accumulation as u64;
+        let mut orders = HashMap::new();
+        let (mut interrupted, mut early_stopped, mut last_loss) = (false, false, None);
+        while state.step < total {
+            let step_started = Instant::now();
+            let batches = (0..accum)
+                .map(|j| self.micro_batch(state.step * accum + j, &mut orders))
+                .collect::<Result<Vec<_>>>()?;
+            let targets: usize = batches.iter().map(|b| b.target_count).sum();
+            let tokens: usize = batches.iter().map(|b| b.token_count).sum();
+            let mut grads: HashMap<String, Tensor> = HashMap::new();
+            let mut loss_sum = 0f64;
+            for (j, batch) in batches.iter().enumerate() {
+                let key = self.config.seed ^ stable_hash(&format!("{}:{j}", state.step));
+                self.switch.set(Some(key));
+                let r = accumulate_gradients(
+                    &self.model.model.decoder,
+                    batch,
+                    &params,
+                    1.0 / targets.max(1) as f64,
+                    self.config.gradient_checkpointing,
+                    &mut grads,
+                );
+                self.switch.set(None);
+                loss_sum += r?;
+            }
+            let grad_norm = clip_global_norm(&mut grads, self.config.max_grad_norm)?;
+            let lr = schedule.lr_at(state.step);
+            opt.step(&grads, lr)?;
+            state.step += 1;
+            state.tokens_seen += tokens as u64;
+            let loss = loss_sum / targets.max(1) as f64;
+            if !loss.is_finite() {
+                return Err(Error::Config(format!(
+                    "the loss became {loss} at step {}; lower the learning rate",
+                    state.step
+                )));
+            }
+            last_loss = Some(loss);
+            let mut m = StepMetrics {
+                step: state.step,
+                loss,
+                val_loss: None,
+                lr,
+                grad_norm,
+                tokens_per_s: tokens as f64 / step_started.elapsed().as_secs_f64().max(1e-9),
+                tokens_seen: state.tokens_seen,
+                rss_mib: memory_mib().0,
+                elapsed_s: started.elapsed().as_secs_f64(),
+            };
+            let eval_due = self.config.eval_every > 0 && state.step % self.config.eval_every == 0;
+            if (eval_due || state.step == total) && !self.validation.is_empty() {
+                let v = self.validation_loss()?.unwrap_or(f64::NAN);
+                m.val_loss = Some(v);
+                let improved = state.best_val_loss.is_none_or(|b| v < b);
+                if improved {
+                    state.best_val_loss = Some(v);
+                    state.evals_without_improvement = 0;
+                    self.save_adapter(&out.join("adapter-best"))?;
+                } else {
+                    state.evals_without_improvement += 1;
+                }
+                obs.message(&format!(
+                    "step {}: validation loss {v:.4}{}",
+                    state.step,
+                    if improved { " (best)" } else { "" }
+                ));
+                if let Some(p) = self.config.early_stopping_patience {
+                    if state.evals_without_improvement >= p {
+                        early_stopped = true;
+                    }
+                }
+            }
+            metrics.append(&m)?;
+            obs.step(&m, total);
+            let save_due = self.config.save_every > 0 && state.step % self.config.save_every == 0;
+            interrupted = stop.load(Ordering::SeqCst);
+            if save_due || interrupted || early_stopped || state.step == total {
+                let dir = checkpoint::save(&out, &state, self.config.keep_checkpoints, |d| {
+                    self.save_adapter(d)?;
+                    opt.save(&d.join(checkpoint::OPTIMIZER_FILE))
+                })?;
+                if interrupted {
+                    obs.message(&format!(
+                        "interrupted: checkpoint {} written; continue with --resume",
+                        dir.display()
+                    ));
+                }
+            }
+            if interrupted {
+                break;
+            }
+            if early_stopped {
+                obs.message(&format!(
+                    "early stopping: validation loss has not improved for {} evaluations",
+                    state.evals_without_improvement
+                ));
+                break;
+            }
+        }
+        let adapter_dir = out.join("adapter");
+        self.save_adapter(&adapter_dir)?;
+        let chart = loss_chart(&metrics.read_all()?, "tuneup train: loss by step");
+        let chart_path = out.join("loss.svg");
+        fs_err::write(&chart_path, chart).map_err(|e| Error::io(&chart_path, e))?;
+        Ok(Outcome {
+            steps: state.step,
+            total_steps: total,
+            last_loss,
+            initial_val_loss: initial_val,
+            best_val_loss: state.best_val_loss,
+            adapter_dir,
+            interrupted,
+            early_stopped,
+        })
+    }
+}
