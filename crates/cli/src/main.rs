@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod chat;
+mod data;
 mod eval;
 mod feedback;
 mod generate;
@@ -52,6 +53,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Retrieval: ingest documents into an index, query it, measure it.
     Rag(rag::RagArgs),
+    /// Training data: `data prepare` cleans, deduplicates and splits chat/alpaca/ShareGPT/text-to-SQL files.
+    Data(data::DataArgs),
 }
 
 impl Command {
@@ -64,7 +67,7 @@ impl Command {
             Command::Info(a) => a.model.threads,
             Command::Serve(a) => a.model.threads,
             Command::Eval(a) => a.threads(),
-            Command::Pull(_) | Command::Feedback(_) | Command::Rag(_) => None,
+            Command::Pull(_) | Command::Feedback(_) | Command::Rag(_) | Command::Data(_) => None,
         }
     }
 }
@@ -96,6 +99,7 @@ fn main() -> std::process::ExitCode {
         Command::Feedback(a) => feedback::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Rag(a) => rag::run(a),
+        Command::Data(a) => data::run(a),
     });
     exit(result)
 }
