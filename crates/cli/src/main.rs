@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod chat;
+mod data;
 mod eval;
 mod feedback;
 mod generate;
@@ -55,6 +56,8 @@ enum Command {
     Rag(rag::RagArgs),
     /// Fine-tune a model with LoRA / QLoRA (config TOML and flags).
     Train(train::TrainArgs),
+    /// Training data: `data prepare` cleans, deduplicates and splits chat/alpaca/ShareGPT/text-to-SQL files.
+    Data(data::DataArgs),
 }
 
 impl Command {
@@ -68,7 +71,7 @@ impl Command {
             Command::Serve(a) => a.model.threads,
             Command::Eval(a) => a.threads(),
             Command::Train(a) => a.threads,
-            Command::Pull(_) | Command::Feedback(_) | Command::Rag(_) => None,
+            Command::Pull(_) | Command::Feedback(_) | Command::Rag(_) | Command::Data(_) => None,
         }
     }
 }
@@ -101,6 +104,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Rag(a) => rag::run(a),
         Command::Train(a) => train::run(a),
+        Command::Data(a) => data::run(a),
     });
     exit(result)
 }

@@ -216,20 +216,14 @@ impl TrainArgs {
 
 /// Reads chat JSONL records; a bad line is an error naming the file and line.
 fn read_records(path: &Path) -> Result<Vec<TrainRecord>> {
-    // TEMPORARY until tuneup-data lands.
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}", path.display(), i + 1))?;
-        let messages = v["messages"].as_array().cloned().unwrap_or_default();
-        let tools = v.get("tools").and_then(|t| t.as_array()).cloned();
-        out.push(TrainRecord { messages, tools });
-    }
-    Ok(out)
+    let records = tuneup_data::read_chat_jsonl(path)?;
+    Ok(records
+        .into_iter()
+        .map(|r| TrainRecord {
+            messages: r.messages,
+            tools: r.tools,
+        })
+        .collect())
 }
 
 /// Progress bar with loss, learning rate, tokens/s and ETA.

@@ -4,29 +4,13 @@
 //! same against PostgreSQL + pgvector when `TUNEUP_TEST_POSTGRES_URL` is set.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::{ok, tuneup};
 
 fn minilm() -> Option<String> {
     tuneup_test_utils::minilm_dir().map(|p| p.to_string_lossy().into_owned())
-}
-
-fn tuneup(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tuneup"))
-        .args(args)
-        .env("TUNEUP_HOME", home)
-        .env_remove("TUNEUP_RAG_STORE")
-        .output()
-        .expect("tuneup runs")
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "tuneup failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 fn write_docs(dir: &Path) {

@@ -2,7 +2,7 @@
 //! a seeded shuffle and a limit.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -216,12 +216,4 @@ pub(crate) fn shuffle<T>(items: &mut [T], seed: u64) {
     }
 }
 
-/// The SQLite file of `db_id` under `db_dir`: `{db_dir}/{db_id}/{db_id}.sqlite`, else `{db_dir}/{db_id}.sqlite`.
-pub fn database_path(db_dir: &Path, db_id: &str) -> PathBuf {
-    let nested = db_dir.join(db_id).join(format!("{db_id}.sqlite"));
-    if nested.exists() {
-        nested
-    } else {
-        db_dir.join(format!("{db_id}.sqlite"))
-    }
-}
+pub use tuneup_data::text2sql::database_path;
