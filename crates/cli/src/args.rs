@@ -24,6 +24,10 @@ pub struct ModelArgs {
     /// Run on the first CUDA GPU (needs a build with `--features cuda`).
     #[arg(long)]
     pub gpu: bool,
+    /// A LoRA adapter folder in PEFT format (`tuneup train` output, or
+    /// trained with Python `peft`) applied on top of the model.
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 /// Sampling and stopping, named as in llama.cpp.

@@ -13,7 +13,11 @@ use crate::model::load;
 
 /// Arguments of `tuneup bench`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// `train`: training throughput instead of inference.
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Prompt lengths to process (comma-separated; 0 skips).
@@ -43,6 +47,13 @@ pub struct BenchArgs {
     json: bool,
 }
 
+/// Benchmarks other than inference speed.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchWhat {
+    /// Training tokens/s and peak memory (LoRA/QLoRA), optionally against HF PEFT.
+    Train(crate::bench_train::TrainBenchArgs),
+}
+
 #[derive(Debug, Serialize)]
 struct BenchResult {
     model: String,
@@ -70,6 +81,9 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(BenchWhat::Train(a)) = args.what {
+        return crate::bench_train::run(a);
+    }
     if args.repetitions == 0 {
         bail!("--repetitions must be at least 1");
     }

@@ -83,6 +83,9 @@ struct RunArgs {
     /// CPU threads for the in-process runtime.
     #[arg(short, long)]
     threads: Option<usize>,
+    /// LoRA adapter folder (PEFT format) for the in-process model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
@@ -132,6 +135,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
         temperature: a.temperature,
         seed: a.seed,
         threads: a.threads,
+        adapter: a.adapter,
     });
     let opts = RunOptions {
         out: a.out.clone(),

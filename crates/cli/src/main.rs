@@ -3,11 +3,13 @@
 
 mod args;
 mod bench;
+mod bench_train;
 mod chat;
 mod data;
 mod eval;
 mod feedback;
 mod generate;
+mod merge;
 mod model;
 mod progress;
 mod pull;
@@ -56,6 +58,8 @@ enum Command {
     Rag(rag::RagArgs),
     /// Fine-tune a model with LoRA / QLoRA (config TOML and flags).
     Train(train::TrainArgs),
+    /// Fold a LoRA adapter into its base model (GGUF F16/Q8_0) and check it.
+    Merge(merge::MergeArgs),
     /// Training data: `data prepare` cleans, deduplicates and splits chat/alpaca/ShareGPT/text-to-SQL files.
     Data(data::DataArgs),
 }
@@ -71,6 +75,7 @@ impl Command {
             Command::Serve(a) => a.model.threads,
             Command::Eval(a) => a.threads(),
             Command::Train(a) => a.threads,
+            Command::Merge(a) => a.threads,
             Command::Pull(_) | Command::Feedback(_) | Command::Rag(_) | Command::Data(_) => None,
         }
     }
@@ -104,6 +109,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Rag(a) => rag::run(a),
         Command::Train(a) => train::run(a),
+        Command::Merge(a) => merge::run(a),
         Command::Data(a) => data::run(a),
     });
     exit(result)

@@ -52,7 +52,14 @@ pub fn load(args: &ModelArgs) -> Result<ChatModel> {
         max_context: args.ctx_size,
         ..LoadOptions::default()
     };
-    ChatModel::load(&files, &opts).with_context(|| format!("loading model '{}'", args.model))
+    let mut m = ChatModel::load(&files, &opts)
+        .with_context(|| format!("loading model '{}'", args.model))?;
+    if let Some(dir) = &args.adapter {
+        let n = tuneup_train::attach_adapter(&mut m.model.decoder, dir)
+            .with_context(|| format!("applying adapter {}", dir.display()))?;
+        tracing::info!("adapter {}: {n} modules", dir.display());
+    }
+    Ok(m)
 }
 
 /// Attaches a draft model when `--draft-model` was given.

@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tuneup_models::LoadOptions;
-use tuneup_train::{Decay, LossOn, Method, Observer, Session, StepMetrics, TrainConfig, TrainRecord};
+use tuneup_train::{
+    Decay, LossOn, Method, Observer, Session, StepMetrics, TrainConfig, TrainRecord,
+};
 
 use crate::model::{init_threads, resolve_files};
 
@@ -168,7 +170,11 @@ impl TrainArgs {
             c.early_stopping_patience = self.early_stopping;
         }
         if let Some(m) = &self.method {
-            c.method = if m == "lora" { Method::Lora } else { Method::Qlora };
+            c.method = if m == "lora" {
+                Method::Lora
+            } else {
+                Method::Qlora
+            };
         }
         if let Some(v) = self.rank {
             c.lora.rank = v;
@@ -202,13 +208,19 @@ impl TrainArgs {
             c.packing = true;
         }
         if let Some(l) = &self.loss_on {
-            c.loss_on = if l == "all" { LossOn::All } else { LossOn::Assistant };
+            c.loss_on = if l == "all" {
+                LossOn::All
+            } else {
+                LossOn::Assistant
+            };
         }
         if c.model.is_empty() {
             bail!("no model: give --model or `model = \"…\"` in the configuration");
         }
         if c.train_file.as_os_str().is_empty() {
-            bail!("no training data: give --train FILE or `train_file = \"…\"` in the configuration");
+            bail!(
+                "no training data: give --train FILE or `train_file = \"…\"` in the configuration"
+            );
         }
         Ok(c)
     }
@@ -280,8 +292,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         },
         config.lora.rank
     );
-    let mut session = Session::prepare(config.clone(), &files, &LoadOptions::default(), &train, &validation)
-        .context("preparing training")?;
+    let mut session = Session::prepare(
+        config.clone(),
+        &files,
+        &LoadOptions::default(),
+        &train,
+        &validation,
+    )
+    .context("preparing training")?;
     eprintln!(
         "{} adapted modules, {} trainable parameters; {} training examples, {} validation records; {} steps",
         session.adapters().modules.len(),
@@ -298,7 +316,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             if stop.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            eprintln!("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit now)");
+            eprintln!(
+                "\nstopping after this step and writing a checkpoint (Ctrl-C again to quit now)"
+            );
         })
         .context("installing the Ctrl-C handler")?;
     }
@@ -327,7 +347,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             })
         );
     } else {
-        println!("steps:            {}/{}", outcome.steps, outcome.total_steps);
+        println!(
+            "steps:            {}/{}",
+            outcome.steps, outcome.total_steps
+        );
         if let Some(l) = outcome.last_loss {
             println!("last train loss:  {l:.4}");
         }

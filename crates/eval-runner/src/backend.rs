@@ -69,16 +69,27 @@ pub fn resolve_model(name: &str) -> Result<ModelFiles> {
 }
 
 /// Loads a model for [`InProcess`] (CPU).
-pub fn load_model(name: &str, ctx_size: Option<usize>) -> Result<ChatModel> {
+pub fn load_model(
+    name: &str,
+    ctx_size: Option<usize>,
+    adapter: Option<&std::path::Path>,
+) -> Result<ChatModel> {
     let files = resolve_model(name)?;
     let opts = LoadOptions {
         max_context: ctx_size,
         ..LoadOptions::default()
     };
-    ChatModel::load(&files, &opts).map_err(|e| Error::Model {
+    let mut model = ChatModel::load(&files, &opts).map_err(|e| Error::Model {
         name: name.to_owned(),
         message: e.to_string(),
-    })
+    })?;
+    if let Some(dir) = adapter {
+        tuneup_train::attach_adapter(&mut model.model.decoder, dir).map_err(|e| Error::Model {
+            name: name.to_owned(),
+            message: format!("adapter {}: {e}", dir.display()),
+        })?;
+    }
+    Ok(model)
 }
 
 /// The in-process runtime: one loaded model, one generator whose prompt-prefix cache is reused across examples.

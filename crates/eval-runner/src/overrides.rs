@@ -27,6 +27,8 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--threads`.
     pub threads: Option<usize>,
+    /// `--adapter`.
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 impl Task {
@@ -37,6 +39,9 @@ impl Task {
         }
         if let Some(m) = &o.model {
             self.model.name = Some(m.clone());
+        }
+        if let Some(a) = &o.adapter {
+            self.model.adapter = Some(a.clone());
         }
         if let Some(e) = &o.endpoint {
             self.model.endpoint = Some(e.clone());

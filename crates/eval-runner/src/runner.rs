@@ -99,7 +99,7 @@ pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
             .num_threads(n.max(1))
             .build_global();
     }
-    let model = load_model(&name, task.model.ctx_size)?;
+    let model = load_model(&name, task.model.ctx_size, task.model.adapter.as_deref())?;
     let mut backend = InProcess::new(&name, &model);
     run_examples(task, &examples, &builder, &mut backend, opts)
 }

@@ -267,6 +267,9 @@ pub struct ModelSpec {
     /// Cap on the context window.
     #[serde(default)]
     pub ctx_size: Option<usize>,
+    /// LoRA adapter folder (PEFT format) applied to the in-process model.
+    #[serde(default)]
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 /// Generation parameters (greedy by default).

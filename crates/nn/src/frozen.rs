@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::QTensor;
+use candle_core::quantized::{QStorage, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Storage, Tensor};
 
 use crate::Result;
@@ -29,9 +29,48 @@ impl FrozenWeight {
     fn dense_f32(&self, device: &Device) -> Result<Tensor> {
         match self {
             Self::Dense(w) => w.to_dtype(DType::F32),
+            Self::Quant(q) if device.is_cpu() => parallel_dequantize(q),
             Self::Quant(q) => q.dequantize(device),
         }
     }
+}
+
+/// candle's CPU dequantization is single-threaded and runs for every
+/// product here; split the rows over the thread pool instead.
+fn parallel_dequantize(q: &QTensor) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let dtype = q.dtype();
+    let Ok((n, k)) = q.shape().dims2() else {
+        return q.dequantize(&Device::Cpu);
+    };
+    let block = dtype.block_size();
+    if block <= 1 || k % block != 0 || n < 64 {
+        return q.dequantize(&Device::Cpu);
+    }
+    let row_bytes = k / block * dtype.type_size();
+    let data = q.data()?;
+    if data.len() != n * row_bytes {
+        return q.dequantize(&Device::Cpu);
+    }
+    let chunk_rows = (n / (4 * rayon::current_num_threads().max(1))).clamp(16, 512);
+    let mut out = vec![0f32; n * k];
+    out.par_chunks_mut(chunk_rows * k)
+        .enumerate()
+        .try_for_each(|(c, dst)| -> Result<()> {
+            let rows = dst.len() / k;
+            let start = c * chunk_rows;
+            let bytes = &data[start * row_bytes..(start + rows) * row_bytes];
+            let storage =
+                QStorage::from_data(std::borrow::Cow::Borrowed(bytes), &Device::Cpu, dtype)?;
+            let part = QTensor::new(storage, (rows, k))?.dequantize(&Device::Cpu)?;
+            let (s, l) = part.storage_and_layout();
+            match (&*s, l.contiguous_offsets()) {
+                (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => dst.copy_from_slice(&v[a..b]),
+                _ => candle_core::bail!("dequantize: unexpected layout"),
+            }
+            Ok(())
+        })?;
+    Tensor::from_vec(out, (n, k), &Device::Cpu)
 }
 
 /// `y = x Wᵀ` over a frozen `W`, differentiable with respect to `x` only.
@@ -85,7 +124,12 @@ impl CustomOp1 for FrozenMatmulOp {
 
 /// `x Wᵀ` for training: through [`FrozenMatmulOp`] on CPU, through the
 /// plain (differentiable) product elsewhere.
-pub(crate) fn frozen_matmul(x: &Tensor, weight: FrozenWeight, out_features: usize, in_features: usize) -> Result<Tensor> {
+pub(crate) fn frozen_matmul(
+    x: &Tensor,
+    weight: FrozenWeight,
+    out_features: usize,
+    in_features: usize,
+) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         let x = x.contiguous()?;
         return x.apply_op1(FrozenMatmulOp {
@@ -98,4 +142,28 @@ pub(crate) fn frozen_matmul(x: &Tensor, weight: FrozenWeight, out_features: usiz
     let mut dims = x.dims().to_vec();
     *dims.last_mut().expect("non-empty dims") = out_features;
     x.reshape(((), in_features))?.matmul(&w.t()?)?.reshape(dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::GgmlDType;
+
+    #[test]
+    fn parallel_dequantize_equals_candle() -> Result<()> {
+        let w = Tensor::randn(0f32, 1.0, (300, 256), &Device::Cpu)?;
+        for dtype in [
+            GgmlDType::Q4_1,
+            GgmlDType::Q4K,
+            GgmlDType::Q8_0,
+            GgmlDType::Q6K,
+        ] {
+            let q = QTensor::quantize(&w, dtype)?;
+            let a = parallel_dequantize(&q)?;
+            let b = q.dequantize(&Device::Cpu)?;
+            let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert_eq!(d, 0.0, "{dtype:?}");
+        }
+        Ok(())
+    }
 }

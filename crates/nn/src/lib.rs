@@ -8,11 +8,11 @@
 //! [`attention`](attention::grouped_query_attention).
 
 pub mod attention;
+mod frozen;
 pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
 pub mod norm;
-mod frozen;
 pub mod rope;
 
 pub use kv_cache::KvCache;

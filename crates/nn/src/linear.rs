@@ -6,8 +6,8 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Tensor};
 
-use crate::kernels::{BlockType, QuantWeights};
 use crate::frozen::{frozen_matmul, FrozenWeight};
+use crate::kernels::{BlockType, QuantWeights};
 use crate::Result;
 
 /// A linear projection `y = x Wᵀ (+ b)` with `W` of shape `(out, in)`.

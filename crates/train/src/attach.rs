@@ -27,7 +27,10 @@ pub fn attach_adapter(decoder: &mut Decoder, dir: &Path) -> Result<usize> {
         .map_err(|e| Error::bad_file(dir, e.to_string()))?;
     let attached = wrapper.adapters().modules;
     if attached.len() != wanted {
-        let missing: Vec<&String> = names.iter().filter(|n| !attached.contains_key(*n)).collect();
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !attached.contains_key(*n))
+            .collect();
         return Err(Error::bad_file(
             dir,
             format!(

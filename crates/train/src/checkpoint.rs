@@ -82,7 +82,10 @@ pub fn list(output_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     for entry in fs_err::read_dir(&root).map_err(|e| Error::io(&root, e))? {
         let entry = entry.map_err(|e| Error::io(&root, e))?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(step) = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             if entry.path().join(STATE_FILE).is_file() {
                 found.push((step, entry.path()));
             }

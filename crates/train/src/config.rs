@@ -136,10 +136,10 @@ impl TrainConfig {
         if self.max_seq_len < 2 {
             return bad("max_seq_len must be at least 2");
         }
-        if !(self.learning_rate > 0.0) {
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
             return bad("learning_rate must be positive");
         }
-        if self.max_steps.is_none() && !(self.epochs > 0.0) {
+        if self.max_steps.is_none() && (self.epochs.is_nan() || self.epochs <= 0.0) {
             return bad("epochs must be positive (or set max_steps)");
         }
         if self.keep_checkpoints == 0 {

@@ -53,7 +53,12 @@ impl<'a> ChatEncoder<'a> {
         }
     }
 
-    fn render(&self, messages: &[Value], tools: Option<&[Value]>, gen_prompt: bool) -> Result<String> {
+    fn render(
+        &self,
+        messages: &[Value],
+        tools: Option<&[Value]>,
+        gen_prompt: bool,
+    ) -> Result<String> {
         Ok(match self.template {
             Some(t) => t.render(messages, tools, gen_prompt)?,
             None => {
@@ -84,7 +89,12 @@ impl<'a> ChatEncoder<'a> {
     /// are the tokens each assistant turn adds after the generation prompt
     /// that precedes it; the template must render prefixes consistently
     /// (every common template does), otherwise this says so.
-    pub fn encode(&self, messages: &[Value], tools: Option<&[Value]>, loss_on: LossOn) -> Result<Example> {
+    pub fn encode(
+        &self,
+        messages: &[Value],
+        tools: Option<&[Value]>,
+        loss_on: LossOn,
+    ) -> Result<Example> {
         if messages.is_empty() {
             return Err(Error::Config("a record has no messages".into()));
         }
@@ -100,7 +110,8 @@ impl<'a> ChatEncoder<'a> {
                         continue;
                     }
                     let before = self.encode_text(&self.render(&messages[..i], tools, true)?)?;
-                    let through = self.encode_text(&self.render(&messages[..=i], tools, false)?)?;
+                    let through =
+                        self.encode_text(&self.render(&messages[..=i], tools, false)?)?;
                     let consistent = through.len() <= ids.len()
                         && ids[..through.len()] == through[..]
                         && before.len() <= through.len()
@@ -119,7 +130,9 @@ impl<'a> ChatEncoder<'a> {
                     }
                 }
                 if !any {
-                    return Err(Error::Config("a record has no assistant turn to learn".into()));
+                    return Err(Error::Config(
+                        "a record has no assistant turn to learn".into(),
+                    ));
                 }
             }
         }
@@ -148,7 +161,9 @@ impl Batch {
     pub fn new(examples: &[&Example], pad: u32, device: &Device) -> Result<Self> {
         let len = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0);
         if len < 2 {
-            return Err(Error::Config("a batch needs sequences of at least two tokens".into()));
+            return Err(Error::Config(
+                "a batch needs sequences of at least two tokens".into(),
+            ));
         }
         let mut ids = Vec::with_capacity(examples.len() * len);
         let mut positions = Vec::new();
@@ -210,7 +225,8 @@ pub fn pack(examples: &[Example], len: usize) -> Vec<Example> {
 /// on the seed and the epoch (so a resumed run sees the same order).
 pub fn epoch_order(count: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..count).collect();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     order.shuffle(&mut rng);
     order
 }

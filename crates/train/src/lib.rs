@@ -10,11 +10,13 @@
 //! format ([`peft`]).
 
 pub mod attach;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod examples;
 pub mod lora;
+pub mod merge;
 pub mod metrics;
 pub mod optim;
 pub mod peft;
@@ -23,10 +25,12 @@ pub mod step;
 pub mod trainer;
 
 pub use attach::attach_adapter;
+pub use bench::{bench_training, BenchConfig, BenchReport};
 pub use config::{Method, TrainConfig};
 pub use error::{Error, Result};
 pub use examples::{ChatEncoder, Example, LossOn};
 pub use lora::{AdapterSet, LoraConfig, LoraInit, LoraLinear, LoraWrapper, TrainSwitch};
+pub use merge::{merge_gguf, MergeReport};
 pub use metrics::StepMetrics;
 pub use optim::{AdamW, AdamWConfig};
 pub use peft::{LoadedAdapter, QkRowOrder};

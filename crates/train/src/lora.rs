@@ -20,7 +20,14 @@ use crate::error::{Error, Result};
 /// The modules PEFT calls "all-linear" for decoder models: every projection
 /// except the output head.
 pub const ALL_LINEAR: &[&str] = &[
-    "q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "gate_proj", "up_proj", "down_proj",
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "qkv_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
     "gate_up_proj",
 ];
 
@@ -174,14 +181,26 @@ impl LoraLinear {
         &self.module
     }
 
-    fn dropout_mask(&self, key: u64, rows: usize, cols: usize, device: &Device) -> Result<Option<Tensor>> {
+    fn dropout_mask(
+        &self,
+        key: u64,
+        rows: usize,
+        cols: usize,
+        device: &Device,
+    ) -> Result<Option<Tensor>> {
         if self.dropout <= 0.0 {
             return Ok(None);
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(key ^ stable_hash(&self.module));
         let keep = 1.0 - self.dropout;
         let mask: Vec<f32> = (0..rows * cols)
-            .map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 })
+            .map(|_| {
+                if rng.random::<f32>() < keep {
+                    1.0 / keep
+                } else {
+                    0.0
+                }
+            })
             .collect();
         Ok(Some(Tensor::from_vec(mask, (rows, cols), device)?))
     }

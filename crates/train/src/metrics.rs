@@ -49,7 +49,8 @@ impl MetricsFile {
             let kept: String = text
                 .lines()
                 .filter(|l| {
-                    serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= keep_through_step)
+                    serde_json::from_str::<StepMetrics>(l)
+                        .is_ok_and(|m| m.step <= keep_through_step)
                 })
                 .map(|l| format!("{l}\n"))
                 .collect();
@@ -120,7 +121,11 @@ pub fn loss_chart(metrics: &[StepMetrics], title: &str) -> String {
         .collect();
     let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 1.0, hi + 1.0) };
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 1.0, hi + 1.0)
+    };
     let span_x = (max_step - min_step).max(1.0);
     let x = |step: f64| left + (step - min_step) / span_x * (w - left - right);
     let y = |v: f64| top + (hi - v) / (hi - lo) * (h - top - bottom);
@@ -217,7 +222,10 @@ mod tests {
 
     #[test]
     fn chart_has_both_curves() {
-        let svg = loss_chart(&[m(1, 2.0, None), m(2, 1.5, Some(1.7)), m(3, 1.2, None)], "loss");
+        let svg = loss_chart(
+            &[m(1, 2.0, None), m(2, 1.5, Some(1.7)), m(3, 1.2, None)],
+            "loss",
+        );
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("validation 1.7000"));

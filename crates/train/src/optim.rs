@@ -141,7 +141,11 @@ impl AdamW {
                 if t.dims() != target.dims() {
                     return Err(Error::bad_file(
                         path,
-                        format!("{key} has shape {:?}, expected {:?}", t.dims(), target.dims()),
+                        format!(
+                            "{key} has shape {:?}, expected {:?}",
+                            t.dims(),
+                            target.dims()
+                        ),
                     ));
                 }
                 *target = t.to_dtype(DType::F32)?.to_device(&device)?;
@@ -189,7 +193,11 @@ pub fn scale_all(grads: &mut HashMap<String, Tensor>, factor: f64) -> Result<()>
 pub fn clip_global_norm(grads: &mut HashMap<String, Tensor>, max_norm: f64) -> Result<f64> {
     let mut total = 0f64;
     for g in grads.values() {
-        total += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        total += g
+            .sqr()?
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
     }
     let norm = total.sqrt();
     if max_norm > 0.0 && norm > max_norm {
@@ -218,11 +226,17 @@ mod tests {
             opt.step(&acc, 0.05)?;
             if i == 0 {
                 let v = x.as_tensor().to_vec1::<f32>()?;
-                assert!((v[0] - 0.05).abs() < 1e-4 && (v[1] + 0.05).abs() < 1e-4, "{v:?}");
+                assert!(
+                    (v[0] - 0.05).abs() < 1e-4 && (v[1] + 0.05).abs() < 1e-4,
+                    "{v:?}"
+                );
             }
         }
         let v = x.as_tensor().to_vec1::<f32>()?;
-        assert!((v[0] - 3.0).abs() < 0.05 && (v[1] + 2.0).abs() < 0.05, "{v:?}");
+        assert!(
+            (v[0] - 3.0).abs() < 0.05 && (v[1] + 2.0).abs() < 0.05,
+            "{v:?}"
+        );
         Ok(())
     }
 

@@ -78,7 +78,7 @@ impl QkRowOrder {
 /// GGUF row `h·hd + 2i + j` is HF row `h·hd + j·hd/2 + i`.
 fn permute_rows(b: &Tensor, head_dim: usize, to_hf: bool) -> Result<Tensor> {
     let (out, r) = b.dims2()?;
-    if head_dim % 2 != 0 || out % head_dim != 0 {
+    if !head_dim.is_multiple_of(2) || !out.is_multiple_of(head_dim) {
         return Err(Error::Config(format!(
             "cannot permute {out} rows into heads of {head_dim}"
         )));
@@ -109,7 +109,11 @@ pub fn save(
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let mut modules: Vec<String> = Vec::new();
     for (module, pair) in &set.modules {
-        let a = pair.a.as_tensor().to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        let a = pair
+            .a
+            .as_tensor()
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?;
         let b = order.to_hf(module, &pair.b.as_tensor().to_device(&Device::Cpu)?)?;
         tensors.insert(format!("{PREFIX}{module}.lora_A.weight"), a);
         tensors.insert(format!("{PREFIX}{module}.lora_B.weight"), b);
@@ -173,7 +177,11 @@ pub fn load(dir: &Path, order: QkRowOrder) -> Result<LoadedAdapter> {
     let bad = |m: String| Error::bad_file(&cfg_path, m);
     match cfg.get("peft_type").and_then(Value::as_str) {
         Some("LORA") => {}
-        other => return Err(bad(format!("peft_type {other:?} is not supported (only LORA)"))),
+        other => {
+            return Err(bad(format!(
+                "peft_type {other:?} is not supported (only LORA)"
+            )))
+        }
     }
     if cfg.get("use_dora").and_then(Value::as_bool) == Some(true) {
         return Err(bad("DoRA adapters are not supported".into()));
@@ -231,7 +239,11 @@ pub fn load(dir: &Path, order: QkRowOrder) -> Result<LoadedAdapter> {
         if a.dims()[0] != rank || b.dims().get(1) != Some(&rank) {
             return Err(Error::bad_file(
                 &weights,
-                format!("{module}: factors {:?}/{:?} are not rank {rank}", a.dims(), b.dims()),
+                format!(
+                    "{module}: factors {:?}/{:?} are not rank {rank}",
+                    a.dims(),
+                    b.dims()
+                ),
             ));
         }
         let b = order.from_hf(&module, &b)?;

@@ -54,7 +54,11 @@ pub fn eval_loss(decoder: &Decoder, batch: &Batch) -> Result<f64> {
     let mut start = 0;
     while start < batch.target_count {
         let n = LOGIT_CHUNK.min(batch.target_count - start);
-        let loss = chunk_loss(decoder, &rows.narrow(0, start, n)?, &batch.targets.narrow(0, start, n)?)?;
+        let loss = chunk_loss(
+            decoder,
+            &rows.narrow(0, start, n)?,
+            &batch.targets.narrow(0, start, n)?,
+        )?;
         total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         start += n;
     }
@@ -130,7 +134,11 @@ fn checkpointed(
     let mut start = 0;
     while start < batch.target_count {
         let n = LOGIT_CHUNK.min(batch.target_count - start);
-        let loss = chunk_loss(decoder, &rows.narrow(0, start, n)?, &batch.targets.narrow(0, start, n)?)?;
+        let loss = chunk_loss(
+            decoder,
+            &rows.narrow(0, start, n)?,
+            &batch.targets.narrow(0, start, n)?,
+        )?;
         total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let store = (loss * weight)?.backward()?;
         accumulate(grads, params, &store)?;

@@ -71,7 +71,7 @@ pub struct Outcome {
 
 /// Replaces every quantized base layer by its dequantized dense copy
 /// (`method = "lora"` on a GGUF model).
-struct Dequantize(Arc<LoraWrapper>);
+pub(crate) struct Dequantize(pub(crate) Arc<LoraWrapper>);
 
 impl tuneup_models::LinearWrapper for Dequantize {
     fn wrap(&self, module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
@@ -96,7 +96,7 @@ pub struct Session {
     order: QkRowOrder,
     train: Vec<Example>,
     validation: Vec<Example>,
-    truncated: usize,
+    too_long: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -144,26 +144,25 @@ impl Session {
         }
         let order = QkRowOrder::of(&model.model.decoder);
         let encoder = ChatEncoder::new(&model.tokenizer, model.template.as_ref());
-        let mut truncated = 0;
+        let mut too_long = 0;
         let mut encode_all = |records: &[TrainRecord]| -> Result<Vec<Example>> {
-            records
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let mut e = encoder
-                        .encode(&r.messages, r.tools.as_deref(), config.loss_on)
-                        .map_err(|e| Error::BadRecord {
-                            index: i + 1,
-                            message: e.to_string(),
-                        })?;
-                    if !config.packing && e.ids.len() > config.max_seq_len {
-                        e.ids.truncate(config.max_seq_len);
-                        e.target.truncate(config.max_seq_len);
-                        truncated += 1;
-                    }
-                    Ok(e)
-                })
-                .collect()
+            let mut out = Vec::with_capacity(records.len());
+            for (i, r) in records.iter().enumerate() {
+                let e = encoder
+                    .encode(&r.messages, r.tools.as_deref(), config.loss_on)
+                    .map_err(|e| Error::BadRecord {
+                        index: i + 1,
+                        message: e.to_string(),
+                    })?;
+                // Cutting a conversation would usually cut away the answer:
+                // longer records are left out (and counted) unless packed.
+                if !config.packing && e.ids.len() > config.max_seq_len {
+                    too_long += 1;
+                    continue;
+                }
+                out.push(e);
+            }
+            Ok(out)
         };
         let mut train_ex = encode_all(train)?;
         let mut val_ex = encode_all(validation)?;
@@ -176,9 +175,10 @@ impl Session {
         }
         train_ex.retain(|e| e.target_count() > 0);
         if train_ex.is_empty() {
-            return Err(Error::Config(
-                "no training record has a token to learn after truncation".into(),
-            ));
+            return Err(Error::Config(format!(
+                "no training record fits in max_seq_len = {} tokens with a token to learn",
+                config.max_seq_len
+            )));
         }
         Ok(Self {
             config,
@@ -188,7 +188,7 @@ impl Session {
             order,
             train: train_ex,
             validation: val_ex,
-            truncated,
+            too_long,
         })
     }
 
@@ -207,9 +207,9 @@ impl Session {
         &self.train
     }
 
-    /// Records cut to `max_seq_len`.
-    pub fn truncated(&self) -> usize {
-        self.truncated
+    /// Records left out because they are longer than `max_seq_len`.
+    pub fn too_long(&self) -> usize {
+        self.too_long
     }
 
     /// Micro-batches in one pass over the training examples.
@@ -284,7 +284,13 @@ impl Session {
     }
 
     fn save_adapter(&self, dir: &Path) -> Result<()> {
-        peft::save(dir, &self.adapters, &self.config.lora, &self.config.model, self.order)
+        peft::save(
+            dir,
+            &self.adapters,
+            &self.config.lora,
+            &self.config.model,
+            self.order,
+        )
     }
 
     fn load_checkpoint(&self, dir: &Path, opt: &mut AdamW) -> Result<TrainerState> {
@@ -310,7 +316,12 @@ impl Session {
 
     /// Trains to the end (or until `stop` is set, or early stopping), with
     /// `resume` continuing from the newest checkpoint in the output folder.
-    pub fn run(&mut self, resume: bool, stop: &AtomicBool, obs: &mut dyn Observer) -> Result<Outcome> {
+    pub fn run(
+        &mut self,
+        resume: bool,
+        stop: &AtomicBool,
+        obs: &mut dyn Observer,
+    ) -> Result<Outcome> {
         let out = self.config.output_dir.clone();
         fs_err::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
         let params = self.params();
@@ -326,7 +337,11 @@ impl Session {
             match checkpoint::list(&out)?.pop() {
                 Some((_, dir)) => {
                     state = self.load_checkpoint(&dir, &mut opt)?;
-                    obs.message(&format!("resumed from {} (step {})", dir.display(), state.step));
+                    obs.message(&format!(
+                        "resumed from {} (step {})",
+                        dir.display(),
+                        state.step
+                    ));
                 }
                 None => obs.message("no checkpoint to resume from; starting at step 0"),
             }
@@ -337,10 +352,11 @@ impl Session {
                 out.display()
             )));
         }
-        if self.truncated > 0 {
+        if self.too_long > 0 {
             obs.message(&format!(
-                "{} records were longer than max_seq_len = {} and were cut",
-                self.truncated, self.config.max_seq_len
+                "{} records are longer than max_seq_len = {} tokens and were left out \
+                 (raise max_seq_len, or drop them with `tuneup data prepare --max-tokens`)",
+                self.too_long, self.config.max_seq_len
             ));
         }
         let metrics = MetricsFile::open(&out, state.step)?;
@@ -408,7 +424,8 @@ impl Session {
                 rss_mib: memory_mib().0,
                 elapsed_s: started.elapsed().as_secs_f64(),
             };
-            let eval_due = self.config.eval_every > 0 && state.step % self.config.eval_every == 0;
+            let eval_due =
+                self.config.eval_every > 0 && state.step.is_multiple_of(self.config.eval_every);
             if (eval_due || state.step == total) && !self.validation.is_empty() {
                 let v = self.validation_loss()?.unwrap_or(f64::NAN);
                 m.val_loss = Some(v);
@@ -433,7 +450,8 @@ impl Session {
             }
             metrics.append(&m)?;
             obs.step(&m, total);
-            let save_due = self.config.save_every > 0 && state.step % self.config.save_every == 0;
+            let save_due =
+                self.config.save_every > 0 && state.step.is_multiple_of(self.config.save_every);
             interrupted = stop.load(Ordering::SeqCst);
             if save_due || interrupted || early_stopped || state.step == total {
                 let dir = checkpoint::save(&out, &state, self.config.keep_checkpoints, |d| {

@@ -38,16 +38,24 @@ fn lora_config() -> LoraConfig {
 struct DenseThenLora(Arc<LoraWrapper>);
 impl LinearWrapper for DenseThenLora {
     fn wrap(&self, module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
-        let dense: LinearRef = Arc::new(DenseLinear::new(base.dense_weight()?, base.bias().cloned())?);
+        let dense: LinearRef = Arc::new(DenseLinear::new(
+            base.dense_weight()?,
+            base.bias().cloned(),
+        )?);
         self.0.wrap(module, dense)
     }
 }
 
-fn load_tiny(spec: &TinySpec, dense_base: bool) -> (LoadedModel, Arc<LoraWrapper>, tempfile::TempDir) {
+fn load_tiny(
+    spec: &TinySpec,
+    dense_base: bool,
+) -> (LoadedModel, Arc<LoraWrapper>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     write_tiny_gguf(&path, spec).unwrap();
-    let wrapper = Arc::new(LoraWrapper::new(lora_config(), LoraInit::Fresh { seed: 3 }, &Device::Cpu).unwrap());
+    let wrapper = Arc::new(
+        LoraWrapper::new(lora_config(), LoraInit::Fresh { seed: 3 }, &Device::Cpu).unwrap(),
+    );
     let opts = LoadOptions {
         wrapper: Some(if dense_base {
             Arc::new(DenseThenLora(wrapper.clone())) as Arc<dyn LinearWrapper>
@@ -97,7 +105,9 @@ fn lora_gradients_match_finite_differences() {
     let eps = 1e-2f32;
     let mut checked = 0;
     for (name, var) in &params {
-        let grad = g.get(name).unwrap_or_else(|| panic!("no gradient for {name}"));
+        let grad = g
+            .get(name)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
         let gv: Vec<f32> = grad.flatten_all().unwrap().to_vec1().unwrap();
         // The two largest coordinates and one fixed one.
         let mut idx: Vec<usize> = (0..gv.len()).collect();
@@ -111,7 +121,8 @@ fn lora_gradients_match_finite_differences() {
             let loss_at = |delta: f32| {
                 let mut v = base.clone();
                 v[k] += delta;
-                var.set(&Tensor::from_vec(v, shape.as_slice(), &Device::Cpu).unwrap()).unwrap();
+                var.set(&Tensor::from_vec(v, shape.as_slice(), &Device::Cpu).unwrap())
+                    .unwrap();
                 eval_loss(&model.decoder, &b).unwrap()
             };
             let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
@@ -135,9 +146,25 @@ fn recomputation_gives_the_same_gradients() {
     assert_eq!(whole.len(), recomputed.len());
     for (name, a) in &whole {
         let b = &recomputed[name];
-        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(diff <= 1e-5 + 1e-4 * scale, "{name}: max diff {diff} (scale {scale})");
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let scale = a
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            diff <= 1e-5 + 1e-4 * scale,
+            "{name}: max diff {diff} (scale {scale})"
+        );
     }
 }
 
@@ -158,8 +185,21 @@ fn qlora_gradients_flow_through_quantized_blocks() {
     let gd = grads(&dense, &wd, true);
     for (name, a) in &gd {
         let b = &gq[name];
-        let num = (a - b).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-        let den = a.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let num = (a - b)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let den = a
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let rel = (num / den.max(1e-20)).sqrt();
         // Only the activations' 8-bit rounding in the quantized forward differs.
         assert!(rel < 0.05, "{name}: relative difference {rel}");

@@ -22,19 +22,40 @@ fn expected(key: &str) -> (Vec<u32>, Tensor) {
 }
 
 fn run(adapter: bool) -> (Tensor, Tensor) {
-    let mut m = load(&ModelFiles::HfFolder(fixture().join("base")), &LoadOptions::default()).unwrap();
+    let mut m = load(
+        &ModelFiles::HfFolder(fixture().join("base")),
+        &LoadOptions::default(),
+    )
+    .unwrap();
     m.decoder.set_kv_precision(AttentionPrecision::F32);
     if adapter {
-        assert_eq!(attach_adapter(&mut m.decoder, &fixture().join("adapter")).unwrap(), 14);
+        assert_eq!(
+            attach_adapter(&mut m.decoder, &fixture().join("adapter")).unwrap(),
+            14
+        );
     }
-    let key = if adapter { "adapter_logits" } else { "base_logits" };
+    let key = if adapter {
+        "adapter_logits"
+    } else {
+        "base_logits"
+    };
     let (ids, want) = expected(key);
     let mut st = m.decoder.new_state();
-    (m.decoder.forward(&ids, &mut st, LogitsFor::All).unwrap(), want)
+    (
+        m.decoder.forward(&ids, &mut st, LogitsFor::All).unwrap(),
+        want,
+    )
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -48,7 +69,10 @@ fn base_matches_transformers() {
 fn peft_adapter_matches_python_peft() {
     let (got, want) = run(true);
     let (base, _) = run(false);
-    assert!(max_diff(&base, &want) > 1e-2, "the adapter must change the logits");
+    assert!(
+        max_diff(&base, &want) > 1e-2,
+        "the adapter must change the logits"
+    );
     let d = max_diff(&got, &want);
     assert!(d < 1e-4, "adapter logits differ from peft's by {d}");
 }

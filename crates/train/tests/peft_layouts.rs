@@ -17,7 +17,14 @@ fn logits(m: &LoadedModel) -> Tensor {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -34,10 +41,17 @@ fn gguf_adapter_equals_hf_adapter() {
             rank: 4,
             alpha: 16.0,
             dropout: 0.0,
-            target_modules: vec!["q_proj".into(), "k_proj".into(), "v_proj".into(), "down_proj".into()],
+            target_modules: vec![
+                "q_proj".into(),
+                "k_proj".into(),
+                "v_proj".into(),
+                "down_proj".into(),
+            ],
             use_rslora: false,
         };
-        let wrapper = Arc::new(LoraWrapper::new(cfg.clone(), LoraInit::Fresh { seed: 1 }, &Device::Cpu).unwrap());
+        let wrapper = Arc::new(
+            LoraWrapper::new(cfg.clone(), LoraInit::Fresh { seed: 1 }, &Device::Cpu).unwrap(),
+        );
         let opts = LoadOptions {
             wrapper: Some(wrapper.clone()),
             ..LoadOptions::default()
@@ -49,7 +63,10 @@ fn gguf_adapter_equals_hf_adapter() {
             p.b.set(&b).unwrap();
         }
         let with_adapter = logits(&g);
-        assert!(max_diff(&with_adapter, &logits(&base)) > 1e-2, "{arch}: the adapter changes the output");
+        assert!(
+            max_diff(&with_adapter, &logits(&base)) > 1e-2,
+            "{arch}: the adapter changes the output"
+        );
 
         let adapter_dir = dir.path().join(format!("{arch}-adapter"));
         let order = QkRowOrder::of(&g.decoder);
@@ -63,7 +80,10 @@ fn gguf_adapter_equals_hf_adapter() {
         let mut h = load(&ModelFiles::HfFolder(hf.clone()), &LoadOptions::default()).unwrap();
         assert_eq!(attach_adapter(&mut h.decoder, &adapter_dir).unwrap(), 8);
         let d = max_diff(&logits(&h), &with_adapter);
-        assert!(d < 2e-3, "{arch}: HF + adapter differs from GGUF + adapter by {d}");
+        assert!(
+            d < 2e-3,
+            "{arch}: HF + adapter differs from GGUF + adapter by {d}"
+        );
 
         let mut g2 = load(&ModelFiles::Gguf(gguf), &LoadOptions::default()).unwrap();
         attach_adapter(&mut g2.decoder, &adapter_dir).unwrap();
@@ -80,13 +100,21 @@ fn bad_adapters_are_clear_errors() {
     write_tiny_gguf(&gguf, &spec).unwrap();
     let mut m = load(&ModelFiles::Gguf(gguf), &LoadOptions::default()).unwrap();
     let missing = dir.path().join("nothing");
-    let err = attach_adapter(&mut m.decoder, &missing).unwrap_err().to_string();
+    let err = attach_adapter(&mut m.decoder, &missing)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("adapter_config.json"), "{err}");
 
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
-    std::fs::write(bad.join("adapter_config.json"), r#"{"peft_type":"PREFIX_TUNING"}"#).unwrap();
-    let err = attach_adapter(&mut m.decoder, &bad).unwrap_err().to_string();
+    std::fs::write(
+        bad.join("adapter_config.json"),
+        r#"{"peft_type":"PREFIX_TUNING"}"#,
+    )
+    .unwrap();
+    let err = attach_adapter(&mut m.decoder, &bad)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("PREFIX_TUNING"), "{err}");
 
     // Factors of the wrong shape for this model.
@@ -105,6 +133,8 @@ fn bad_adapters_are_clear_errors() {
         Tensor::zeros((9, 2), candle_core::DType::F32, &Device::Cpu).unwrap(),
     );
     candle_core::safetensors::save(&t, bad.join("adapter_model.safetensors")).unwrap();
-    let err = attach_adapter(&mut m.decoder, &bad).unwrap_err().to_string();
+    let err = attach_adapter(&mut m.decoder, &bad)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("do not fit"), "{err}");
 }
