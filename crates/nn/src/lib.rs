@@ -8,11 +8,12 @@
 //! [`attention`](attention::grouped_query_attention).
 
 pub mod attention;
+mod cpu;
+mod frozen;
 pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
 pub mod norm;
-mod frozen;
 pub mod rope;
 
 pub use kv_cache::KvCache;
