@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor, D};
 use tuneup_nn::attention::{
-    causal_mask, grouped_query_attention_with, round_f16, AttentionPrecision,
+    causal_mask, causal_self_attention, grouped_query_attention_with, round_f16, AttentionPrecision,
 };
 use tuneup_nn::{KvCache, LinearRef, RmsNorm, RotaryEmbedding};
 
@@ -444,6 +444,12 @@ impl Decoder {
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
             Tensor::cat(&rows, 2)?
+        } else if !cached && offset == 0 {
+            // Whole sequences without a cache (training, scoring): `mask` is
+            // the causal mask from position 0. In a training graph this is
+            // one op with its own backward pass; otherwise it is the plain
+            // f32 grouped attention.
+            causal_self_attention(&q, &k, &v, mask, scale)?
         } else {
             grouped_query_attention_with(&q, &k, &v, mask, scale, precision)?
         };

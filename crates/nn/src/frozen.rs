@@ -14,6 +14,7 @@ use std::sync::Arc;
 use candle_core::quantized::{QStorage, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Storage, Tensor};
 
+use crate::cpu::{f32_slice, into_storage};
 use crate::Result;
 
 /// The frozen weight of a [`FrozenMatmulOp`].
@@ -86,14 +87,7 @@ impl CustomOp1 for FrozenMatmulOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let xs = match storage {
-            CpuStorage::F32(v) => v,
-            _ => candle_core::bail!("frozen-matmul: f32 input expected"),
-        };
-        let xs = match layout.contiguous_offsets() {
-            Some((start, end)) => &xs[start..end],
-            None => candle_core::bail!("frozen-matmul: input must be contiguous"),
-        };
+        let xs = f32_slice(storage, layout, self.name())?;
         let (n, k) = (self.out_features, self.in_features);
         let mut dims = layout.shape().dims().to_vec();
         if dims.last() != Some(&k) {
@@ -104,12 +98,7 @@ impl CustomOp1 for FrozenMatmulOp {
         let w = self.weight.dense_f32(&Device::Cpu)?;
         let y = x.matmul(&w.t()?)?;
         *dims.last_mut().expect("non-empty dims") = n;
-        let (s, l) = y.storage_and_layout();
-        let ys = match (&*s, l.contiguous_offsets()) {
-            (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => v[start..end].to_vec(),
-            _ => candle_core::bail!("frozen-matmul: unexpected product layout"),
-        };
-        Ok((CpuStorage::F32(ys), Shape::from(dims)))
+        into_storage(&y, Shape::from(dims), self.name())
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {

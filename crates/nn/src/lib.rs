@@ -8,6 +8,7 @@
 //! [`attention`](attention::grouped_query_attention).
 
 pub mod attention;
+mod cpu;
 mod frozen;
 pub mod kernels;
 pub mod kv_cache;

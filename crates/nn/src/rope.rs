@@ -1,7 +1,11 @@
 //! Rotary position embeddings.
 
-use candle_core::{DType, Device, Tensor};
+use std::sync::Arc;
 
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cpu::{f32_slice, fused_training};
 use crate::Result;
 
 /// How the two halves of each rotated pair are laid out in a head.
@@ -124,8 +128,25 @@ impl RotaryEmbedding {
         let cos = self.cos.narrow(0, offset, seq)?.to_dtype(x.dtype())?;
         let sin = self.sin.narrow(0, offset, seq)?.to_dtype(x.dtype())?;
         let x = x.contiguous()?;
-        // The fused kernels have no backward pass; training takes the
-        // composed (differentiable) formulation.
+        if fused_training(&x) {
+            // Training on the CPU: one op whose backward pass is the
+            // rotation by the opposite angles.
+            let table = |t: Tensor| -> Result<Arc<[f32]>> {
+                Ok(t.to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+                    .into())
+            };
+            return x.apply_op1(RopeOp {
+                cos: table(cos)?,
+                sin: table(sin)?,
+                layout: self.layout,
+                seq,
+                inverse: false,
+            });
+        }
+        // candle's fused kernels have no backward pass; training off the CPU
+        // takes the composed (differentiable) formulation.
         match (self.layout, x.track_op()) {
             (RopeLayout::Interleaved, false) => candle_nn::rotary_emb::rope_i(&x, &cos, &sin),
             (RopeLayout::Halves, false) => candle_nn::rotary_emb::rope(&x, &cos, &sin),
@@ -135,9 +156,75 @@ impl RotaryEmbedding {
     }
 }
 
+/// Rotation of `(batch, heads, seq, head_dim)` by the angles of `seq`
+/// consecutive positions (`cos`/`sin` of shape `(seq, head_dim / 2)`),
+/// or by their opposites (`inverse`, the backward pass).
+struct RopeOp {
+    cos: Arc<[f32]>,
+    sin: Arc<[f32]>,
+    layout: RopeLayout,
+    seq: usize,
+    inverse: bool,
+}
+
+impl RopeOp {
+    /// Rotates one head vector `x` at table row `t` into `y`.
+    fn rotate(&self, t: usize, x: &[f32], y: &mut [f32]) {
+        let half = x.len() / 2;
+        let cos = &self.cos[t * half..(t + 1) * half];
+        let sin = &self.sin[t * half..(t + 1) * half];
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        for i in 0..half {
+            let (c, s) = (cos[i], sign * sin[i]);
+            let (a, b) = match self.layout {
+                RopeLayout::Interleaved => (2 * i, 2 * i + 1),
+                RopeLayout::Halves => (i, i + half),
+            };
+            y[a] = x[a] * c - x[b] * s;
+            y[b] = x[a] * s + x[b] * c;
+        }
+    }
+}
+
+impl CustomOp1 for RopeOp {
+    fn name(&self) -> &'static str {
+        "rope-train"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let xs = f32_slice(storage, layout, self.name())?;
+        let (_, _, seq, dim) = layout.shape().dims4()?;
+        if seq != self.seq || self.cos.len() != seq * dim / 2 || dim % 2 != 0 {
+            candle_core::bail!(
+                "{}: input {:?} does not match the table",
+                self.name(),
+                layout.dims()
+            );
+        }
+        let mut ys = vec![0f32; xs.len()];
+        ys.par_chunks_mut(dim)
+            .zip(xs.par_chunks(dim))
+            .enumerate()
+            .for_each(|(row, (y, x))| self.rotate(row % seq, x, y));
+        Ok((CpuStorage::F32(ys), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let inverse = Self {
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            layout: self.layout,
+            seq: self.seq,
+            inverse: !self.inverse,
+        };
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&inverse)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::testing::assert_agree;
 
     /// Rotating by position p then reading the dot product with a vector at
     /// position q depends only on p - q: the defining property of RoPE.
@@ -156,6 +243,31 @@ mod tests {
             let d1 = dot(10, 7)?;
             let d2 = dot(30, 27)?;
             assert!((d1 - d2).abs() < 1e-4, "{layout:?}: {d1} vs {d2}");
+        }
+        Ok(())
+    }
+
+    /// The training op agrees with candle's composed formulation of both
+    /// layouts in value and in the input gradient, at an offset.
+    #[test]
+    fn training_op_matches_composed_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
+            let rope = RotaryEmbedding::new(8, 32, 10000.0, None, layout, &dev)?;
+            let x = Tensor::randn(0f32, 1.0, (2, 3, 5, 8), &dev)?;
+            let (offset, seq) = (4, 5);
+            let cos = rope.cos.narrow(0, offset, seq)?;
+            let sin = rope.sin.narrow(0, offset, seq)?;
+            let composed = |t: &[Tensor]| match layout {
+                RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i_slow(&t[0], &cos, &sin),
+                RopeLayout::Halves => candle_nn::rotary_emb::rope_slow(&t[0], &cos, &sin),
+            };
+            assert_agree(
+                &[x],
+                &|t: &[Tensor]| rope.apply(&t[0], offset),
+                &composed,
+                1e-5,
+            )?;
         }
         Ok(())
     }

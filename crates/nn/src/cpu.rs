@@ -1,0 +1,122 @@
+//! Storage access shared by the CPU custom ops (training paths).
+
+use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor};
+
+use crate::Result;
+
+/// The f32 elements of a contiguous CPU storage, in layout order.
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let v = match s {
+        CpuStorage::F32(v) => v,
+        _ => candle_core::bail!("{op}: f32 input expected"),
+    };
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&v[start..end]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// Mutable form of [`f32_slice`] (in-place ops).
+pub(crate) fn f32_slice_mut<'a>(
+    s: &'a mut CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> Result<&'a mut [f32]> {
+    let v = match s {
+        CpuStorage::F32(v) => v,
+        _ => candle_core::bail!("{op}: f32 input expected"),
+    };
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut v[start..end]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// A copy of a CPU f32 tensor's elements as a custom op's result, with
+/// shape `shape` (same element count).
+pub(crate) fn into_storage(t: &Tensor, shape: Shape, op: &str) -> Result<(CpuStorage, Shape)> {
+    let t = t.contiguous()?;
+    let (s, l) = t.storage_and_layout();
+    match &*s {
+        Storage::Cpu(s) => {
+            let v = f32_slice(s, l, op)?.to_vec();
+            if v.len() != shape.elem_count() {
+                candle_core::bail!("{op}: {} elements for shape {shape:?}", v.len());
+            }
+            Ok((CpuStorage::F32(v), shape))
+        }
+        _ => candle_core::bail!("{op}: CPU tensor expected"),
+    }
+}
+
+/// A CPU tensor holding a copy of a custom op's contiguous f32 input.
+pub(crate) fn tensor_of(s: &CpuStorage, l: &Layout, op: &str) -> Result<Tensor> {
+    Tensor::from_slice(f32_slice(s, l, op)?, l.shape(), &candle_core::Device::Cpu)
+}
+
+/// Whether `x` takes a training op: part of a graph, f32, on the CPU.
+pub(crate) fn fused_training(x: &Tensor) -> bool {
+    x.track_op() && x.dtype() == candle_core::DType::F32 && x.device().is_cpu()
+}
+
+/// Checks for the training ops against the composed formulations.
+#[cfg(test)]
+pub(crate) mod testing {
+    use candle_core::{Tensor, Var};
+
+    use crate::Result;
+
+    /// Largest absolute difference of two tensors.
+    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+        (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
+    }
+
+    /// Output of `f` over graph leaves holding `inputs`, the number of
+    /// nodes of its graph, and the gradients of `sum(output ⊙ probe)`.
+    fn run(
+        inputs: &[Tensor],
+        probe: &Tensor,
+        f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+    ) -> Result<(Tensor, usize, Vec<Tensor>)> {
+        let vars = inputs
+            .iter()
+            .map(Var::from_tensor)
+            .collect::<Result<Vec<_>>>()?;
+        let leaves: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let y = f(&leaves)?;
+        let nodes = y.sorted_nodes().len();
+        let grads = (&y * probe)?.sum_all()?.backward()?;
+        let grads = leaves
+            .iter()
+            .map(|l| {
+                grads
+                    .get(l)
+                    .cloned()
+                    .ok_or_else(|| candle_core::Error::Msg("no gradient".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((y.detach(), nodes, grads))
+    }
+
+    /// Asserts that `fused` is a single op over the inputs and agrees with
+    /// `composed` in value and in the gradient of every input, within `tol`.
+    pub(crate) fn assert_agree(
+        inputs: &[Tensor],
+        fused: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+        composed: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+        tol: f32,
+    ) -> Result<()> {
+        let shape = composed(inputs)?.shape().clone();
+        let probe = Tensor::randn(0f32, 1.0, shape, &candle_core::Device::Cpu)?;
+        let (y, nodes, grads_fused) = run(inputs, &probe, fused)?;
+        assert_eq!(nodes, inputs.len() + 1, "the fused path was not taken");
+        let (want, _, grads_composed) = run(inputs, &probe, composed)?;
+        let diff = max_diff(&y, &want)?;
+        assert!(diff < tol, "forward differs by {diff}");
+        for (i, (a, b)) in grads_fused.iter().zip(&grads_composed).enumerate() {
+            let diff = max_diff(a, b)?;
+            assert!(diff < tol, "gradient of input {i} differs by {diff}");
+        }
+        Ok(())
+    }
+}
