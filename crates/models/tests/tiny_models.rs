@@ -6,7 +6,7 @@
 use candle_core::quantized::GgmlDType;
 use candle_core::Tensor;
 use tuneup_models::{load, AttentionPrecision, LoadOptions, LoadedModel, LogitsFor, ModelFiles};
-use tuneup_test_utils::{write_tiny_gguf, write_tiny_hf, TinySpec};
+use tuneup_test_utils::{max_abs_diff, rel_err, write_tiny_gguf, write_tiny_hf, TinySpec};
 
 const IDS: [u32; 9] = [5, 17, 42, 99, 3, 250, 7, 7, 128];
 
@@ -19,36 +19,6 @@ fn gguf(dir: &std::path::Path, spec: &TinySpec, name: &str) -> LoadedModel {
 fn all_logits(m: &LoadedModel, ids: &[u32]) -> Tensor {
     let mut st = m.decoder.new_state();
     m.decoder.forward(ids, &mut st, LogitsFor::All).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let num = (a - b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let den = b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    (num / den).sqrt()
 }
 
 #[test]

@@ -394,3 +394,24 @@ pub fn env_model_path(var: &str) -> Option<std::path::PathBuf> {
 pub fn minilm_dir() -> Option<std::path::PathBuf> {
     env_model_path("TUNEUP_MINILM_DIR")
 }
+
+/// Largest absolute element difference of two same-shape tensors (tests).
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("tensors of the same shape")
+}
+
+/// `‖a − b‖ / ‖b‖` (tests).
+pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
+    let sq = |t: &Tensor| {
+        t.sqr()
+            .and_then(|t| t.sum_all())
+            .and_then(|t| t.to_scalar::<f32>())
+            .expect("f32 tensor")
+    };
+    let diff = (a - b).expect("tensors of the same shape");
+    (sq(&diff) / sq(b).max(1e-30)).sqrt()
+}

@@ -51,6 +51,22 @@ pub fn eval_loss(decoder: &Decoder, batch: &Batch) -> Result<f64> {
     }
     let rows = target_rows(decoder, &x, batch)?;
     let mut total = 0f64;
+    for_each_chunk(decoder, &rows, batch, |loss, value| {
+        drop(loss);
+        total += value;
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+/// Computes the loss of the target rows `LOGIT_CHUNK` at a time, handing
+/// each chunk's loss tensor and its value to `f`.
+fn for_each_chunk(
+    decoder: &Decoder,
+    rows: &Tensor,
+    batch: &Batch,
+    mut f: impl FnMut(Tensor, f64) -> Result<()>,
+) -> Result<()> {
     let mut start = 0;
     while start < batch.target_count {
         let n = LOGIT_CHUNK.min(batch.target_count - start);
@@ -59,10 +75,11 @@ pub fn eval_loss(decoder: &Decoder, batch: &Batch) -> Result<f64> {
             &rows.narrow(0, start, n)?,
             &batch.targets.narrow(0, start, n)?,
         )?;
-        total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        f(loss, value)?;
         start += n;
     }
-    Ok(total)
+    Ok(())
 }
 
 /// Runs one micro-batch in training mode and adds `weight ·
@@ -131,26 +148,19 @@ fn checkpointed(
     let rows = target_rows(decoder, last.as_tensor(), batch)?;
     let mut total = 0f64;
     let mut upstream: Option<Tensor> = None;
-    let mut start = 0;
-    while start < batch.target_count {
-        let n = LOGIT_CHUNK.min(batch.target_count - start);
-        let loss = chunk_loss(
-            decoder,
-            &rows.narrow(0, start, n)?,
-            &batch.targets.narrow(0, start, n)?,
-        )?;
-        total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    for_each_chunk(decoder, &rows, batch, |loss, value| {
+        total += value;
         let store = (loss * weight)?.backward()?;
         accumulate(grads, params, &store)?;
         if let Some(g) = store.get(last.as_tensor()) {
             let g = g.detach();
-            upstream = Some(match upstream {
+            upstream = Some(match upstream.take() {
                 Some(u) => (u + g)?,
                 None => g,
             });
         }
-        start += n;
-    }
+        Ok(())
+    })?;
     drop(rows);
     // Backward through the layers, recomputing each one.
     let Some(mut g) = upstream else {

@@ -10,7 +10,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use tuneup_models::{load, LinearWrapper, LoadOptions, LoadedModel, ModelFiles};
 use tuneup_nn::{DenseLinear, LinearRef};
-use tuneup_test_utils::{write_tiny_gguf, TinySpec};
+use tuneup_test_utils::{max_abs_diff, rel_err, write_tiny_gguf, TinySpec};
 use tuneup_train::examples::{Batch, Example};
 use tuneup_train::step::{accumulate_gradients, eval_loss};
 use tuneup_train::{LoraConfig, LoraInit, LoraWrapper};
@@ -146,14 +146,7 @@ fn recomputation_gives_the_same_gradients() {
     assert_eq!(whole.len(), recomputed.len());
     for (name, a) in &whole {
         let b = &recomputed[name];
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(a, b);
         let scale = a
             .abs()
             .unwrap()
@@ -185,22 +178,7 @@ fn qlora_gradients_flow_through_quantized_blocks() {
     let gd = grads(&dense, &wd, true);
     for (name, a) in &gd {
         let b = &gq[name];
-        let num = (a - b)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let den = a
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let rel = (num / den.max(1e-20)).sqrt();
+        let rel = rel_err(b, a);
         // Only the activations' 8-bit rounding in the quantized forward differs.
         assert!(rel < 0.05, "{name}: relative difference {rel}");
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use tuneup_models::{load, LoadOptions, LoadedModel, LogitsFor, ModelFiles};
-use tuneup_test_utils::{write_tiny_gguf, TinySpec};
+use tuneup_test_utils::{max_abs_diff, write_tiny_gguf, TinySpec};
 use tuneup_train::{
     attach_adapter, merge_gguf, peft, LoraConfig, LoraInit, LoraWrapper, QkRowOrder,
 };
@@ -54,14 +54,7 @@ fn merged_gguf_equals_base_plus_adapter() {
         let report = merge_gguf(&base, &adapter, order, &out, dtype).unwrap();
         assert_eq!(report.merged, 14, "7 projections × 2 layers");
         let merged = load(&ModelFiles::Gguf(out), &LoadOptions::default()).unwrap();
-        let d = (logits(&merged) - &want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&logits(&merged), &want);
         assert!(
             d < tol,
             "{dtype:?}: merged differs from base + adapter by {d}"

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use tuneup_models::{load, AttentionPrecision, LoadOptions, LogitsFor, ModelFiles};
+use tuneup_test_utils::max_abs_diff;
 use tuneup_train::attach_adapter;
 
 fn fixture() -> PathBuf {
@@ -47,21 +48,10 @@ fn run(adapter: bool) -> (Tensor, Tensor) {
     )
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
 #[test]
 fn base_matches_transformers() {
     let (got, want) = run(false);
-    let d = max_diff(&got, &want);
+    let d = max_abs_diff(&got, &want);
     assert!(d < 1e-4, "base logits differ by {d}");
 }
 
@@ -70,9 +60,9 @@ fn peft_adapter_matches_python_peft() {
     let (got, want) = run(true);
     let (base, _) = run(false);
     assert!(
-        max_diff(&base, &want) > 1e-2,
+        max_abs_diff(&base, &want) > 1e-2,
         "the adapter must change the logits"
     );
-    let d = max_diff(&got, &want);
+    let d = max_abs_diff(&got, &want);
     assert!(d < 1e-4, "adapter logits differ from peft's by {d}");
 }

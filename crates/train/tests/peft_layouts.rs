@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use tuneup_models::{load, LoadOptions, LoadedModel, LogitsFor, ModelFiles};
-use tuneup_test_utils::{write_tiny_gguf, write_tiny_hf, TinySpec};
+use tuneup_test_utils::{max_abs_diff, write_tiny_gguf, write_tiny_hf, TinySpec};
 use tuneup_train::{attach_adapter, peft, LoraConfig, LoraInit, LoraWrapper, QkRowOrder};
 
 const IDS: [u32; 7] = [5, 17, 42, 99, 3, 250, 7];
@@ -14,17 +14,6 @@ const IDS: [u32; 7] = [5, 17, 42, 99, 3, 250, 7];
 fn logits(m: &LoadedModel) -> Tensor {
     let mut st = m.decoder.new_state();
     m.decoder.forward(&IDS, &mut st, LogitsFor::All).unwrap()
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]
@@ -64,7 +53,7 @@ fn gguf_adapter_equals_hf_adapter() {
         }
         let with_adapter = logits(&g);
         assert!(
-            max_diff(&with_adapter, &logits(&base)) > 1e-2,
+            max_abs_diff(&with_adapter, &logits(&base)) > 1e-2,
             "{arch}: the adapter changes the output"
         );
 
@@ -79,7 +68,7 @@ fn gguf_adapter_equals_hf_adapter() {
 
         let mut h = load(&ModelFiles::HfFolder(hf.clone()), &LoadOptions::default()).unwrap();
         assert_eq!(attach_adapter(&mut h.decoder, &adapter_dir).unwrap(), 8);
-        let d = max_diff(&logits(&h), &with_adapter);
+        let d = max_abs_diff(&logits(&h), &with_adapter);
         assert!(
             d < 2e-3,
             "{arch}: HF + adapter differs from GGUF + adapter by {d}"
@@ -87,7 +76,7 @@ fn gguf_adapter_equals_hf_adapter() {
 
         let mut g2 = load(&ModelFiles::Gguf(gguf), &LoadOptions::default()).unwrap();
         attach_adapter(&mut g2.decoder, &adapter_dir).unwrap();
-        let d = max_diff(&logits(&g2), &with_adapter);
+        let d = max_abs_diff(&logits(&g2), &with_adapter);
         assert!(d < 1e-5, "{arch}: reloaded adapter differs by {d}");
     }
 }
