@@ -74,7 +74,7 @@ impl Command {
             Command::Info(a) => a.model.threads,
             Command::Serve(a) => a.model.threads,
             Command::Eval(a) => a.threads(),
-            Command::Train(a) => a.threads,
+            Command::Train(a) => a.threads(),
             Command::Merge(a) => a.threads,
             Command::Pull(_) | Command::Feedback(_) | Command::Rag(_) | Command::Data(_) => None,
         }

@@ -113,6 +113,15 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// Worker threads: the flag, else the file's `threads` (read before the
+    /// thread pool is built), else all cores.
+    pub fn threads(&self) -> Option<usize> {
+        self.threads.or_else(|| {
+            let text = std::fs::read_to_string(self.config.as_ref()?).ok()?;
+            toml::from_str::<TrainConfig>(&text).ok()?.threads
+        })
+    }
+
     /// The configuration: the file's values with the flags on top.
     fn config(&self) -> Result<TrainConfig> {
         let mut c = match &self.config {
