@@ -107,17 +107,17 @@ pub fn bench_training(files: &ModelFiles, cfg: &BenchConfig) -> Result<BenchRepo
     for step in 0..=cfg.steps {
         let t = Instant::now();
         let mut grads: HashMap<String, Tensor> = HashMap::new();
-        switch.set(Some(step as u64));
-        let r = accumulate_gradients(
-            &model.decoder,
-            &batch,
-            &params,
-            1.0 / batch.target_count as f64,
-            cfg.gradient_checkpointing,
-            &mut grads,
-        );
-        switch.set(None);
-        loss = r? / batch.target_count as f64;
+        let sum = switch.training(step as u64, || {
+            accumulate_gradients(
+                &model.decoder,
+                &batch,
+                &params,
+                1.0 / batch.target_count as f64,
+                cfg.gradient_checkpointing,
+                &mut grads,
+            )
+        })?;
+        loss = sum / batch.target_count as f64;
         clip_global_norm(&mut grads, 1.0)?;
         opt.step(&grads, 1e-4)?;
         if step > 0 {

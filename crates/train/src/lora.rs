@@ -147,6 +147,15 @@ impl TrainSwitch {
         *self.key.lock().expect("train switch lock") = key;
     }
 
+    /// Runs `f` in training mode with dropout key `key`, back in inference
+    /// mode afterwards (also when `f` fails).
+    pub fn training<T>(&self, key: u64, f: impl FnOnce() -> T) -> T {
+        self.set(Some(key));
+        let out = f();
+        self.set(None);
+        out
+    }
+
     fn key(&self) -> Option<u64> {
         *self.key.lock().expect("train switch lock")
     }

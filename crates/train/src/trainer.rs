@@ -388,17 +388,16 @@ impl Session {
             let mut loss_sum = 0f64;
             for (j, batch) in batches.iter().enumerate() {
                 let key = self.config.seed ^ stable_hash(&format!("{}:{j}", state.step));
-                self.switch.set(Some(key));
-                let r = accumulate_gradients(
-                    &self.model.model.decoder,
-                    batch,
-                    &params,
-                    1.0 / targets.max(1) as f64,
-                    self.config.gradient_checkpointing,
-                    &mut grads,
-                );
-                self.switch.set(None);
-                loss_sum += r?;
+                loss_sum += self.switch.training(key, || {
+                    accumulate_gradients(
+                        &self.model.model.decoder,
+                        batch,
+                        &params,
+                        1.0 / targets.max(1) as f64,
+                        self.config.gradient_checkpointing,
+                        &mut grads,
+                    )
+                })?;
             }
             let grad_norm = clip_global_norm(&mut grads, self.config.max_grad_norm)?;
             let lr = schedule.lr_at(state.step);

@@ -89,9 +89,11 @@ fn batch() -> Batch {
 fn grads(model: &LoadedModel, w: &LoraWrapper, recompute: bool) -> HashMap<String, Tensor> {
     let params = w.adapters().named_vars();
     let mut g = HashMap::new();
-    w.train_switch().set(Some(1));
-    accumulate_gradients(&model.decoder, &batch(), &params, 1.0, recompute, &mut g).unwrap();
-    w.train_switch().set(None);
+    w.train_switch()
+        .training(1, || {
+            accumulate_gradients(&model.decoder, &batch(), &params, 1.0, recompute, &mut g)
+        })
+        .unwrap();
     g
 }
 
