@@ -1,11 +1,10 @@
 //! Scaled dot-product attention with grouped key/value heads.
 
-use candle_core::{
-    CpuStorage, CustomOp3, DType, Device, InplaceOp1, InplaceOp2, Layout, Shape, Tensor, D,
-};
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use crate::cpu::{f32_slice, f32_slice_mut, into_storage, tensor_of};
+use crate::cpu::{f32_slice, with_f32};
+use crate::sgemm::{self, MatRef};
 use crate::Result;
 
 /// Additive causal mask of shape `(seq, offset + seq)` for `seq` new tokens
@@ -148,26 +147,61 @@ pub fn causal_self_attention(
 /// k, v `(b, kv_heads, seq, d)`, differentiable with respect to all three.
 /// As in [`grouped_query_attention_with`], the `rep` query heads sharing a
 /// key/value head are folded into rows, so the key and value gradients sum
-/// over them. The backward pass recomputes the attention weights.
+/// over them. Each (sequence, key/value head) group is one task of the
+/// rayon pool running its products serially; the backward pass recomputes
+/// the attention weights.
 struct CausalAttentionOp {
     scale: f32,
     rep: usize,
     head_dim: usize,
 }
 
+/// Shapes of one call: `groups` = batch · kv_heads, each with `rows` =
+/// rep · seq folded query rows over `seq` keys of width `d`.
+#[derive(Clone, Copy)]
+struct Groups {
+    groups: usize,
+    rows: usize,
+    seq: usize,
+    d: usize,
+}
+
 impl CausalAttentionOp {
-    /// Attention weights `(b, kv_heads, rep·seq, seq)` of folded queries
-    /// `(b, kv_heads, rep·seq, d)` over keys `(b, kv_heads, seq, d)`.
-    fn weights(&self, q: &Tensor, k: &Tensor) -> Result<Tensor> {
-        let p = q.matmul(&k.t()?)?;
-        p.inplace_op1(&CausalSoftmax { scale: self.scale })?;
-        Ok(p)
+    fn groups(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<Groups> {
+        let (b, heads, seq, d) = q.shape().dims4()?;
+        let (kb, kvh, kseq, kd) = k.shape().dims4()?;
+        if d != self.head_dim
+            || k.dims() != v.dims()
+            || (kb, kseq, kd) != (b, seq, d)
+            || heads != kvh * self.rep
+        {
+            candle_core::bail!(
+                "causal-attention-train: q {:?} k {:?} v {:?}",
+                q.dims(),
+                k.dims(),
+                v.dims()
+            );
+        }
+        Ok(Groups {
+            groups: b * kvh,
+            rows: self.rep * seq,
+            seq,
+            d,
+        })
     }
 
-    /// Queries `(b, heads, seq, d)` folded to `(b, kv_heads, rep·seq, d)`.
-    fn fold(&self, q: &Tensor) -> Result<Tensor> {
-        let (b, heads, seq, d) = q.dims4()?;
-        q.reshape((b, heads / self.rep, self.rep * seq, d))
+    /// Attention weights `(rows, seq)` of one group's folded queries.
+    fn weights(&self, g: Groups, q: &[f32], k: &[f32]) -> Result<Vec<f32>> {
+        let mut p = vec![0f32; g.rows * g.seq];
+        sgemm::matmul_serial(
+            MatRef::new(q, g.rows, g.d)?,
+            MatRef::new(k, g.seq, g.d)?.t(),
+            &mut p,
+        )?;
+        for (r, row) in p.chunks_mut(g.seq).enumerate() {
+            causal_softmax_row(row, r % g.seq, self.scale);
+        }
+        Ok(p)
     }
 }
 
@@ -185,20 +219,23 @@ impl CustomOp3 for CausalAttentionOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let q = tensor_of(s1, l1, self.name())?;
-        let k = tensor_of(s2, l2, self.name())?;
-        let v = tensor_of(s3, l3, self.name())?;
-        if q.dim(3)? != self.head_dim || k.dims() != v.dims() || k.dim(2)? != q.dim(2)? {
-            candle_core::bail!(
-                "{}: q {:?} k {:?} v {:?}",
-                self.name(),
-                q.dims(),
-                k.dims(),
-                v.dims()
-            );
-        }
-        let p = self.weights(&self.fold(&q)?, &k)?;
-        into_storage(&p.matmul(&v)?, q.shape().clone(), self.name())
+        let g = self.groups(l1, l2, l3)?;
+        let q = f32_slice(s1, l1, self.name())?;
+        let k = f32_slice(s2, l2, self.name())?;
+        let v = f32_slice(s3, l3, self.name())?;
+        let (qn, kn) = (g.rows * g.d, g.seq * g.d);
+        let mut out = vec![0f32; g.groups * qn];
+        out.par_chunks_mut(qn)
+            .enumerate()
+            .try_for_each(|(i, o)| -> Result<()> {
+                let p = self.weights(g, &q[i * qn..][..qn], &k[i * kn..][..kn])?;
+                sgemm::matmul_serial(
+                    MatRef::new(&p, g.rows, g.seq)?,
+                    MatRef::new(&v[i * kn..][..kn], g.seq, g.d)?,
+                    o,
+                )
+            })?;
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
     fn bwd(
@@ -209,94 +246,74 @@ impl CustomOp3 for CausalAttentionOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (q, k, v) = (self.fold(&q.detach())?, k.detach(), v.detach());
-        let g = self.fold(&grad_res.contiguous()?)?;
-        let p = self.weights(&q, &k)?;
-        let dv = p.t()?.matmul(&g)?;
-        // ∂scores·scale, computed in place over ∂p = ∂o·vᵀ.
-        let ds = g.matmul(&v.t()?)?;
-        ds.inplace_op2(&p, &SoftmaxGrad { scale: self.scale })?;
-        let dq = ds.matmul(&k)?.reshape(grad_res.shape())?;
-        let dk = ds.t()?.matmul(&q)?;
-        Ok((Some(dq), Some(dk), Some(dv)))
+        let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+        let grad = grad_res.to_dtype(DType::F32)?.contiguous()?;
+        let (lq, lk) = (q.layout().clone(), k.layout().clone());
+        let g = self.groups(&lq, &lk, v.layout())?;
+        let (qn, kn) = (g.rows * g.d, g.seq * g.d);
+        let mut dq = vec![0f32; g.groups * qn];
+        let mut dk = vec![0f32; g.groups * kn];
+        let mut dv = vec![0f32; g.groups * kn];
+        with_f32(&q, self.name(), |qs| {
+            with_f32(&k, self.name(), |ks| {
+                with_f32(&v, self.name(), |vs| {
+                    with_f32(&grad, self.name(), |gs| {
+                        dq.par_chunks_mut(qn)
+                            .zip(dk.par_chunks_mut(kn))
+                            .zip(dv.par_chunks_mut(kn))
+                            .enumerate()
+                            .try_for_each(|(i, ((dq, dk), dv))| {
+                                let qi = MatRef::new(&qs[i * qn..][..qn], g.rows, g.d)?;
+                                let ki = MatRef::new(&ks[i * kn..][..kn], g.seq, g.d)?;
+                                let vi = MatRef::new(&vs[i * kn..][..kn], g.seq, g.d)?;
+                                let gi = MatRef::new(&gs[i * qn..][..qn], g.rows, g.d)?;
+                                let p = self.weights(g, qi.data(), ki.data())?;
+                                let pm = MatRef::new(&p, g.rows, g.seq)?;
+                                sgemm::matmul_serial(pm.t(), gi, dv)?;
+                                // ∂scores·scale, computed in place over ∂p = ∂o·vᵀ.
+                                let mut ds = vec![0f32; g.rows * g.seq];
+                                sgemm::matmul_serial(gi, vi.t(), &mut ds)?;
+                                for (dp, p) in ds.chunks_mut(g.seq).zip(p.chunks(g.seq)) {
+                                    softmax_grad_row(dp, p, self.scale);
+                                }
+                                let dsm = MatRef::new(&ds, g.rows, g.seq)?;
+                                sgemm::matmul_serial(dsm, ki, dq)?;
+                                sgemm::matmul_serial(dsm.t(), qi, dk)
+                            })
+                    })
+                })
+            })
+        })?;
+        let dev = q.device();
+        Ok((
+            Some(Tensor::from_vec(dq, q.shape(), dev)?),
+            Some(Tensor::from_vec(dk, k.shape(), dev)?),
+            Some(Tensor::from_vec(dv, v.shape(), dev)?),
+        ))
     }
 }
 
-/// In place over scores `(…, rows, seq)` whose row `r` belongs to query
-/// position `r % seq`: `softmax(scores·scale)` over the keys up to that
-/// position, 0 after it.
-struct CausalSoftmax {
-    scale: f32,
+/// In place over one row of scores for query position `pos`:
+/// `softmax(scores·scale)` over the keys up to `pos`, 0 after it.
+fn causal_softmax_row(row: &mut [f32], pos: usize, scale: f32) {
+    let (live, masked) = row.split_at_mut(pos + 1);
+    let max = live.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * scale;
+    let mut sum = 0f32;
+    for x in live.iter_mut() {
+        *x = (*x * scale - max).exp();
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    live.iter_mut().for_each(|x| *x *= inv);
+    masked.fill(0.0);
 }
 
-impl InplaceOp1 for CausalSoftmax {
-    fn name(&self) -> &'static str {
-        "causal-softmax"
-    }
-
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        let seq = layout.dims().last().copied().unwrap_or(0);
-        if seq == 0 {
-            return Ok(());
-        }
-        let xs = f32_slice_mut(storage, layout, self.name())?;
-        xs.par_chunks_mut(seq).enumerate().for_each(|(r, row)| {
-            let (live, masked) = row.split_at_mut(r % seq + 1);
-            let max = live.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * self.scale;
-            let mut sum = 0f32;
-            for x in live.iter_mut() {
-                *x = (*x * self.scale - max).exp();
-                sum += *x;
-            }
-            let inv = 1.0 / sum;
-            live.iter_mut().for_each(|x| *x *= inv);
-            masked.fill(0.0);
-        });
-        Ok(())
-    }
-}
-
-/// In place over `∂p` (first operand) given the weights `p`:
+/// In place over one row of `∂p` given the weights `p`:
 /// `scale · p⊙(∂p − rowsum(∂p⊙p))`, the gradient of the scaled scores.
-struct SoftmaxGrad {
-    scale: f32,
-}
-
-impl InplaceOp2 for SoftmaxGrad {
-    fn name(&self) -> &'static str {
-        "softmax-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<()> {
-        if l1.shape() != l2.shape() {
-            candle_core::bail!(
-                "{}: shapes {:?} and {:?}",
-                self.name(),
-                l1.dims(),
-                l2.dims()
-            );
-        }
-        let n = l1.dims().last().copied().unwrap_or(0);
-        if n == 0 {
-            return Ok(());
-        }
-        let ps = f32_slice(s2, l2, self.name())?;
-        let dps = f32_slice_mut(s1, l1, self.name())?;
-        dps.par_chunks_mut(n)
-            .zip(ps.par_chunks(n))
-            .for_each(|(dp, p)| {
-                let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
-                for (dp, &p) in dp.iter_mut().zip(p) {
-                    *dp = self.scale * p * (*dp - dot);
-                }
-            });
-        Ok(())
+fn softmax_grad_row(dp: &mut [f32], p: &[f32], scale: f32) {
+    let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
+    for (dp, &p) in dp.iter_mut().zip(p) {
+        *dp = scale * p * (*dp - dot);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Storage access shared by the CPU custom ops (training paths).
 
-use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
 use crate::Result;
 
@@ -16,42 +16,14 @@ pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&
     }
 }
 
-/// Mutable form of [`f32_slice`] (in-place ops).
-pub(crate) fn f32_slice_mut<'a>(
-    s: &'a mut CpuStorage,
-    l: &Layout,
-    op: &str,
-) -> Result<&'a mut [f32]> {
-    let v = match s {
-        CpuStorage::F32(v) => v,
-        _ => candle_core::bail!("{op}: f32 input expected"),
-    };
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&mut v[start..end]),
-        None => candle_core::bail!("{op}: input must be contiguous"),
-    }
-}
-
-/// A copy of a CPU f32 tensor's elements as a custom op's result, with
-/// shape `shape` (same element count).
-pub(crate) fn into_storage(t: &Tensor, shape: Shape, op: &str) -> Result<(CpuStorage, Shape)> {
+/// Runs `f` on the f32 elements of a CPU tensor (made contiguous first).
+pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (s, l) = t.storage_and_layout();
     match &*s {
-        Storage::Cpu(s) => {
-            let v = f32_slice(s, l, op)?.to_vec();
-            if v.len() != shape.elem_count() {
-                candle_core::bail!("{op}: {} elements for shape {shape:?}", v.len());
-            }
-            Ok((CpuStorage::F32(v), shape))
-        }
+        Storage::Cpu(s) => f(f32_slice(s, l, op)?),
         _ => candle_core::bail!("{op}: CPU tensor expected"),
     }
-}
-
-/// A CPU tensor holding a copy of a custom op's contiguous f32 input.
-pub(crate) fn tensor_of(s: &CpuStorage, l: &Layout, op: &str) -> Result<Tensor> {
-    Tensor::from_slice(f32_slice(s, l, op)?, l.shape(), &candle_core::Device::Cpu)
 }
 
 /// Whether `x` takes a training op: part of a graph, f32, on the CPU.

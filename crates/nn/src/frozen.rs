@@ -14,12 +14,14 @@ use std::sync::Arc;
 use candle_core::quantized::{QStorage, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Storage, Tensor};
 
-use crate::cpu::{f32_slice, into_storage};
+use crate::cpu::{f32_slice, with_f32};
+use crate::sgemm::{self, MatRef};
 use crate::Result;
 
-/// The frozen weight of a [`FrozenMatmulOp`].
-#[derive(Clone)]
-pub(crate) enum FrozenWeight {
+/// A weight that training does not change (a LoRA or QLoRA base), as the
+/// training ops use it.
+#[derive(Clone, Debug)]
+pub enum FrozenWeight {
     /// Dense `(out, in)` (any float type; used as f32).
     Dense(Tensor),
     /// GGUF blocks, expanded per product.
@@ -27,7 +29,15 @@ pub(crate) enum FrozenWeight {
 }
 
 impl FrozenWeight {
-    fn dense_f32(&self, device: &Device) -> Result<Tensor> {
+    /// `(out, in)`.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        match self {
+            Self::Dense(w) => w.dims2(),
+            Self::Quant(q) => q.shape().dims2(),
+        }
+    }
+
+    pub(crate) fn dense_f32(&self, device: &Device) -> Result<Tensor> {
         match self {
             Self::Dense(w) => w.to_dtype(DType::F32),
             Self::Quant(q) if device.is_cpu() => parallel_dequantize(q),
@@ -74,6 +84,22 @@ fn parallel_dequantize(q: &QTensor) -> Result<Tensor> {
     Tensor::from_vec(out, (n, k), &Device::Cpu)
 }
 
+/// `x Wᵀ` on the CPU for row-major `x` `(m, in)`: the weight expanded to
+/// f32 (in parallel) and multiplied by [`sgemm::matmul`].
+pub fn dense_product(x: &[f32], weight: &FrozenWeight) -> Result<Vec<f32>> {
+    let (n, k) = weight.dims()?;
+    if k == 0 || !x.len().is_multiple_of(k) {
+        candle_core::bail!("frozen product: {} inputs for rows of {k}", x.len());
+    }
+    let m = x.len() / k;
+    let w = weight.dense_f32(&Device::Cpu)?;
+    let mut y = vec![0f32; m * n];
+    with_f32(&w, "frozen product", |w| {
+        sgemm::matmul(MatRef::new(x, m, k)?, MatRef::new(w, n, k)?.t(), &mut y)
+    })?;
+    Ok(y)
+}
+
 /// `y = x Wᵀ` over a frozen `W`, differentiable with respect to `x` only.
 pub(crate) struct FrozenMatmulOp {
     pub(crate) weight: FrozenWeight,
@@ -93,21 +119,26 @@ impl CustomOp1 for FrozenMatmulOp {
         if dims.last() != Some(&k) {
             candle_core::bail!("frozen-matmul: input {dims:?} does not end in {k}");
         }
-        let m = xs.len() / k;
-        let x = Tensor::from_slice(xs, (m, k), &Device::Cpu)?;
-        let w = self.weight.dense_f32(&Device::Cpu)?;
-        let y = x.matmul(&w.t()?)?;
+        let y = dense_product(xs, &self.weight)?;
         *dims.last_mut().expect("non-empty dims") = n;
-        into_storage(&y, Shape::from(dims), self.name())
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let w = self.weight.dense_f32(arg.device())?;
-        let g = grad_res
-            .to_dtype(DType::F32)?
-            .contiguous()?
-            .reshape(((), self.out_features))?;
-        Ok(Some(g.matmul(&w)?.reshape(arg.shape())?))
+        let (n, k) = (self.out_features, self.in_features);
+        let g = grad_res.to_dtype(DType::F32)?.contiguous()?;
+        if !arg.device().is_cpu() {
+            return Ok(Some(g.reshape(((), n))?.matmul(&w)?.reshape(arg.shape())?));
+        }
+        let m = g.elem_count() / n;
+        let mut dx = vec![0f32; m * k];
+        with_f32(&g, self.name(), |g| {
+            with_f32(&w, self.name(), |w| {
+                sgemm::matmul(MatRef::new(g, m, n)?, MatRef::new(w, n, k)?, &mut dx)
+            })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }
 

@@ -9,12 +9,14 @@
 
 pub mod attention;
 mod cpu;
-mod frozen;
+pub mod frozen;
+pub mod frozen_lora;
 pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
 pub mod norm;
 pub mod rope;
+pub mod sgemm;
 
 pub use kv_cache::KvCache;
 pub use linear::{DenseLinear, Linear, LinearRef, QuantLinear};

@@ -30,6 +30,12 @@ pub trait Linear: Send + Sync + Debug {
     fn bias(&self) -> Option<&Tensor>;
     /// Storage format of the weight, for reports (`"F32"`, `"Q4K"`, …).
     fn storage_kind(&self) -> String;
+    /// The weight as the training ops use it when it is not trained (a
+    /// LoRA base); `None` for layers that cannot provide one (wrappers,
+    /// weights that are themselves trained).
+    fn frozen_weight(&self) -> Option<FrozenWeight> {
+        None
+    }
 }
 
 /// Shared handle to any linear layer.
@@ -105,6 +111,9 @@ impl Linear for DenseLinear {
     }
     fn storage_kind(&self) -> String {
         format!("{:?}", self.weight.dtype()).to_uppercase()
+    }
+    fn frozen_weight(&self) -> Option<FrozenWeight> {
+        (!self.weight.track_op()).then(|| FrozenWeight::Dense(self.weight.clone()))
     }
 }
 
@@ -210,6 +219,9 @@ impl Linear for QuantLinear {
     }
     fn storage_kind(&self) -> String {
         format!("{:?}", self.weight.dtype())
+    }
+    fn frozen_weight(&self) -> Option<FrozenWeight> {
+        Some(FrozenWeight::Quant(self.weight.clone()))
     }
 }
 

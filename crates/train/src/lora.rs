@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tuneup_models::LinearWrapper;
+use tuneup_nn::frozen_lora::{frozen_lora_matmul, LoraFactors};
 use tuneup_nn::{Linear, LinearRef};
 
 use crate::error::{Error, Result};
@@ -217,23 +218,38 @@ impl LoraLinear {
 
 impl Linear for LoraLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.base.forward(x)?;
         let k = self.base.in_features();
-        let x2 = x.reshape(((), k))?;
-        let rows = x2.dims()[0];
-        let (x2, a, b) = match self.control.key() {
-            Some(key) => {
-                let x2 = match self
-                    .dropout_mask(key, rows, k, x.device())
-                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?
-                {
-                    Some(mask) => (x2 * mask)?,
-                    None => x2,
-                };
-                (x2, self.pair.a.as_tensor(), self.pair.b.as_tensor())
-            }
-            None => (x2, &self.a, &self.b),
+        let rows = x.elem_count() / k.max(1);
+        let (a, b, dropout_mask) = match self.control.key() {
+            Some(key) => (
+                self.pair.a.as_tensor(),
+                self.pair.b.as_tensor(),
+                self.dropout_mask(key, rows, k, x.device())
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+            ),
+            None => (&self.a, &self.b, None),
         };
+        if x.track_op() {
+            if let Some(weight) = self.base.frozen_weight() {
+                // Training: base product and LoRA update as one op.
+                let lora = LoraFactors {
+                    a: a.clone(),
+                    b: b.clone(),
+                    scale: self.scale,
+                    dropout_mask,
+                };
+                let y = frozen_lora_matmul(x, weight, &lora)?;
+                return match self.base.bias() {
+                    Some(bias) => y.broadcast_add(&bias.to_dtype(y.dtype())?),
+                    None => Ok(y),
+                };
+            }
+        }
+        let y = self.base.forward(x)?;
+        let mut x2 = x.reshape(((), k))?;
+        if let Some(mask) = dropout_mask {
+            x2 = (x2 * mask)?;
+        }
         let h = (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * self.scale)?;
         let h = h.reshape(y.shape())?;
         y + h

@@ -1,0 +1,305 @@
+//! A frozen base projection and its LoRA update as one training op.
+//!
+//! Composed from candle ops, a LoRA layer in training is a dropout multiply,
+//! two skinny products, a scaling and an addition, each a graph node with
+//! its own buffers and backward step. [`frozen_lora_matmul`] computes
+//! `y = x Wᵀ + s·((x⊙m) Aᵀ) Bᵀ` with the GEMM on the frozen `W` and the
+//! LoRA products accumulated into the same output, and returns the
+//! gradients of `x`, `A` and `B` from one backward step that recomputes the
+//! small `(x⊙m) Aᵀ` instead of keeping it.
+
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cpu::{f32_slice, with_f32};
+use crate::frozen::{dense_product, frozen_matmul, FrozenWeight};
+use crate::sgemm::{self, MatRef};
+use crate::Result;
+
+/// The trainable side of a LoRA layer.
+#[derive(Debug, Clone)]
+pub struct LoraFactors {
+    /// `A`: `(r, in)`.
+    pub a: Tensor,
+    /// `B`: `(out, r)`.
+    pub b: Tensor,
+    /// `α / r` (or `α / √r` for rsLoRA).
+    pub scale: f64,
+    /// Dropout on the LoRA input: `(rows, in)` of 0 or `1 / keep`.
+    pub dropout_mask: Option<Tensor>,
+}
+
+/// `x Wᵀ + scale·((x⊙mask) Aᵀ) Bᵀ` over a frozen `W`, differentiable with
+/// respect to `x`, `A` and `B`. One op on the CPU in f32; composed from
+/// candle ops elsewhere.
+pub fn frozen_lora_matmul(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) -> Result<Tensor> {
+    let (out_features, in_features) = weight.dims()?;
+    let (r, ak) = lora.a.dims2()?;
+    let (bn, br) = lora.b.dims2()?;
+    if ak != in_features || bn != out_features || br != r {
+        candle_core::bail!(
+            "LoRA factors A {:?} B {:?} do not fit a {out_features}×{in_features} weight",
+            lora.a.dims(),
+            lora.b.dims()
+        );
+    }
+    let cpu_f32 = [x, &lora.a, &lora.b]
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
+    if !cpu_f32 {
+        return composed(x, weight, lora);
+    }
+    let x = &x.contiguous()?;
+    let op = |x: &Tensor| {
+        x.apply_op3(
+            &lora.a.contiguous()?,
+            &lora.b.contiguous()?,
+            FrozenLoraOp {
+                weight,
+                out_features,
+                in_features,
+                rank: r,
+                scale: lora.scale as f32,
+                mask: lora.dropout_mask.clone(),
+            },
+        )
+    };
+    if x.rank() == 2 {
+        return op(x);
+    }
+    let mut dims = x.dims().to_vec();
+    *dims.last_mut().expect("non-empty dims") = out_features;
+    op(&x.reshape(((), in_features))?)?.reshape(dims)
+}
+
+/// The same function from candle ops (non-CPU devices, other dtypes).
+fn composed(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) -> Result<Tensor> {
+    let (n, k) = weight.dims()?;
+    let y = frozen_matmul(x, weight, n, k)?;
+    let mut x2 = x.reshape(((), k))?;
+    if let Some(mask) = &lora.dropout_mask {
+        x2 = (x2 * mask.to_dtype(x.dtype())?)?;
+    }
+    let a = lora.a.to_dtype(x.dtype())?;
+    let b = lora.b.to_dtype(x.dtype())?;
+    let h = (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * lora.scale)?;
+    let h = h.reshape(y.shape())?;
+    y + h
+}
+
+struct FrozenLoraOp {
+    weight: FrozenWeight,
+    out_features: usize,
+    in_features: usize,
+    rank: usize,
+    scale: f32,
+    mask: Option<Tensor>,
+}
+
+impl FrozenLoraOp {
+    /// `x⊙mask` (or `x` itself without dropout), checked against the mask.
+    fn masked<R>(&self, x: &[f32], f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+        let Some(mask) = &self.mask else {
+            return f(x);
+        };
+        with_f32(mask, "frozen-lora", |m| {
+            if m.len() != x.len() {
+                candle_core::bail!(
+                    "frozen-lora: dropout mask of {} for {} inputs",
+                    m.len(),
+                    x.len()
+                );
+            }
+            let mut xm = vec![0f32; x.len()];
+            xm.par_chunks_mut(4096)
+                .zip(x.par_chunks(4096).zip(m.par_chunks(4096)))
+                .for_each(|(o, (x, m))| {
+                    o.iter_mut()
+                        .zip(x.iter().zip(m))
+                        .for_each(|(o, (x, m))| *o = x * m);
+                });
+            f(&xm)
+        })
+    }
+
+    /// `t = (x⊙mask) Aᵀ`, `(m, r)`.
+    fn low_rank(&self, xm: &[f32], a: &[f32]) -> Result<Vec<f32>> {
+        let (k, r) = (self.in_features, self.rank);
+        let m = xm.len() / k;
+        let mut t = vec![0f32; m * r];
+        sgemm::matmul(MatRef::new(xm, m, k)?, MatRef::new(a, r, k)?.t(), &mut t)?;
+        Ok(t)
+    }
+}
+
+impl CustomOp3 for FrozenLoraOp {
+    fn name(&self) -> &'static str {
+        "frozen-lora"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, k, r) = (self.out_features, self.in_features, self.rank);
+        let xs = f32_slice(s1, l1, self.name())?;
+        let a = f32_slice(s2, l2, self.name())?;
+        let b = f32_slice(s3, l3, self.name())?;
+        let m = xs.len() / k;
+        let t = self.masked(xs, |xm| self.low_rank(xm, a))?;
+        let mut y = dense_product(xs, &self.weight)?;
+        sgemm::gemm(
+            self.scale,
+            MatRef::new(&t, m, r)?,
+            MatRef::new(b, n, r)?.t(),
+            1.0,
+            &mut y,
+        )?;
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, k, r) = (self.out_features, self.in_features, self.rank);
+        let g = grad_res.to_dtype(DType::F32)?.contiguous()?;
+        let w = self.weight.dense_f32(&Device::Cpu)?;
+        let m = g.elem_count() / n;
+        let mut dx = vec![0f32; m * k];
+        let mut da = vec![0f32; r * k];
+        let mut db = vec![0f32; n * r];
+        with_f32(x, self.name(), |xs| {
+            with_f32(a, self.name(), |a_s| {
+                with_f32(b, self.name(), |b_s| {
+                    with_f32(&g, self.name(), |gs| {
+                        with_f32(&w, self.name(), |ws| {
+                            let gm = MatRef::new(gs, m, n)?;
+                            let am = MatRef::new(a_s, r, k)?;
+                            // ∂x through the frozen weight.
+                            sgemm::matmul(gm, MatRef::new(ws, n, k)?, &mut dx)?;
+                            self.masked(xs, |xm| {
+                                let t = self.low_rank(xm, a_s)?;
+                                let tm = MatRef::new(&t, m, r)?;
+                                // ∂B = s·∂yᵀ t, ∂t = s·∂y B, ∂A = ∂tᵀ (x⊙mask).
+                                sgemm::gemm(self.scale, gm.t(), tm, 0.0, &mut db)?;
+                                let mut dt = vec![0f32; m * r];
+                                sgemm::gemm(self.scale, gm, MatRef::new(b_s, n, r)?, 0.0, &mut dt)?;
+                                let dtm = MatRef::new(&dt, m, r)?;
+                                sgemm::matmul(dtm.t(), MatRef::new(xm, m, k)?, &mut da)?;
+                                self.add_input_grad(dtm, am, &mut dx)
+                            })
+                        })
+                    })
+                })
+            })
+        })?;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(da, (r, k), dev)?),
+            Some(Tensor::from_vec(db, (n, r), dev)?),
+        ))
+    }
+}
+
+impl FrozenLoraOp {
+    /// `∂x += (∂t A)⊙mask`.
+    fn add_input_grad(&self, dt: MatRef<'_>, a: MatRef<'_>, dx: &mut [f32]) -> Result<()> {
+        let Some(mask) = &self.mask else {
+            return sgemm::gemm(1.0, dt, a, 1.0, dx);
+        };
+        let mut u = vec![0f32; dx.len()];
+        sgemm::matmul(dt, a, &mut u)?;
+        with_f32(mask, self.name(), |m| {
+            dx.par_chunks_mut(4096)
+                .zip(u.par_chunks(4096).zip(m.par_chunks(4096)))
+                .for_each(|(d, (u, m))| {
+                    d.iter_mut()
+                        .zip(u.iter().zip(m))
+                        .for_each(|(d, (u, m))| *d += u * m);
+                });
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::testing::assert_agree;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use std::sync::Arc;
+
+    fn check(weight: FrozenWeight, dense: &Tensor, mask: Option<Tensor>) -> Result<()> {
+        let dev = Device::Cpu;
+        let (n, k) = dense.dims2()?;
+        let r = 4;
+        let x = Tensor::randn(0f32, 1.0, (10, k), &dev)?;
+        let a = Tensor::randn(0f32, 0.3, (r, k), &dev)?;
+        let b = Tensor::randn(0f32, 0.3, (n, r), &dev)?;
+        let scale = 1.5;
+        let mask2 = mask.clone();
+        assert_agree(
+            &[x, a, b],
+            &|t: &[Tensor]| {
+                let lora = LoraFactors {
+                    a: t[1].clone(),
+                    b: t[2].clone(),
+                    scale,
+                    dropout_mask: mask.clone(),
+                };
+                frozen_lora_matmul(&t[0], weight.clone(), &lora)
+            },
+            &|t: &[Tensor]| {
+                let mut x2 = t[0].clone();
+                let base = x2.matmul(&dense.t()?)?;
+                if let Some(m) = &mask2 {
+                    x2 = (x2 * m)?;
+                }
+                let h = (x2.matmul(&t[1].t()?)?.matmul(&t[2].t()?)? * scale)?;
+                base + h
+            },
+            1e-3,
+        )
+    }
+
+    #[test]
+    fn matches_composed_dense_and_quantized() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.5, (24, 64), &dev)?;
+        check(FrozenWeight::Dense(w.clone()), &w, None)?;
+        let mask = Tensor::rand(0f32, 1.0, (10, 64), &dev)?
+            .ge(0.3)?
+            .to_dtype(DType::F32)?
+            .affine(1.0 / 0.7, 0.0)?;
+        check(FrozenWeight::Dense(w.clone()), &w, Some(mask.clone()))?;
+        let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0)?);
+        let wq = q.dequantize(&dev)?;
+        check(FrozenWeight::Quant(q), &wq, Some(mask))
+    }
+
+    #[test]
+    fn mismatched_factors_are_an_error() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::zeros((8, 16), DType::F32, &dev)?;
+        let lora = LoraFactors {
+            a: Tensor::zeros((2, 15), DType::F32, &dev)?,
+            b: Tensor::zeros((8, 2), DType::F32, &dev)?,
+            scale: 1.0,
+            dropout_mask: None,
+        };
+        let x = Tensor::zeros((3, 16), DType::F32, &dev)?;
+        assert!(frozen_lora_matmul(&x, FrozenWeight::Dense(w), &lora).is_err());
+        Ok(())
+    }
+}
