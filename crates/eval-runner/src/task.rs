@@ -341,9 +341,13 @@ impl Task {
             Ok(())
         };
         fix(&mut task.dataset.path)?;
-        for p in [&mut task.dataset.db_dir, &mut task.dataset.tables]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut task.dataset.db_dir,
+            &mut task.dataset.tables,
+            &mut task.model.adapter,
+        ]
+        .into_iter()
+        .flatten()
         {
             fix(p)?;
         }

@@ -78,6 +78,19 @@ fn parses_task_and_resolves_paths() {
 }
 
 #[test]
+fn adapter_path_is_relative_to_the_task_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "test.jsonl", &qa_lines("t", 2));
+    write(dir.path(), "shots.jsonl", &qa_lines("s", 2));
+    let text = TASK.replace(
+        "name = \"smollm2-135m\"",
+        "name = \"smollm2-135m\"\nadapter = \"runs/adapter\"",
+    );
+    let task = Task::load(&write(dir.path(), "task.toml", &text)).unwrap();
+    assert_eq!(task.model.adapter, Some(dir.path().join("runs/adapter")));
+}
+
+#[test]
 fn overrides_apply() {
     let (_dir, mut task) = setup();
     task.apply(&Overrides {

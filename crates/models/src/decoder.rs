@@ -374,10 +374,10 @@ impl Decoder {
             }
         };
         let act = match self.cfg.activation {
-            Activation::Silu => candle_nn::ops::silu(&gate)?,
-            Activation::GeluTanh => gate.gelu()?,
+            Activation::Silu => tuneup_nn::swiglu::silu_mul(&gate, &up)?,
+            Activation::GeluTanh => (gate.gelu()? * up)?,
         };
-        let ff = layer.down.forward(&(act * up)?)?;
+        let ff = layer.down.forward(&act)?;
         Ok((x + ff)?)
     }
 

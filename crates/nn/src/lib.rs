@@ -14,9 +14,11 @@ pub mod frozen_lora;
 pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
+pub mod loss;
 pub mod norm;
 pub mod rope;
 pub mod sgemm;
+pub mod swiglu;
 
 pub use kv_cache::KvCache;
 pub use linear::{DenseLinear, Linear, LinearRef, QuantLinear};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Tensor, Var, D};
+use candle_core::{DType, Tensor, Var};
 use tuneup_models::Decoder;
 
 use crate::error::Result;
@@ -25,9 +25,7 @@ fn tracked(x: Tensor) -> Result<Tensor> {
 /// Summed cross-entropy of `targets` under logits of `hidden` rows.
 fn chunk_loss(decoder: &Decoder, hidden: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let logits = decoder.lm_head().forward(hidden)?.to_dtype(DType::F32)?;
-    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?;
-    Ok(picked.sum_all()?.neg()?)
+    Ok(tuneup_nn::loss::cross_entropy_sum(&logits, targets)?)
 }
 
 /// Rows of the final hidden states `(rows·len, hidden)` at the batch's
