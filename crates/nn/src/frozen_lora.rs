@@ -25,9 +25,55 @@ pub struct LoraFactors {
     pub b: Tensor,
     /// `α / r` (or `α / √r` for rsLoRA).
     pub scale: f64,
-    /// Dropout on the LoRA input: `(rows, in)` of 0 or `1 / keep`.
-    pub dropout_mask: Option<Tensor>,
+    /// Dropout on the LoRA input.
+    pub dropout: Option<Dropout>,
 }
+
+/// Inverted dropout whose mask is a function of `(seed, element index)`:
+/// the op regenerates it in the backward pass instead of keeping a
+/// `(rows, in)` buffer per layer, and recomputation and resumed runs see
+/// the same mask.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dropout {
+    /// Mask seed (per step, micro-batch and module).
+    pub seed: u64,
+    /// Keep probability in `(0, 1]`.
+    pub keep: f32,
+}
+
+impl Dropout {
+    /// The mask value of element `i`: 0 or `1 / keep`.
+    pub fn value(&self, i: usize) -> f32 {
+        // splitmix64 of (seed, i): a counter-based generator, so any
+        // element can be produced independently and in parallel.
+        let mut z = self
+            .seed
+            .wrapping_add((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let uniform = (z >> 40) as f32 / (1u64 << 24) as f32;
+        if uniform < self.keep {
+            1.0 / self.keep
+        } else {
+            0.0
+        }
+    }
+
+    /// The mask as a `(rows, cols)` tensor (composed paths).
+    pub fn mask(&self, rows: usize, cols: usize, device: &candle_core::Device) -> Result<Tensor> {
+        let mut m = vec![0f32; rows * cols];
+        m.par_chunks_mut(CHUNK).enumerate().for_each(|(c, m)| {
+            for (j, v) in m.iter_mut().enumerate() {
+                *v = self.value(c * CHUNK + j);
+            }
+        });
+        Tensor::from_vec(m, (rows, cols), device)
+    }
+}
+
+/// Elements per parallel task of the elementwise passes.
+const CHUNK: usize = 8192;
 
 /// `x Wᵀ + scale·((x⊙mask) Aᵀ) Bᵀ` over a frozen `W`, differentiable with
 /// respect to `x`, `A` and `B`. One op on the CPU in f32; composed from
@@ -60,7 +106,7 @@ pub fn frozen_lora_matmul(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) 
                 in_features,
                 rank: r,
                 scale: lora.scale as f32,
-                mask: lora.dropout_mask.clone(),
+                dropout: lora.dropout,
             },
         )
     };
@@ -77,8 +123,9 @@ fn composed(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) -> Result<Tens
     let (n, k) = weight.dims()?;
     let y = frozen_matmul(x, weight, n, k)?;
     let mut x2 = x.reshape(((), k))?;
-    if let Some(mask) = &lora.dropout_mask {
-        x2 = (x2 * mask.to_dtype(x.dtype())?)?;
+    if let Some(d) = &lora.dropout {
+        let mask = d.mask(x2.dims()[0], k, x.device())?;
+        x2 = x2.broadcast_mul(&mask.to_dtype(x.dtype())?)?;
     }
     let a = lora.a.to_dtype(x.dtype())?;
     let b = lora.b.to_dtype(x.dtype())?;
@@ -93,33 +140,25 @@ struct FrozenLoraOp {
     in_features: usize,
     rank: usize,
     scale: f32,
-    mask: Option<Tensor>,
+    dropout: Option<Dropout>,
 }
 
 impl FrozenLoraOp {
-    /// `x⊙mask` (or `x` itself without dropout), checked against the mask.
+    /// `x⊙mask` (or `x` itself without dropout).
     fn masked<R>(&self, x: &[f32], f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-        let Some(mask) = &self.mask else {
+        let Some(d) = self.dropout else {
             return f(x);
         };
-        with_f32(mask, "frozen-lora", |m| {
-            if m.len() != x.len() {
-                candle_core::bail!(
-                    "frozen-lora: dropout mask of {} for {} inputs",
-                    m.len(),
-                    x.len()
-                );
-            }
-            let mut xm = vec![0f32; x.len()];
-            xm.par_chunks_mut(4096)
-                .zip(x.par_chunks(4096).zip(m.par_chunks(4096)))
-                .for_each(|(o, (x, m))| {
-                    o.iter_mut()
-                        .zip(x.iter().zip(m))
-                        .for_each(|(o, (x, m))| *o = x * m);
-                });
-            f(&xm)
-        })
+        let mut xm = vec![0f32; x.len()];
+        xm.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .enumerate()
+            .for_each(|(c, (o, x))| {
+                for (j, (o, x)) in o.iter_mut().zip(x).enumerate() {
+                    *o = x * d.value(c * CHUNK + j);
+                }
+            });
+        f(&xm)
     }
 
     /// `t = (x⊙mask) Aᵀ`, `(m, r)`.
@@ -215,21 +254,20 @@ impl CustomOp3 for FrozenLoraOp {
 impl FrozenLoraOp {
     /// `∂x += (∂t A)⊙mask`.
     fn add_input_grad(&self, dt: MatRef<'_>, a: MatRef<'_>, dx: &mut [f32]) -> Result<()> {
-        let Some(mask) = &self.mask else {
+        let Some(d) = self.dropout else {
             return sgemm::gemm(1.0, dt, a, 1.0, dx);
         };
         let mut u = vec![0f32; dx.len()];
         sgemm::matmul(dt, a, &mut u)?;
-        with_f32(mask, self.name(), |m| {
-            dx.par_chunks_mut(4096)
-                .zip(u.par_chunks(4096).zip(m.par_chunks(4096)))
-                .for_each(|(d, (u, m))| {
-                    d.iter_mut()
-                        .zip(u.iter().zip(m))
-                        .for_each(|(d, (u, m))| *d += u * m);
-                });
-            Ok(())
-        })
+        dx.par_chunks_mut(CHUNK)
+            .zip(u.par_chunks(CHUNK))
+            .enumerate()
+            .for_each(|(c, (dx, u))| {
+                for (j, (dx, u)) in dx.iter_mut().zip(u).enumerate() {
+                    *dx += u * d.value(c * CHUNK + j);
+                }
+            });
+        Ok(())
     }
 }
 
@@ -240,7 +278,7 @@ mod tests {
     use candle_core::quantized::{GgmlDType, QTensor};
     use std::sync::Arc;
 
-    fn check(weight: FrozenWeight, dense: &Tensor, mask: Option<Tensor>) -> Result<()> {
+    fn check(weight: FrozenWeight, dense: &Tensor, dropout: Option<Dropout>) -> Result<()> {
         let dev = Device::Cpu;
         let (n, k) = dense.dims2()?;
         let r = 4;
@@ -248,7 +286,7 @@ mod tests {
         let a = Tensor::randn(0f32, 0.3, (r, k), &dev)?;
         let b = Tensor::randn(0f32, 0.3, (n, r), &dev)?;
         let scale = 1.5;
-        let mask2 = mask.clone();
+        let mask = dropout.map(|d| d.mask(10, k, &dev)).transpose()?;
         assert_agree(
             &[x, a, b],
             &|t: &[Tensor]| {
@@ -256,14 +294,14 @@ mod tests {
                     a: t[1].clone(),
                     b: t[2].clone(),
                     scale,
-                    dropout_mask: mask.clone(),
+                    dropout,
                 };
                 frozen_lora_matmul(&t[0], weight.clone(), &lora)
             },
             &|t: &[Tensor]| {
                 let mut x2 = t[0].clone();
                 let base = x2.matmul(&dense.t()?)?;
-                if let Some(m) = &mask2 {
+                if let Some(m) = &mask {
                     x2 = (x2 * m)?;
                 }
                 let h = (x2.matmul(&t[1].t()?)?.matmul(&t[2].t()?)? * scale)?;
@@ -278,14 +316,28 @@ mod tests {
         let dev = Device::Cpu;
         let w = Tensor::randn(0f32, 0.5, (24, 64), &dev)?;
         check(FrozenWeight::Dense(w.clone()), &w, None)?;
-        let mask = Tensor::rand(0f32, 1.0, (10, 64), &dev)?
-            .ge(0.3)?
-            .to_dtype(DType::F32)?
-            .affine(1.0 / 0.7, 0.0)?;
-        check(FrozenWeight::Dense(w.clone()), &w, Some(mask.clone()))?;
+        let dropout = Dropout { seed: 7, keep: 0.7 };
+        check(FrozenWeight::Dense(w.clone()), &w, Some(dropout))?;
         let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0)?);
         let wq = q.dequantize(&dev)?;
-        check(FrozenWeight::Quant(q), &wq, Some(mask))
+        check(FrozenWeight::Quant(q), &wq, Some(dropout))
+    }
+
+    #[test]
+    fn dropout_keeps_the_right_share_and_scales() -> Result<()> {
+        let d = Dropout { seed: 3, keep: 0.9 };
+        let n = 200_000;
+        let kept = (0..n).filter(|&i| d.value(i) > 0.0).count() as f64 / n as f64;
+        assert!((kept - 0.9).abs() < 0.005, "kept {kept}");
+        assert!((0..100).all(|i| d.value(i) == 0.0 || (d.value(i) - 1.0 / 0.9).abs() < 1e-6));
+        let other = Dropout { seed: 4, keep: 0.9 };
+        assert!((0..1000).any(|i| d.value(i) != other.value(i)));
+        let m = d
+            .mask(3, 5, &Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        assert!(m.iter().enumerate().all(|(i, &v)| v == d.value(i)));
+        Ok(())
     }
 
     #[test]
@@ -296,7 +348,7 @@ mod tests {
             a: Tensor::zeros((2, 15), DType::F32, &dev)?,
             b: Tensor::zeros((8, 2), DType::F32, &dev)?,
             scale: 1.0,
-            dropout_mask: None,
+            dropout: None,
         };
         let x = Tensor::zeros((3, 16), DType::F32, &dev)?;
         assert!(frozen_lora_matmul(&x, FrozenWeight::Dense(w), &lora).is_err());

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tuneup_models::LinearWrapper;
-use tuneup_nn::frozen_lora::{frozen_lora_matmul, LoraFactors};
+use tuneup_nn::frozen_lora::{frozen_lora_matmul, Dropout, LoraFactors};
 use tuneup_nn::{Linear, LinearRef};
 
 use crate::error::{Error, Result};
@@ -191,28 +191,12 @@ impl LoraLinear {
         &self.module
     }
 
-    fn dropout_mask(
-        &self,
-        key: u64,
-        rows: usize,
-        cols: usize,
-        device: &Device,
-    ) -> Result<Option<Tensor>> {
-        if self.dropout <= 0.0 {
-            return Ok(None);
-        }
-        let mut rng = rand::rngs::StdRng::seed_from_u64(key ^ stable_hash(&self.module));
-        let keep = 1.0 - self.dropout;
-        let mask: Vec<f32> = (0..rows * cols)
-            .map(|_| {
-                if rng.random::<f32>() < keep {
-                    1.0 / keep
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        Ok(Some(Tensor::from_vec(mask, (rows, cols), device)?))
+    /// The dropout of a training pass with mask key `key` (none at 0).
+    fn dropout(&self, key: u64) -> Option<Dropout> {
+        (self.dropout > 0.0).then(|| Dropout {
+            seed: key ^ stable_hash(&self.module),
+            keep: 1.0 - self.dropout,
+        })
     }
 }
 
@@ -220,12 +204,11 @@ impl Linear for LoraLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let k = self.base.in_features();
         let rows = x.elem_count() / k.max(1);
-        let (a, b, dropout_mask) = match self.control.key() {
+        let (a, b, dropout) = match self.control.key() {
             Some(key) => (
                 self.pair.a.as_tensor(),
                 self.pair.b.as_tensor(),
-                self.dropout_mask(key, rows, k, x.device())
-                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+                self.dropout(key),
             ),
             None => (&self.a, &self.b, None),
         };
@@ -236,7 +219,7 @@ impl Linear for LoraLinear {
                     a: a.clone(),
                     b: b.clone(),
                     scale: self.scale,
-                    dropout_mask,
+                    dropout,
                 };
                 let y = frozen_lora_matmul(x, weight, &lora)?;
                 return match self.base.bias() {
@@ -247,8 +230,8 @@ impl Linear for LoraLinear {
         }
         let y = self.base.forward(x)?;
         let mut x2 = x.reshape(((), k))?;
-        if let Some(mask) = dropout_mask {
-            x2 = (x2 * mask)?;
+        if let Some(d) = dropout {
+            x2 = (x2 * d.mask(rows, k, x.device())?)?;
         }
         let h = (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * self.scale)?;
         let h = h.reshape(y.shape())?;
