@@ -387,26 +387,20 @@ pub fn evaluate(
                 .enumerate()
                 .map(|(j, k)| (format!("recall@{k}"), sums[j + 1] / n)),
         );
-        latencies.sort_by(f64::total_cmp);
         results.push(ModeResult {
             mode: mode.to_string(),
             metrics,
-            latency_p50_ms: percentile(&latencies, 0.50),
-            latency_p95_ms: percentile(&latencies, 0.95),
+            latency_p50_ms: latency_percentile(&latencies, 50.0),
+            latency_p95_ms: latency_percentile(&latencies, 95.0),
         });
     }
     Ok(results)
 }
 
 /// Linear-interpolated percentile of sorted values (numpy's default).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+/// A latency percentile (numpy's linear interpolation); 0 without queries.
+fn latency_percentile(latencies: &[f64], q: f64) -> f64 {
+    tuneup_eval::stats::percentile(latencies, q).unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -455,9 +449,10 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_interpolate_like_numpy() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(percentile(&v, 0.5), 2.5);
-        assert!((percentile(&v, 0.95) - 3.85).abs() < 1e-12);
+    fn latency_percentiles_interpolate_like_numpy() {
+        let v = [4.0, 1.0, 3.0, 2.0];
+        assert_eq!(latency_percentile(&v, 50.0), 2.5);
+        assert!((latency_percentile(&v, 95.0) - 3.85).abs() < 1e-12);
+        assert_eq!(latency_percentile(&[], 95.0), 0.0);
     }
 }
