@@ -39,6 +39,7 @@ struct Slot {
     var: Var,
     m: Tensor,
     v: Tensor,
+    decay: bool,
 }
 
 /// The optimiser over a fixed list of named parameters.
@@ -70,6 +71,7 @@ impl AdamW {
                     m: z.clone(),
                     v: z,
                     var,
+                    decay: true,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -78,6 +80,15 @@ impl AdamW {
             slots,
             step: 0,
         })
+    }
+
+    /// Leaves the parameters for which `skip(name)` holds out of weight
+    /// decay (norm scales and biases in full fine-tuning).
+    pub fn without_decay(mut self, skip: impl Fn(&str) -> bool) -> Self {
+        for s in &mut self.slots {
+            s.decay = !skip(&s.name);
+        }
+        self
     }
 
     /// Updates done so far.
@@ -104,7 +115,7 @@ impl AdamW {
             let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
             let p = slot.var.as_tensor();
             let mut next = (p - (update * lr)?)?;
-            if c.weight_decay > 0.0 {
+            if c.weight_decay > 0.0 && slot.decay {
                 next = (next - (p * (lr * c.weight_decay))?)?;
             }
             slot.var.set(&next)?;
