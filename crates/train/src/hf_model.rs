@@ -203,11 +203,35 @@ fn write_tokenizer(dir: &Path, model: &ChatModel) -> Result<()> {
     )
 }
 
+/// A GGUF base with `rope_freqs` (Llama 3.1+ scaling stored as divisors)
+/// has no `rope_scaling` to put into `config.json`: refused rather than
+/// written as a model that computes something else.
+pub(crate) fn refuse_unwritable_rope(model: &ChatModel) -> Result<()> {
+    let ModelFiles::Gguf(path) = &model.model.files else {
+        return Ok(());
+    };
+    if model.model.decoder.config().rope_scaling.is_some() {
+        return Ok(());
+    }
+    let mut file = fs_err::File::open(path).map_err(|e| Error::io(path, e))?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file)
+        .map_err(|e| Error::bad_file(path, e.to_string()))?;
+    if content.tensor_infos.contains_key("rope_freqs.weight") {
+        return Err(Error::bad_file(
+            path,
+            "the model has rope_freqs (Llama 3.1-style RoPE scaling), which cannot be written \
+             to an HF config.json yet; merge an adapter into GGUF instead (tuneup merge --format gguf)",
+        ));
+    }
+    Ok(())
+}
+
 /// Writes `model` (with whatever adapters or trained weights it holds) as an
 /// HF model folder at `dir`. The folder is written beside `dir` and renamed
 /// into place, replacing an older one, so a reader never sees half a model.
 pub fn write_model_folder(dir: &Path, model: &ChatModel) -> Result<()> {
     let decoder = &model.model.decoder;
+    refuse_unwritable_rope(model)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().to_string())

@@ -189,6 +189,8 @@ fn load_full(config: &TrainConfig, files: &ModelFiles, opts: &LoadOptions) -> Re
     let mut opts = opts.clone();
     opts.wrapper = Some(wrapper.clone());
     let mut model = ChatModel::load(files, &opts).map_err(|e| Error::Config(e.to_string()))?;
+    // The result is an HF folder: refuse before training what cannot be written.
+    hf_model::refuse_unwritable_rope(&model)?;
     let params = FullParams::attach(&wrapper, &mut model.model.decoder, config.train_embeddings)?;
     Ok((
         model,
