@@ -1,5 +1,6 @@
-//! `tuneup merge`: fold a LoRA adapter into its base model (GGUF F16/Q8_0)
-//! and check that the merged model computes what base + adapter computes.
+//! `tuneup merge`: fold a LoRA adapter into its base model (GGUF
+//! F16/Q8_0/F32, or an HF safetensors folder) and check that the merged
+//! model computes what base + adapter computes.
 
 use std::path::PathBuf;
 
@@ -14,16 +15,19 @@ use crate::model::{init_threads, resolve_files};
 /// Arguments of `tuneup merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Base model (GGUF file or alias).
+    /// Base model (GGUF file, HF folder or alias; `--format gguf` needs GGUF).
     #[arg(short = 'm', long)]
     pub model: String,
     /// Adapter folder (PEFT format).
     #[arg(long)]
     pub adapter: PathBuf,
-    /// Output GGUF file.
+    /// Output: a GGUF file, or a folder with `--format safetensors`.
     #[arg(short = 'o', long)]
     pub output: PathBuf,
-    /// Storage of the merged matrices: `f16`, `q8_0` or `f32`.
+    /// `gguf` (one file) or `safetensors` (an HF model folder, f32).
+    #[arg(long, default_value = "gguf", value_parser = ["gguf", "safetensors"])]
+    pub format: String,
+    /// GGUF storage of the merged matrices: `f16`, `q8_0` or `f32`.
     #[arg(long = "type", default_value = "f16", value_parser = ["f16", "q8_0", "f32"])]
     pub dtype: String,
     /// Text whose next-token predictions are compared after merging.
@@ -43,36 +47,51 @@ fn logits(m: &ChatModel, ids: &[u32]) -> Result<candle_core::Tensor> {
 pub fn run(args: MergeArgs) -> Result<()> {
     init_threads(args.threads);
     let files = resolve_files(&args.model)?;
-    let ModelFiles::Gguf(base) = &files else {
+    let safetensors = args.format == "safetensors";
+    if safetensors && args.output.is_file() {
         bail!(
-            "merge writes GGUF and needs a GGUF base model; '{}' is an HF folder",
-            args.model
+            "--format safetensors writes a folder, but {} is a file",
+            args.output.display()
         );
-    };
-    let dtype = match args.dtype.as_str() {
-        "q8_0" => GgmlDType::Q8_0,
-        "f32" => GgmlDType::F32,
-        _ => GgmlDType::F16,
-    };
+    }
     let mut adapted = ChatModel::load(&files, &LoadOptions::default())?;
-    tuneup_train::attach_adapter(&mut adapted.model.decoder, &args.adapter)
+    let modules = tuneup_train::attach_adapter(&mut adapted.model.decoder, &args.adapter)
         .with_context(|| format!("applying adapter {}", args.adapter.display()))?;
-    let order = tuneup_train::QkRowOrder::of(&adapted.model.decoder);
-    let report = tuneup_train::merge_gguf(base, &args.adapter, order, &args.output, dtype)
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    println!(
-        "wrote {} ({} tensors, {} merged with the adapter, matrices {:?})",
-        args.output.display(),
-        report.tensors,
-        report.merged,
-        report.dtype
-    );
-    // Check: the merged file predicts what base + adapter predicts.
-    let merged = ChatModel::load(
-        &ModelFiles::Gguf(args.output.clone()),
-        &LoadOptions::default(),
-    )
-    .with_context(|| format!("loading the merged model {}", args.output.display()))?;
+    let merged_files = if safetensors {
+        tuneup_train::write_model_folder(&args.output, &adapted)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+        println!(
+            "wrote {} (HF folder, f32 safetensors; {modules} modules merged with the adapter)",
+            args.output.display()
+        );
+        ModelFiles::HfFolder(args.output.clone())
+    } else {
+        let ModelFiles::Gguf(base) = &files else {
+            bail!(
+                "--format gguf needs a GGUF base model; '{}' is an HF folder (use --format safetensors)",
+                args.model
+            );
+        };
+        let dtype = match args.dtype.as_str() {
+            "q8_0" => GgmlDType::Q8_0,
+            "f32" => GgmlDType::F32,
+            _ => GgmlDType::F16,
+        };
+        let order = tuneup_train::QkRowOrder::of(&adapted.model.decoder);
+        let report = tuneup_train::merge_gguf(base, &args.adapter, order, &args.output, dtype)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+        println!(
+            "wrote {} ({} tensors, {} merged with the adapter, matrices {:?})",
+            args.output.display(),
+            report.tensors,
+            report.merged,
+            report.dtype
+        );
+        ModelFiles::Gguf(args.output.clone())
+    };
+    // Check: the merged model predicts what base + adapter predicts.
+    let merged = ChatModel::load(&merged_files, &LoadOptions::default())
+        .with_context(|| format!("loading the merged model {}", args.output.display()))?;
     let ids = adapted.tokenizer.encode(&args.probe, true)?;
     let a = logits(&adapted, &ids)?;
     let b = logits(&merged, &ids)?;

@@ -1,4 +1,4 @@
-//! `tuneup train`: LoRA / QLoRA fine-tuning from a TOML file and flags.
+//! `tuneup train`: LoRA / QLoRA / full fine-tuning from a TOML file and flags.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tuneup_models::LoadOptions;
 use tuneup_train::{
-    Decay, LossOn, Method, Observer, Session, StepMetrics, TrainConfig, TrainRecord,
+    Decay, LossOn, Method, Observer, Session, StepMetrics, TrainConfig, TrainRecord, Trainable,
 };
 
 use crate::model::{init_threads, resolve_files};
@@ -29,12 +29,19 @@ pub struct TrainArgs {
     /// Validation records (chat JSONL).
     #[arg(long = "validation")]
     pub validation_file: Option<PathBuf>,
-    /// Output folder: adapter, checkpoints, metrics.jsonl, loss.svg.
+    /// Output folder: adapter (or model), checkpoints, metrics.jsonl, loss.svg.
     #[arg(short = 'o', long = "output")]
     pub output_dir: Option<PathBuf>,
-    /// `qlora` (base stays quantized) or `lora` (base dequantized to f32).
-    #[arg(long, value_parser = ["lora", "qlora"])]
+    /// `qlora` (base stays quantized), `lora` (base dequantized to f32) or
+    /// `full` (every decoder weight trained; writes an HF model folder).
+    #[arg(long, value_parser = ["lora", "qlora", "full"])]
     pub method: Option<String>,
+    /// Full fine-tuning: also train the token embeddings and output head.
+    #[arg(long)]
+    pub train_embeddings: bool,
+    /// Full fine-tuning of a model above the size limit (1.5B parameters).
+    #[arg(long)]
+    pub force: bool,
     /// LoRA rank.
     #[arg(long)]
     pub rank: Option<usize>,
@@ -179,11 +186,17 @@ impl TrainArgs {
             c.early_stopping_patience = self.early_stopping;
         }
         if let Some(m) = &self.method {
-            c.method = if m == "lora" {
-                Method::Lora
-            } else {
-                Method::Qlora
+            c.method = match m.as_str() {
+                "lora" => Method::Lora,
+                "full" => Method::Full,
+                _ => Method::Qlora,
             };
+        }
+        if self.train_embeddings {
+            c.train_embeddings = true;
+        }
+        if self.force {
+            c.force = true;
         }
         if let Some(v) = self.rank {
             c.lora.rank = v;
@@ -292,15 +305,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None => Vec::new(),
     };
     let files = resolve_files(&config.model)?;
-    eprintln!(
-        "loading {} with {} adapters (rank {}) …",
-        config.model,
-        match config.method {
-            Method::Qlora => "QLoRA",
-            Method::Lora => "LoRA",
-        },
-        config.lora.rank
-    );
+    match config.method {
+        Method::Full => eprintln!(
+            "loading {} for full fine-tuning (dense f32) …",
+            config.model
+        ),
+        m => eprintln!(
+            "loading {} with {} adapters (rank {}) …",
+            config.model,
+            if m == Method::Lora { "LoRA" } else { "QLoRA" },
+            config.lora.rank
+        ),
+    }
     let mut session = Session::prepare(
         config.clone(),
         &files,
@@ -309,10 +325,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &validation,
     )
     .context("preparing training")?;
+    let trained = session.trainable();
     eprintln!(
-        "{} adapted modules, {} trainable parameters; {} training examples, {} validation records; {} steps",
-        session.adapters().modules.len(),
-        session.adapters().parameter_count(),
+        "{} {}, {} trainable parameters; {} training examples, {} validation records; {} steps",
+        trained.tensor_count(),
+        match trained {
+            Trainable::Adapters { .. } => "adapted modules",
+            Trainable::Full(_) => "trained tensors",
+        },
+        trained.parameter_count(),
         session.train_examples().len(),
         validation.len(),
         session.total_steps()
@@ -342,19 +363,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     obs.bar.finish_and_clear();
     let out = &config.output_dir;
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "steps": outcome.steps,
-                "total_steps": outcome.total_steps,
-                "last_loss": outcome.last_loss,
-                "initial_val_loss": outcome.initial_val_loss,
-                "best_val_loss": outcome.best_val_loss,
-                "adapter": outcome.adapter_dir,
-                "interrupted": outcome.interrupted,
-                "early_stopped": outcome.early_stopped,
-            })
-        );
+        let mut summary = serde_json::json!({
+            "steps": outcome.steps,
+            "total_steps": outcome.total_steps,
+            "last_loss": outcome.last_loss,
+            "initial_val_loss": outcome.initial_val_loss,
+            "best_val_loss": outcome.best_val_loss,
+            "interrupted": outcome.interrupted,
+            "early_stopped": outcome.early_stopped,
+        });
+        // "adapter" (LoRA, QLoRA) or "model" (full fine-tuning).
+        summary[session.trainable().output_name()] = serde_json::json!(outcome.saved_dir);
+        println!("{summary}");
     } else {
         println!(
             "steps:            {}/{}",
@@ -366,7 +386,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         if let (Some(a), Some(b)) = (outcome.initial_val_loss, outcome.best_val_loss) {
             println!("validation loss:  {a:.4} → {b:.4} (best)");
         }
-        println!("adapter (PEFT):   {}", outcome.adapter_dir.display());
+        match session.trainable() {
+            Trainable::Adapters { .. } => {
+                println!("adapter (PEFT):   {}", outcome.saved_dir.display())
+            }
+            Trainable::Full(_) => println!(
+                "model (HF):       {}  (tuneup chat -m {})",
+                outcome.saved_dir.display(),
+                outcome.saved_dir.display()
+            ),
+        }
         println!("metrics:          {}", out.join("metrics.jsonl").display());
         println!("loss chart:       {}", out.join("loss.svg").display());
         if outcome.interrupted {

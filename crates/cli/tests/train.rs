@@ -184,6 +184,129 @@ fn loss_falls_and_the_adapter_serves_and_merges() {
     ));
     assert!(report.contains("210 merged"), "{report}");
     assert!(report.contains("next-token agreement"), "{report}");
+
+    // Merged into an HF folder: the same check runs, and chat loads it.
+    let folder = home.path().join("merged-hf");
+    let report = ok(&tuneup(
+        home.path(),
+        &[
+            "merge",
+            "-m",
+            m,
+            "--adapter",
+            adapter.to_str().unwrap(),
+            "-o",
+            folder.to_str().unwrap(),
+            "--format",
+            "safetensors",
+        ],
+    ));
+    assert!(report.contains("210 modules merged"), "{report}");
+    assert!(report.contains("next-token agreement"), "{report}");
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(folder.join(f).is_file(), "{f} missing: {report}");
+    }
+    let answer = ok(&tuneup(
+        home.path(),
+        &[
+            "chat",
+            "-m",
+            folder.to_str().unwrap(),
+            "-p",
+            "How many books are there?",
+            "--system",
+            "Answer with one SQLite query.",
+            "--temperature",
+            "0",
+            "-n",
+            "16",
+        ],
+    ));
+    assert!(
+        answer.contains("SELECT count(*) FROM book"),
+        "merged folder answer: {answer}"
+    );
+}
+
+#[test]
+fn full_fine_tuning_loss_falls_and_the_model_folder_chats() {
+    let Some(model) = model() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let (train, val) = write_data(home.path());
+    let out = home.path().join("full");
+    let m = model.to_str().unwrap();
+    let args = [
+        "train",
+        "-m",
+        m,
+        "--method",
+        "full",
+        "--train",
+        train.to_str().unwrap(),
+        "--validation",
+        val.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--max-steps",
+        "5",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-4",
+        "--max-seq-len",
+        "128",
+        "--warmup-steps",
+        "1",
+        "--eval-every",
+        "5",
+        "--threads",
+        "2",
+        "--json",
+    ];
+    let stdout = ok(&tuneup(home.path(), &args));
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["steps"], 5);
+    assert!(summary["model"].as_str().unwrap().ends_with("model"));
+    let l = losses(&out);
+    assert_eq!(l.len(), 5);
+    let first = (l[0] + l[1]) / 2.0;
+    let last = (l[3] + l[4]) / 2.0;
+    assert!(last < 0.7 * first, "training loss should fall: {l:?}");
+    let (v0, vb) = (
+        summary["initial_val_loss"].as_f64().unwrap(),
+        summary["best_val_loss"].as_f64().unwrap(),
+    );
+    assert!(vb < v0, "validation loss should fall: {v0} → {vb}");
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(out.join("model").join(f).is_file(), "model/{f} missing");
+        assert!(
+            out.join("model-best").join(f).is_file(),
+            "model-best/{f} missing"
+        );
+    }
+    assert!(out
+        .join("checkpoints/step-00000005/weights.safetensors")
+        .is_file());
+    let answer = ok(&tuneup(
+        home.path(),
+        &[
+            "chat",
+            "-m",
+            out.join("model").to_str().unwrap(),
+            "-p",
+            "How many books are there?",
+            "--system",
+            "Answer with one SQLite query.",
+            "--temperature",
+            "0",
+            "-n",
+            "16",
+        ],
+    ));
+    assert!(
+        answer.contains("SELECT"),
+        "full fine-tuned answer: {answer}"
+    );
 }
 
 /// Starts a run, kills it with `signal` once `steps` steps are reported, and

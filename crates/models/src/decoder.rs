@@ -224,6 +224,80 @@ impl Decoder {
         wrap(W::Output, &mut self.lm_head)
     }
 
+    /// Every projection with its logical name, in layer order, the output
+    /// head last (for exporting weights).
+    pub fn linears(&self) -> Vec<(crate::names::WeightName, LinearRef)> {
+        use crate::names::{LayerWeight as L, WeightName as W};
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            match &layer.qkv {
+                QkvProjection::Separate { q, k, v } => {
+                    out.push((W::Layer(i, L::Q), q.clone()));
+                    out.push((W::Layer(i, L::K), k.clone()));
+                    out.push((W::Layer(i, L::V), v.clone()));
+                }
+                QkvProjection::Fused(qkv) => out.push((W::Layer(i, L::Qkv), qkv.clone())),
+            }
+            out.push((W::Layer(i, L::O), layer.o.clone()));
+            match &layer.gate_up {
+                GateUpProjection::Separate { gate, up } => {
+                    out.push((W::Layer(i, L::Gate), gate.clone()));
+                    out.push((W::Layer(i, L::Up), up.clone()));
+                }
+                GateUpProjection::Fused(gu) => out.push((W::Layer(i, L::GateUp), gu.clone())),
+            }
+            out.push((W::Layer(i, L::Down), layer.down.clone()));
+        }
+        out.push((W::Output, self.lm_head.clone()));
+        out
+    }
+
+    /// Every RMSNorm scale with its logical name, the final norm last.
+    pub fn norm_weights(&self) -> Vec<(crate::names::WeightName, Tensor)> {
+        use crate::names::{LayerWeight as L, WeightName as W};
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            out.push((W::Layer(i, L::AttnNorm), layer.attn_norm.weight().clone()));
+            out.push((W::Layer(i, L::FfnNorm), layer.ffn_norm.weight().clone()));
+        }
+        out.push((W::OutputNorm, self.norm.weight().clone()));
+        out
+    }
+
+    /// Replaces every RMSNorm scale by `f(name, current scale)` (a trainer
+    /// swaps in trainable variables). The shape must stay the same.
+    pub fn map_norm_weights(
+        &mut self,
+        mut f: impl FnMut(crate::names::WeightName, &Tensor) -> Result<Tensor>,
+    ) -> Result<()> {
+        use crate::names::{LayerWeight as L, WeightName as W};
+        let eps = self.cfg.rms_norm_eps;
+        let mut swap = |name: W, norm: &mut RmsNorm| -> Result<()> {
+            let w = f(name, norm.weight())?;
+            if w.dims() != norm.weight().dims() {
+                return Err(Error::BadShape {
+                    name: name.hf_module(),
+                    expected: norm.weight().dims().to_vec(),
+                    actual: w.dims().to_vec(),
+                });
+            }
+            *norm = RmsNorm::new(w, eps);
+            Ok(())
+        };
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            swap(W::Layer(i, L::AttnNorm), &mut layer.attn_norm)?;
+            swap(W::Layer(i, L::FfnNorm), &mut layer.ffn_norm)?;
+        }
+        swap(W::OutputNorm, &mut self.norm)
+    }
+
+    /// Replaces the token embedding table and the output head (a trainer
+    /// training the embeddings; a tied head must share the table's tensor).
+    pub fn set_embeddings(&mut self, embedding: EmbeddingTable, lm_head: LinearRef) {
+        self.embedding = embedding;
+        self.lm_head = lm_head;
+    }
+
     /// The output projection.
     pub fn lm_head(&self) -> &LinearRef {
         &self.lm_head

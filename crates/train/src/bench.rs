@@ -10,13 +10,13 @@ use serde::Serialize;
 use tuneup_models::{load, LoadOptions, ModelFiles};
 
 use crate::config::Method;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::examples::{Batch, Example};
 use crate::lora::{LoraConfig, LoraInit, LoraWrapper};
 use crate::metrics::memory_mib;
 use crate::optim::{clip_global_norm, AdamW, AdamWConfig};
 use crate::step::accumulate_gradients;
-use crate::trainer::Dequantize;
+use crate::trainable::Dequantize;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -80,6 +80,11 @@ pub fn bench_training(files: &ModelFiles, cfg: &BenchConfig) -> Result<BenchRepo
         wrapper: Some(match cfg.method {
             Method::Qlora => wrapper.clone() as Arc<dyn tuneup_models::LinearWrapper>,
             Method::Lora => Arc::new(Dequantize(wrapper.clone())),
+            Method::Full => {
+                return Err(Error::Config(
+                    "the training benchmark measures lora and qlora, not full fine-tuning".into(),
+                ))
+            }
         }),
         ..LoadOptions::default()
     };

@@ -20,6 +20,19 @@ pub enum Method {
     /// blocks and gradients flow through them.
     #[default]
     Qlora,
+    /// Full fine-tuning: the base is loaded as dense f32 and every decoder
+    /// weight (projections, biases, norm scales) is trained; the result is
+    /// a whole model folder.
+    Full,
+}
+
+/// Full fine-tuning refuses bases with more parameters than this unless
+/// `force` is set: weights, gradients and two AdamW moments take 16 bytes
+/// per parameter.
+pub const FULL_PARAMETER_LIMIT: u64 = 1_500_000_000;
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Everything a run needs. Every field has a default except the model and
@@ -35,9 +48,16 @@ pub struct TrainConfig {
     pub validation_file: Option<PathBuf>,
     /// Where the adapter, checkpoints and metrics go.
     pub output_dir: PathBuf,
-    /// LoRA or QLoRA.
+    /// LoRA, QLoRA or full fine-tuning.
     pub method: Method,
-    /// Adapter shape.
+    /// Full fine-tuning also trains the token embeddings and the output
+    /// head (tied heads stay tied).
+    #[serde(skip_serializing_if = "is_false")]
+    pub train_embeddings: bool,
+    /// Full fine-tuning of a base above [`FULL_PARAMETER_LIMIT`] parameters.
+    #[serde(skip_serializing_if = "is_false")]
+    pub force: bool,
+    /// Adapter shape (LoRA and QLoRA).
     pub lora: LoraConfig,
     /// Optimiser.
     pub optimizer: AdamWConfig,
@@ -93,6 +113,8 @@ impl Default for TrainConfig {
             validation_file: None,
             output_dir: PathBuf::from("tuneup-train"),
             method: Method::default(),
+            train_embeddings: false,
+            force: false,
             lora: LoraConfig::default(),
             optimizer: AdamWConfig::default(),
             learning_rate: 2e-4,
@@ -145,6 +167,9 @@ impl TrainConfig {
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints must be at least 1");
         }
+        if self.train_embeddings && self.method != Method::Full {
+            return bad("train_embeddings needs method = \"full\"");
+        }
         self.lora.validate()
     }
 
@@ -155,6 +180,7 @@ impl TrainConfig {
         // Where it runs and how often it reports may change on resume.
         c.output_dir = PathBuf::new();
         c.threads = None;
+        c.force = false;
         c.eval_every = 0;
         c.save_every = 0;
         c.keep_checkpoints = 1;

@@ -7,7 +7,9 @@
 //! clips gradients, steps [`AdamW`] on a warm-up + cosine [`Schedule`],
 //! validates, stops early, and writes atomic checkpoints that `--resume`
 //! continues exactly. Adapters are saved and loaded in Hugging Face PEFT's
-//! format ([`peft`]).
+//! format ([`peft`]). Full fine-tuning ([`full`]) trains the base weights
+//! themselves through the same loop and saves an HF model folder
+//! ([`hf_model`]).
 
 pub mod attach;
 pub mod bench;
@@ -15,6 +17,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod examples;
+pub mod full;
+pub mod hf_model;
 pub mod lora;
 pub mod merge;
 pub mod metrics;
@@ -22,17 +26,21 @@ pub mod optim;
 pub mod peft;
 pub mod schedule;
 pub mod step;
+pub mod trainable;
 pub mod trainer;
 
 pub use attach::attach_adapter;
 pub use bench::{bench_training, BenchConfig, BenchReport};
-pub use config::{Method, TrainConfig};
+pub use config::{Method, TrainConfig, FULL_PARAMETER_LIMIT};
 pub use error::{Error, Result};
 pub use examples::{ChatEncoder, Example, LossOn};
+pub use full::{FullParams, FullWrapper};
+pub use hf_model::write_model_folder;
 pub use lora::{AdapterSet, LoraConfig, LoraInit, LoraLinear, LoraWrapper, TrainSwitch};
 pub use merge::{merge_gguf, MergeReport};
 pub use metrics::StepMetrics;
 pub use optim::{AdamW, AdamWConfig};
 pub use peft::{LoadedAdapter, QkRowOrder};
 pub use schedule::{Decay, Schedule};
+pub use trainable::Trainable;
 pub use trainer::{Observer, Outcome, Session, Silent, TrainRecord};

@@ -22,6 +22,17 @@ fn tracked(x: Tensor) -> Result<Tensor> {
     Ok(Var::from_tensor(&x)?.as_tensor().clone())
 }
 
+/// The embeddings of `ids` as the first layer's input: with a trained
+/// table (full fine-tuning) they stay in the graph, else a fresh leaf.
+fn first_input(decoder: &Decoder, ids: &Tensor) -> Result<Tensor> {
+    let x = decoder.embed(ids)?;
+    if x.track_op() {
+        Ok(x)
+    } else {
+        tracked(x)
+    }
+}
+
 /// Summed cross-entropy of `targets` under logits of `hidden` rows.
 fn chunk_loss(decoder: &Decoder, hidden: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let logits = decoder.lm_head().forward(hidden)?.to_dtype(DType::F32)?;
@@ -111,7 +122,7 @@ fn whole_graph(
 ) -> Result<f64> {
     let (_, len) = batch.ids.dims2()?;
     let mask = decoder.causal_mask(len)?;
-    let mut x = tracked(decoder.embed(&batch.ids)?)?;
+    let mut x = first_input(decoder, &batch.ids)?;
     for i in 0..decoder.layers().len() {
         x = decoder.layer_forward_full(i, &x, mask.as_ref())?;
     }
@@ -135,7 +146,8 @@ fn checkpointed(
     let layers = decoder.layers().len();
     // Forward: keep only each layer's input.
     let mut inputs = Vec::with_capacity(layers + 1);
-    inputs.push(decoder.embed(&batch.ids)?.detach());
+    let embedded = decoder.embed(&batch.ids)?;
+    inputs.push(embedded.detach());
     for i in 0..layers {
         let x = tracked(inputs[i].clone())?;
         let y = decoder.layer_forward_full(i, &x, mask.as_ref())?;
@@ -170,13 +182,18 @@ fn checkpointed(
         let surrogate = (y * &g)?.sum_all()?;
         let store = surrogate.backward()?;
         accumulate(grads, params, &store)?;
-        if i > 0 {
+        if i > 0 || embedded.track_op() {
             g = match store.get(input.as_tensor()) {
                 Some(gx) => gx.detach(),
-                None => break,
+                None => return Ok(total),
             };
         }
         inputs.truncate(i + 1);
+    }
+    if embedded.track_op() {
+        // A trained embedding table: the first layer's input gradient.
+        let store = (embedded * &g)?.sum_all()?.backward()?;
+        accumulate(grads, params, &store)?;
     }
     Ok(total)
 }

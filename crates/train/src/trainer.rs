@@ -11,18 +11,18 @@ use candle_core::{Tensor, Var};
 use serde_json::Value;
 use tuneup_generate::ChatModel;
 use tuneup_models::{LoadOptions, ModelFiles};
-use tuneup_nn::{DenseLinear, LinearRef};
 
 use crate::checkpoint::{self, TrainerState};
-use crate::config::{Method, TrainConfig};
+use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::examples::{epoch_order, pack, Batch, ChatEncoder, Example};
-use crate::lora::{stable_hash, AdapterSet, LoraInit, LoraWrapper, TrainSwitch};
+use crate::lora::{stable_hash, TrainSwitch};
 use crate::metrics::{loss_chart, memory_mib, MetricsFile, StepMetrics};
 use crate::optim::{clip_global_norm, AdamW};
-use crate::peft::{self, QkRowOrder};
+use crate::peft::QkRowOrder;
 use crate::schedule::Schedule;
 use crate::step::{accumulate_gradients, eval_loss};
+use crate::trainable::{self, Trainable};
 
 /// One conversation to learn from: OpenAI-style messages and optional tools.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,37 +61,21 @@ pub struct Outcome {
     pub initial_val_loss: Option<f64>,
     /// Best validation loss.
     pub best_val_loss: Option<f64>,
-    /// The final adapter (PEFT format).
-    pub adapter_dir: PathBuf,
+    /// The final adapter (PEFT format), or the final model folder (HF
+    /// layout) for full fine-tuning.
+    pub saved_dir: PathBuf,
     /// Stopped by the stop flag (Ctrl-C); a checkpoint was written.
     pub interrupted: bool,
     /// Stopped because validation stopped improving.
     pub early_stopped: bool,
 }
 
-/// Replaces every quantized base layer by its dequantized dense copy
-/// (`method = "lora"` on a GGUF model).
-pub(crate) struct Dequantize(pub(crate) Arc<LoraWrapper>);
-
-impl tuneup_models::LinearWrapper for Dequantize {
-    fn wrap(&self, module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
-        let base: LinearRef = if base.storage_kind().starts_with('Q') {
-            Arc::new(DenseLinear::new(
-                base.dense_weight()?,
-                base.bias().cloned(),
-            )?)
-        } else {
-            base
-        };
-        self.0.wrap(module, base)
-    }
-}
-
-/// A model with adapters attached, ready to train.
+/// A model with its trainable parameters (adapters or its own weights),
+/// ready to train.
 pub struct Session {
     config: TrainConfig,
     model: ChatModel,
-    adapters: AdapterSet,
+    trainable: Trainable,
     switch: Arc<TrainSwitch>,
     order: QkRowOrder,
     train: Vec<Example>,
@@ -103,7 +87,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("config", &self.config)
-            .field("adapters", &self.adapters.modules.len())
+            .field("trained_tensors", &self.trainable.tensor_count())
             .field("train", &self.train.len())
             .field("validation", &self.validation.len())
             .finish()
@@ -111,8 +95,8 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Loads the model from `files` with fresh adapters and tokenizes the
-    /// records.
+    /// Loads the model from `files` with fresh adapters (or, for full
+    /// fine-tuning, with trainable weights) and tokenizes the records.
     pub fn prepare(
         config: TrainConfig,
         files: &ModelFiles,
@@ -124,24 +108,7 @@ impl Session {
         if train.is_empty() {
             return Err(Error::Config("the training file has no records".into()));
         }
-        let wrapper = Arc::new(LoraWrapper::new(
-            config.lora.clone(),
-            LoraInit::Fresh { seed: config.seed },
-            &opts.device,
-        )?);
-        let mut opts = opts.clone();
-        opts.wrapper = Some(match config.method {
-            Method::Qlora => wrapper.clone() as Arc<dyn tuneup_models::LinearWrapper>,
-            Method::Lora => Arc::new(Dequantize(wrapper.clone())),
-        });
-        let model = ChatModel::load(files, &opts).map_err(|e| Error::Config(e.to_string()))?;
-        let (adapters, switch) = (wrapper.adapters(), wrapper.train_switch());
-        if adapters.modules.is_empty() {
-            return Err(Error::Config(format!(
-                "no module matches target_modules {:?}",
-                config.lora.target_modules
-            )));
-        }
+        let (model, trainable, switch) = trainable::load(&config, files, opts)?;
         let order = QkRowOrder::of(&model.model.decoder);
         let encoder = ChatEncoder::new(&model.tokenizer, model.template.as_ref());
         let mut too_long = 0;
@@ -183,7 +150,7 @@ impl Session {
         Ok(Self {
             config,
             model,
-            adapters,
+            trainable,
             switch,
             order,
             train: train_ex,
@@ -192,14 +159,14 @@ impl Session {
         })
     }
 
-    /// The loaded model (with adapters attached).
+    /// The loaded model (with adapters attached, or with trainable weights).
     pub fn model(&self) -> &ChatModel {
         &self.model
     }
 
-    /// The trainable adapters.
-    pub fn adapters(&self) -> &AdapterSet {
-        &self.adapters
+    /// What is trained: adapters or the model's weights.
+    pub fn trainable(&self) -> &Trainable {
+        &self.trainable
     }
 
     /// Training examples after tokenization (and packing).
@@ -280,17 +247,13 @@ impl Session {
     }
 
     fn params(&self) -> Vec<(String, Var)> {
-        self.adapters.named_vars()
+        self.trainable.named_vars()
     }
 
-    fn save_adapter(&self, dir: &Path) -> Result<()> {
-        peft::save(
-            dir,
-            &self.adapters,
-            &self.config.lora,
-            &self.config.model,
-            self.order,
-        )
+    /// Writes the result (adapter or model folder) to `dir`.
+    pub fn save_result(&self, dir: &Path) -> Result<()> {
+        self.trainable
+            .save_result(dir, &self.model, &self.config.model)
     }
 
     fn load_checkpoint(&self, dir: &Path, opt: &mut AdamW) -> Result<TrainerState> {
@@ -302,14 +265,7 @@ impl Session {
                 dir.display()
             )));
         }
-        let loaded = peft::load(dir, self.order)?;
-        for (module, pair) in &self.adapters.modules {
-            let (a, b) = loaded.factors.get(module).ok_or_else(|| {
-                Error::bad_file(dir, format!("checkpoint has no adapter for {module}"))
-            })?;
-            pair.a.set(&a.to_device(pair.a.device())?)?;
-            pair.b.set(&b.to_device(pair.b.device())?)?;
-        }
+        self.trainable.load_checkpoint(dir, self.order)?;
         opt.load(&dir.join(checkpoint::OPTIMIZER_FILE))?;
         Ok(state)
     }
@@ -325,7 +281,10 @@ impl Session {
         let out = self.config.output_dir.clone();
         fs_err::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
         let params = self.params();
-        let mut opt = AdamW::new(params.clone(), self.config.optimizer)?;
+        let no_decay = self.trainable.no_decay();
+        let mut opt = AdamW::new(params.clone(), self.config.optimizer)?
+            .without_decay(|name| no_decay.contains(name));
+        let result_name = self.trainable.output_name();
         let mut state = TrainerState {
             step: 0,
             tokens_seen: 0,
@@ -432,7 +391,7 @@ impl Session {
                 if improved {
                     state.best_val_loss = Some(v);
                     state.evals_without_improvement = 0;
-                    self.save_adapter(&out.join("adapter-best"))?;
+                    self.save_result(&out.join(format!("{result_name}-best")))?;
                 } else {
                     state.evals_without_improvement += 1;
                 }
@@ -454,7 +413,8 @@ impl Session {
             interrupted = stop.load(Ordering::SeqCst);
             if save_due || interrupted || early_stopped || state.step == total {
                 let dir = checkpoint::save(&out, &state, self.config.keep_checkpoints, |d| {
-                    self.save_adapter(d)?;
+                    self.trainable
+                        .save_checkpoint(d, &self.model, &self.config.model)?;
                     opt.save(&d.join(checkpoint::OPTIMIZER_FILE))
                 })?;
                 if interrupted {
@@ -475,8 +435,8 @@ impl Session {
                 break;
             }
         }
-        let adapter_dir = out.join("adapter");
-        self.save_adapter(&adapter_dir)?;
+        let saved_dir = out.join(result_name);
+        self.save_result(&saved_dir)?;
         let chart = loss_chart(&metrics.read_all()?, "tuneup train: loss by step");
         let chart_path = out.join("loss.svg");
         fs_err::write(&chart_path, chart).map_err(|e| Error::io(&chart_path, e))?;
@@ -486,7 +446,7 @@ impl Session {
             last_loss,
             initial_val_loss: initial_val,
             best_val_loss: state.best_val_loss,
-            adapter_dir,
+            saved_dir,
             interrupted,
             early_stopped,
         })
