@@ -168,39 +168,26 @@ fn loss_falls_and_the_adapter_serves_and_merges() {
 
     // Merged into a GGUF, it predicts what base + adapter predicts.
     let merged = home.path().join("merged.gguf");
-    let report = ok(&tuneup(
-        home.path(),
-        &[
+    let merge = |out: &Path, format: &[&str]| {
+        let mut args = vec![
             "merge",
             "-m",
             m,
             "--adapter",
             adapter.to_str().unwrap(),
             "-o",
-            merged.to_str().unwrap(),
-            "--type",
-            "f16",
-        ],
-    ));
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(format);
+        ok(&tuneup(home.path(), &args))
+    };
+    let report = merge(&merged, &["--type", "f16"]);
     assert!(report.contains("210 merged"), "{report}");
     assert!(report.contains("next-token agreement"), "{report}");
 
     // Merged into an HF folder: the same check runs, and chat loads it.
     let folder = home.path().join("merged-hf");
-    let report = ok(&tuneup(
-        home.path(),
-        &[
-            "merge",
-            "-m",
-            m,
-            "--adapter",
-            adapter.to_str().unwrap(),
-            "-o",
-            folder.to_str().unwrap(),
-            "--format",
-            "safetensors",
-        ],
-    ));
+    let report = merge(&folder, &["--format", "safetensors"]);
     assert!(report.contains("210 modules merged"), "{report}");
     assert!(report.contains("next-token agreement"), "{report}");
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {

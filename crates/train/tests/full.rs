@@ -4,15 +4,17 @@
 //! model written as an HF folder reloads to the same logits (GGUF q/k row
 //! permutation undone, tied embeddings kept tied).
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
+use common::batch;
 use tuneup_generate::ChatModel;
 use tuneup_models::{AttentionPrecision, LoadOptions, LogitsFor, ModelFiles};
 use tuneup_test_utils::{max_abs_diff, rel_err, write_tiny_gguf, TinySpec};
-use tuneup_train::examples::{Batch, Example};
 use tuneup_train::step::{accumulate_gradients, eval_loss};
 use tuneup_train::{write_model_folder, FullParams, FullWrapper};
 
@@ -41,18 +43,6 @@ fn load_full(
     let mut model = ChatModel::load(&ModelFiles::Gguf(path), &opts).unwrap();
     let params = FullParams::attach(&wrapper, &mut model.model.decoder, train_embeddings).unwrap();
     (model, params, dir)
-}
-
-fn batch() -> Batch {
-    let a = Example {
-        ids: vec![5, 17, 42, 99, 3, 250, 7, 7, 128],
-        target: vec![false, false, false, true, true, true, true, true, true],
-    };
-    let b = Example {
-        ids: vec![9, 8, 7, 6, 5],
-        target: vec![false, true, true, true, true],
-    };
-    Batch::new(&[&a, &b], 0, &Device::Cpu).unwrap()
 }
 
 fn grads(model: &ChatModel, params: &FullParams, recompute: bool) -> HashMap<String, Tensor> {

@@ -3,15 +3,17 @@
 //! as the whole graph; QLoRA (gradients through quantized blocks) agrees
 //! with LoRA over the dequantized weights.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
+use common::batch;
 use tuneup_models::{load, LinearWrapper, LoadOptions, LoadedModel, ModelFiles};
 use tuneup_nn::{DenseLinear, LinearRef};
 use tuneup_test_utils::{max_abs_diff, rel_err, write_tiny_gguf, TinySpec};
-use tuneup_train::examples::{Batch, Example};
 use tuneup_train::step::{accumulate_gradients, eval_loss};
 use tuneup_train::{LoraConfig, LoraInit, LoraWrapper};
 
@@ -72,18 +74,6 @@ fn load_tiny(
         pair.b.set(&b).unwrap();
     }
     (model, wrapper, dir)
-}
-
-fn batch() -> Batch {
-    let a = Example {
-        ids: vec![5, 17, 42, 99, 3, 250, 7, 7, 128],
-        target: vec![false, false, false, true, true, true, true, true, true],
-    };
-    let b = Example {
-        ids: vec![9, 8, 7, 6, 5],
-        target: vec![false, true, true, true, true],
-    };
-    Batch::new(&[&a, &b], 0, &Device::Cpu).unwrap()
 }
 
 fn grads(model: &LoadedModel, w: &LoraWrapper, recompute: bool) -> HashMap<String, Tensor> {
