@@ -81,6 +81,24 @@ fn train_args<'a>(model: &'a str, train: &'a str, out: &'a str, steps: &'a str) 
     ]
 }
 
+/// `tuneup chat` (greedy, 16 tokens) asked the test question about the
+/// `book` table, with `model` the model arguments.
+fn ask_books(home: &Path, model: &[&str]) -> String {
+    let mut args = vec!["chat"];
+    args.extend_from_slice(model);
+    args.extend_from_slice(&[
+        "-p",
+        "How many books are there?",
+        "--system",
+        "Answer with one SQLite query.",
+        "--temperature",
+        "0",
+        "-n",
+        "16",
+    ]);
+    ok(&tuneup(home, &args))
+}
+
 fn losses(out: &Path) -> Vec<f64> {
     std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
@@ -143,24 +161,10 @@ fn loss_falls_and_the_adapter_serves_and_merges() {
 
     // The adapter is used by chat: it answers in the trained form.
     let adapter = out.join("adapter");
-    let answer = ok(&tuneup(
+    let answer = ask_books(
         home.path(),
-        &[
-            "chat",
-            "-m",
-            m,
-            "--adapter",
-            adapter.to_str().unwrap(),
-            "-p",
-            "How many books are there?",
-            "--system",
-            "Answer with one SQLite query.",
-            "--temperature",
-            "0",
-            "-n",
-            "16",
-        ],
-    ));
+        &["-m", m, "--adapter", adapter.to_str().unwrap()],
+    );
     assert!(
         answer.contains("SELECT count(*) FROM book"),
         "adapter answer: {answer}"
@@ -193,22 +197,7 @@ fn loss_falls_and_the_adapter_serves_and_merges() {
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
         assert!(folder.join(f).is_file(), "{f} missing: {report}");
     }
-    let answer = ok(&tuneup(
-        home.path(),
-        &[
-            "chat",
-            "-m",
-            folder.to_str().unwrap(),
-            "-p",
-            "How many books are there?",
-            "--system",
-            "Answer with one SQLite query.",
-            "--temperature",
-            "0",
-            "-n",
-            "16",
-        ],
-    ));
+    let answer = ask_books(home.path(), &["-m", folder.to_str().unwrap()]);
     assert!(
         answer.contains("SELECT count(*) FROM book"),
         "merged folder answer: {answer}"
@@ -274,22 +263,7 @@ fn full_fine_tuning_loss_falls_and_the_model_folder_chats() {
     assert!(out
         .join("checkpoints/step-00000005/weights.safetensors")
         .is_file());
-    let answer = ok(&tuneup(
-        home.path(),
-        &[
-            "chat",
-            "-m",
-            out.join("model").to_str().unwrap(),
-            "-p",
-            "How many books are there?",
-            "--system",
-            "Answer with one SQLite query.",
-            "--temperature",
-            "0",
-            "-n",
-            "16",
-        ],
-    ));
+    let answer = ask_books(home.path(), &["-m", out.join("model").to_str().unwrap()]);
     assert!(
         answer.contains("SELECT"),
         "full fine-tuned answer: {answer}"
