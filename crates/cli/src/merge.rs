@@ -31,7 +31,10 @@ pub struct MergeArgs {
     #[arg(long = "type", default_value = "f16", value_parser = ["f16", "q8_0", "f32"])]
     pub dtype: String,
     /// Text whose next-token predictions are compared after merging.
-    #[arg(long, default_value = "SELECT name FROM users WHERE")]
+    #[arg(
+        long,
+        default_value = "List the names of singers older than 30. SELECT name FROM singer WHERE age > 30 ORDER BY name"
+    )]
     pub probe: String,
     /// CPU threads.
     #[arg(short = 't', long)]
@@ -54,7 +57,13 @@ pub fn run(args: MergeArgs) -> Result<()> {
             args.output.display()
         );
     }
-    let mut adapted = ChatModel::load(&files, &LoadOptions::default())?;
+    // Base + adapter in exact f32: the quantized kernels also quantize the
+    // activations, which would blur the comparison below.
+    let reference = LoadOptions {
+        wrapper: Some(std::sync::Arc::new(tuneup_train::DequantizeBase)),
+        ..LoadOptions::default()
+    };
+    let mut adapted = ChatModel::load(&files, &reference)?;
     let modules = tuneup_train::attach_adapter(&mut adapted.model.decoder, &args.adapter)
         .with_context(|| format!("applying adapter {}", args.adapter.display()))?;
     let merged_files = if safetensors {
@@ -104,7 +113,14 @@ pub fn run(args: MergeArgs) -> Result<()> {
         ids.len(),
         ids.len()
     );
-    if agree * 10 < ids.len() * 9 {
+    // Q8_0 matrices run in the quantized kernels, which also quantize the
+    // activations: near-ties may flip there, so it gets a looser bar.
+    let needed = if !safetensors && args.dtype == "q8_0" {
+        0.75
+    } else {
+        0.9
+    };
+    if (agree as f64) < needed * ids.len() as f64 {
         bail!(
             "the merged model disagrees with base + adapter on {} of {} positions",
             ids.len() - agree,

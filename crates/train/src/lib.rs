@@ -42,5 +42,6 @@ pub use metrics::StepMetrics;
 pub use optim::{AdamW, AdamWConfig};
 pub use peft::{LoadedAdapter, QkRowOrder};
 pub use schedule::{Decay, Schedule};
+pub use trainable::DequantizeBase;
 pub use trainable::Trainable;
 pub use trainer::{Observer, Outcome, Session, Silent, TrainRecord};

@@ -115,21 +115,36 @@ impl Trainable {
     }
 }
 
+/// A quantized layer as its dequantized dense copy; other layers as they are.
+fn dense_base(base: LinearRef) -> tuneup_models::Result<LinearRef> {
+    if base.storage_kind().starts_with('Q') {
+        Ok(Arc::new(DenseLinear::new(
+            base.dense_weight()?,
+            base.bias().cloned(),
+        )?))
+    } else {
+        Ok(base)
+    }
+}
+
+/// Loads every quantized projection as a dense f32 layer: exact base
+/// weights for references such as `tuneup merge`'s check (the quantized
+/// kernels also quantize the activations).
+pub struct DequantizeBase;
+
+impl tuneup_models::LinearWrapper for DequantizeBase {
+    fn wrap(&self, _module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
+        dense_base(base)
+    }
+}
+
 /// Replaces every quantized base layer by its dequantized dense copy
 /// (`method = "lora"` on a GGUF model).
 pub(crate) struct Dequantize(pub(crate) Arc<LoraWrapper>);
 
 impl tuneup_models::LinearWrapper for Dequantize {
     fn wrap(&self, module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
-        let base: LinearRef = if base.storage_kind().starts_with('Q') {
-            Arc::new(DenseLinear::new(
-                base.dense_weight()?,
-                base.bias().cloned(),
-            )?)
-        } else {
-            base
-        };
-        self.0.wrap(module, base)
+        self.0.wrap(module, dense_base(base)?)
     }
 }
 
