@@ -19,6 +19,7 @@ pub mod norm;
 pub mod rope;
 pub mod sgemm;
 pub mod swiglu;
+pub mod trained_matmul;
 
 pub use kv_cache::KvCache;
 pub use linear::{DenseLinear, Linear, LinearRef, QuantLinear};

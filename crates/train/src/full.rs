@@ -74,7 +74,7 @@ impl Linear for TrainableLinear {
         if dims.last() != Some(&k) {
             candle_core::bail!("input {:?} does not end in {k}", x.dims());
         }
-        let rows = x.reshape(((), k))?.matmul(&self.weight.t()?)?;
+        let rows = tuneup_nn::trained_matmul::trained_matmul(&x.reshape(((), k))?, &self.weight)?;
         let rows = match &self.bias {
             Some(b) => rows.broadcast_add(b)?,
             None => rows,
