@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use crate::cpu::{f32_slice, with_f32};
+use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
 use crate::sgemm::{self, MatRef};
 use crate::Result;
 
@@ -124,10 +124,7 @@ pub fn causal_self_attention(
 ) -> Result<Tensor> {
     let (_, heads, seq, d) = q.dims4()?;
     let (_, kv_heads, len, _) = k.dims4()?;
-    let training = [q, k, v].iter().any(|t| t.track_op())
-        && [q, k, v]
-            .iter()
-            .all(|t| t.dtype() == DType::F32 && t.device().is_cpu());
+    let training = [q, k, v].iter().any(|t| t.track_op()) && all_cpu_f32(&[q, k, v]);
     let causal = mask.is_some_and(|m| m.dims() == [seq, len]) || seq == 1;
     if training && causal && len == seq && heads.is_multiple_of(kv_heads) {
         return q.contiguous()?.apply_op3(

@@ -26,9 +26,15 @@ pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result
     }
 }
 
+/// Whether every tensor is f32 on the CPU (what the training ops take).
+pub(crate) fn all_cpu_f32(ts: &[&Tensor]) -> bool {
+    ts.iter()
+        .all(|t| t.dtype() == candle_core::DType::F32 && t.device().is_cpu())
+}
+
 /// Whether `x` takes a training op: part of a graph, f32, on the CPU.
 pub(crate) fn fused_training(x: &Tensor) -> bool {
-    x.track_op() && x.dtype() == candle_core::DType::F32 && x.device().is_cpu()
+    x.track_op() && all_cpu_f32(&[x])
 }
 
 /// Checks for the training ops against the composed formulations.

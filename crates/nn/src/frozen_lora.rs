@@ -11,7 +11,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{f32_slice, with_f32};
+use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
 use crate::frozen::{dense_product, frozen_matmul, FrozenWeight};
 use crate::sgemm::{self, MatRef};
 use crate::Result;
@@ -89,10 +89,7 @@ pub fn frozen_lora_matmul(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) 
             lora.b.dims()
         );
     }
-    let cpu_f32 = [x, &lora.a, &lora.b]
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
-    if !cpu_f32 {
+    if !all_cpu_f32(&[x, &lora.a, &lora.b]) {
         return composed(x, weight, lora);
     }
     let x = &x.contiguous()?;

@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{f32_slice, with_f32};
+use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
 use crate::Result;
 
 /// Elements per parallel task.
@@ -14,10 +14,7 @@ const CHUNK: usize = 8192;
 /// six elementwise steps, each with its own buffers; elsewhere the plain
 /// candle ops.
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    let training = (gate.track_op() || up.track_op())
-        && [gate, up]
-            .iter()
-            .all(|t| t.dtype() == DType::F32 && t.device().is_cpu());
+    let training = (gate.track_op() || up.track_op()) && all_cpu_f32(&[gate, up]);
     if training && gate.shape() == up.shape() {
         return gate.contiguous()?.apply_op2(&up.contiguous()?, SiluMulOp);
     }

@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
-use crate::cpu::{f32_slice, with_f32};
+use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
 use crate::sgemm::{self, MatRef};
 use crate::Result;
 
@@ -10,10 +10,7 @@ use crate::Result;
 /// respect to both. On the CPU in f32 one op whose products (`y`, `∂x = ∂y W`,
 /// `∂W = ∂yᵀ x`) run in [`sgemm`]; elsewhere candle's matmul.
 pub fn trained_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let cpu_f32 = [x, w]
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
-    if cpu_f32 && x.rank() == 2 && w.rank() == 2 {
+    if all_cpu_f32(&[x, w]) && x.rank() == 2 && w.rank() == 2 {
         return x.contiguous()?.apply_op2(&w.contiguous()?, TrainedMatmulOp);
     }
     x.matmul(&w.t()?)
