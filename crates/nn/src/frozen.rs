@@ -100,6 +100,22 @@ pub fn dense_product(x: &[f32], weight: &FrozenWeight) -> Result<Vec<f32>> {
     Ok(y)
 }
 
+/// `∂y W` on the CPU for row-major `∂y` `(m, out)`: the input gradient of
+/// [`dense_product`], the weight expanded the same way.
+pub(crate) fn dense_input_grad(g: &[f32], weight: &FrozenWeight) -> Result<Vec<f32>> {
+    let (n, k) = weight.dims()?;
+    if n == 0 || !g.len().is_multiple_of(n) {
+        candle_core::bail!("frozen product: {} gradients for rows of {n}", g.len());
+    }
+    let m = g.len() / n;
+    let w = weight.dense_f32(&Device::Cpu)?;
+    let mut dx = vec![0f32; m * k];
+    with_f32(&w, "frozen product", |w| {
+        sgemm::matmul(MatRef::new(g, m, n)?, MatRef::new(w, n, k)?, &mut dx)
+    })?;
+    Ok(dx)
+}
+
 /// `y = x Wᵀ` over a frozen `W`, differentiable with respect to `x` only.
 pub(crate) struct FrozenMatmulOp {
     pub(crate) weight: FrozenWeight,
@@ -125,19 +141,13 @@ impl CustomOp1 for FrozenMatmulOp {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let w = self.weight.dense_f32(arg.device())?;
-        let (n, k) = (self.out_features, self.in_features);
         let g = grad_res.to_dtype(DType::F32)?.contiguous()?;
         if !arg.device().is_cpu() {
-            return Ok(Some(g.reshape(((), n))?.matmul(&w)?.reshape(arg.shape())?));
+            let w = self.weight.dense_f32(arg.device())?;
+            let g = g.reshape(((), self.out_features))?;
+            return Ok(Some(g.matmul(&w)?.reshape(arg.shape())?));
         }
-        let m = g.elem_count() / n;
-        let mut dx = vec![0f32; m * k];
-        with_f32(&g, self.name(), |g| {
-            with_f32(&w, self.name(), |w| {
-                sgemm::matmul(MatRef::new(g, m, n)?, MatRef::new(w, n, k)?, &mut dx)
-            })
-        })?;
+        let dx = with_f32(&g, self.name(), |g| dense_input_grad(g, &self.weight))?;
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }

@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
-use crate::frozen::{dense_product, frozen_matmul, FrozenWeight};
+use crate::frozen::{dense_input_grad, dense_product, frozen_matmul, FrozenWeight};
 use crate::sgemm::{self, MatRef};
 use crate::Result;
 
@@ -61,7 +61,7 @@ impl Dropout {
     }
 
     /// The mask as a `(rows, cols)` tensor (composed paths).
-    pub fn mask(&self, rows: usize, cols: usize, device: &candle_core::Device) -> Result<Tensor> {
+    pub fn mask(&self, rows: usize, cols: usize, device: &Device) -> Result<Tensor> {
         let mut m = vec![0f32; rows * cols];
         m.par_chunks_mut(CHUNK).enumerate().for_each(|(c, m)| {
             for (j, v) in m.iter_mut().enumerate() {
@@ -209,32 +209,29 @@ impl CustomOp3 for FrozenLoraOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, k, r) = (self.out_features, self.in_features, self.rank);
         let g = grad_res.to_dtype(DType::F32)?.contiguous()?;
-        let w = self.weight.dense_f32(&Device::Cpu)?;
         let m = g.elem_count() / n;
-        let mut dx = vec![0f32; m * k];
         let mut da = vec![0f32; r * k];
         let mut db = vec![0f32; n * r];
-        with_f32(x, self.name(), |xs| {
+        let dx = with_f32(x, self.name(), |xs| {
             with_f32(a, self.name(), |a_s| {
                 with_f32(b, self.name(), |b_s| {
                     with_f32(&g, self.name(), |gs| {
-                        with_f32(&w, self.name(), |ws| {
-                            let gm = MatRef::new(gs, m, n)?;
-                            let am = MatRef::new(a_s, r, k)?;
-                            // ∂x through the frozen weight.
-                            sgemm::matmul(gm, MatRef::new(ws, n, k)?, &mut dx)?;
-                            self.masked(xs, |xm| {
-                                let t = self.low_rank(xm, a_s)?;
-                                let tm = MatRef::new(&t, m, r)?;
-                                // ∂B = s·∂yᵀ t, ∂t = s·∂y B, ∂A = ∂tᵀ (x⊙mask).
-                                sgemm::gemm(self.scale, gm.t(), tm, 0.0, &mut db)?;
-                                let mut dt = vec![0f32; m * r];
-                                sgemm::gemm(self.scale, gm, MatRef::new(b_s, n, r)?, 0.0, &mut dt)?;
-                                let dtm = MatRef::new(&dt, m, r)?;
-                                sgemm::matmul(dtm.t(), MatRef::new(xm, m, k)?, &mut da)?;
-                                self.add_input_grad(dtm, am, &mut dx)
-                            })
-                        })
+                        // ∂x through the frozen weight, then the LoRA part added.
+                        let mut dx = dense_input_grad(gs, &self.weight)?;
+                        let gm = MatRef::new(gs, m, n)?;
+                        let am = MatRef::new(a_s, r, k)?;
+                        self.masked(xs, |xm| {
+                            let t = self.low_rank(xm, a_s)?;
+                            let tm = MatRef::new(&t, m, r)?;
+                            // ∂B = s·∂yᵀ t, ∂t = s·∂y B, ∂A = ∂tᵀ (x⊙mask).
+                            sgemm::gemm(self.scale, gm.t(), tm, 0.0, &mut db)?;
+                            let mut dt = vec![0f32; m * r];
+                            sgemm::gemm(self.scale, gm, MatRef::new(b_s, n, r)?, 0.0, &mut dt)?;
+                            let dtm = MatRef::new(&dt, m, r)?;
+                            sgemm::matmul(dtm.t(), MatRef::new(xm, m, k)?, &mut da)?;
+                            self.add_input_grad(dtm, am, &mut dx)
+                        })?;
+                        Ok(dx)
                     })
                 })
             })
