@@ -9,6 +9,7 @@ use std::sync::Arc;
 use candle_core::Var;
 use tuneup_generate::ChatModel;
 use tuneup_models::{LoadOptions, ModelFiles};
+use tuneup_nn::frozen::FrozenWeight;
 use tuneup_nn::{DenseLinear, LinearRef};
 
 use crate::config::{Method, TrainConfig, FULL_PARAMETER_LIMIT};
@@ -117,7 +118,7 @@ impl Trainable {
 
 /// A quantized layer as its dequantized dense copy; other layers as they are.
 fn dense_base(base: LinearRef) -> tuneup_models::Result<LinearRef> {
-    if base.storage_kind().starts_with('Q') {
+    if matches!(base.frozen_weight(), Some(FrozenWeight::Quant(_))) {
         Ok(Arc::new(DenseLinear::new(
             base.dense_weight()?,
             base.bias().cloned(),
