@@ -80,6 +80,12 @@ struct RunArgs {
     /// Sampling seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// System (role) prompt for this run; `--system ""` removes the task's.
+    #[arg(long)]
+    system: Option<String>,
+    /// Completions per example (pass@k; use with --temperature > 0).
+    #[arg(long)]
+    samples: Option<usize>,
     /// CPU threads for the in-process runtime.
     #[arg(short, long)]
     threads: Option<usize>,
@@ -134,9 +140,12 @@ fn run_eval(a: RunArgs) -> Result<()> {
         max_tokens: a.max_tokens,
         temperature: a.temperature,
         seed: a.seed,
+        samples: a.samples,
+        system: a.system,
         threads: a.threads,
         adapter: a.adapter,
     });
+    task.check(&path)?;
     let opts = RunOptions {
         out: a.out.clone(),
         progress: !a.quiet,

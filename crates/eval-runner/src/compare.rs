@@ -134,12 +134,16 @@ pub fn compare(runs: Vec<Run>) -> Comparison {
 }
 
 fn test_pair(a: &Run, b: &Run, index: usize) -> Significance {
-    let by_id: HashMap<&str, &ExampleRecord> =
-        b.records.iter().map(|r| (r.id.as_str(), r)).collect();
+    // Paired by example id and sample number (several samples per example with `generation.samples`).
+    let by_id: HashMap<(&str, usize), &ExampleRecord> = b
+        .records
+        .iter()
+        .map(|r| ((r.id.as_str(), r.sample), r))
+        .collect();
     let pairs: Vec<(&ExampleRecord, &ExampleRecord)> = a
         .records
         .iter()
-        .filter_map(|r| by_id.get(r.id.as_str()).map(|s| (r, *s)))
+        .filter_map(|r| by_id.get(&(r.id.as_str(), r.sample)).map(|s| (r, *s)))
         .collect();
     let binary = pairs
         .iter()

@@ -47,10 +47,27 @@ pub fn as_text(v: &Value) -> String {
     }
 }
 
-/// Reads JSON records: one object a line (JSONL), or a JSON array when the file starts with `[`.
-/// Blank lines are skipped; a bad line is an error naming the file and line.
+/// Reads a data file as text, gunzipping `*.gz` (HumanEval ships as `HumanEval.jsonl.gz`).
+fn read_data_text(path: &Path) -> Result<String> {
+    if path.extension().is_none_or(|e| e != "gz") {
+        return read_to_string(path, "reading data file");
+    }
+    let io = |source| Error::Io {
+        what: "reading gzip data file",
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text)
+        .map_err(io)?;
+    Ok(text)
+}
+
+/// Reads JSON records: one object a line (JSONL), or a JSON array when the file starts with `[`; `*.gz`
+/// files are decompressed first. Blank lines are skipped; a bad line is an error naming the file and line.
 pub fn read_records(path: &Path) -> Result<Vec<(usize, Value)>> {
-    let text = read_to_string(path, "reading data file")?;
+    let text = read_data_text(path)?;
     if text.trim_start().starts_with('[') {
         let all: Vec<Value> = serde_json::from_str(&text).map_err(|e| Error::Data {
             path: path.to_path_buf(),

@@ -9,8 +9,11 @@
 //!   `{"function": {...}}` wrappers are unwrapped.
 //! * Text: the whole output trimmed, or with chain of thought the text after the last `Answer:` marker.
 //! * JSON: `tuneup_eval::json_check::extract_json` (fenced block first).
+//! * Code: the first code fence (unlabelled or labelled with the language) that defines the entry point, else
+//!   the first such fence, else the whole output with trailing whitespace removed.
 
 use serde_json::{Map, Value};
+use tuneup_eval::code::Language;
 use tuneup_eval::function_call::FunctionCall;
 use tuneup_eval::json_check::extract_json;
 
@@ -195,6 +198,28 @@ impl Answer {
     }
 }
 
+/// The program in `output`: see the module documentation.
+pub fn extract_code(output: &str, language: Language, entry_point: Option<&str>) -> String {
+    let labels: &[&str] = match language {
+        Language::Python => &["", "python", "py", "python3"],
+        Language::Kotlin => &["", "kotlin", "kt"],
+    };
+    let blocks: Vec<String> = fences(output)
+        .into_iter()
+        .filter(|(label, _)| labels.contains(&label.as_str()))
+        .map(|(_, body)| body)
+        .collect();
+    let defining = entry_point.and_then(|entry| {
+        blocks
+            .iter()
+            .find(|b| tuneup_eval::code::defines_entry_point(language, b, entry))
+    });
+    match defining.or(blocks.first()) {
+        Some(block) => block.clone(),
+        None => output.trim_end().to_owned(),
+    }
+}
+
 /// Extracts the answer of `output` for an expected `kind`.
 pub fn extract(output: &str, kind: OutputKind, chain_of_thought: bool) -> Answer {
     match kind {
@@ -205,5 +230,6 @@ pub fn extract(output: &str, kind: OutputKind, chain_of_thought: bool) -> Answer
             Err(_) => Answer::None,
         },
         OutputKind::ToolCalls => Answer::Calls(extract_tool_calls(output)),
+        OutputKind::Code => Answer::Text(extract_code(output, Language::Python, None)),
     }
 }

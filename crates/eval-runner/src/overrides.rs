@@ -27,6 +27,10 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--threads`.
     pub threads: Option<usize>,
+    /// `--system TEXT` (role/system prompt; empty removes it).
+    pub system: Option<String>,
+    /// `--samples` (completions per example).
+    pub samples: Option<usize>,
     /// `--adapter`.
     pub adapter: Option<std::path::PathBuf>,
 }
@@ -68,6 +72,12 @@ impl Task {
         }
         if let Some(s) = o.seed {
             self.generation.seed = s;
+        }
+        if let Some(text) = &o.system {
+            self.prompt.system = (!text.is_empty()).then(|| text.clone());
+        }
+        if let Some(n) = o.samples {
+            self.generation.samples = n;
         }
         if o.threads.is_some() {
             self.model.threads = o.threads;

@@ -27,6 +27,7 @@ pub fn cot_instruction(output: OutputKind) -> &'static str {
         OutputKind::Sql => "Think step by step about which tables, columns and joins are needed, then write the final SQL query in a ```sql code block at the end.",
         OutputKind::Json => "Think step by step, then write the final JSON in a ```json code block at the end.",
         OutputKind::ToolCalls => "Think step by step about which function to call and with which arguments, then make the call.",
+        OutputKind::Code => "Think step by step about the algorithm and the edge cases in a few sentences, then write the complete function in one fenced code block at the end.",
         OutputKind::Text => "Think step by step, then give the final answer on the last line, starting with `Answer:`.",
     }
 }

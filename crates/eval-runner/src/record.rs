@@ -26,6 +26,9 @@ pub struct ExampleRecord {
     pub id: String,
     /// Position in the data file.
     pub index: usize,
+    /// Which completion of the example this is (0-based; several with `generation.samples`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sample: usize,
     /// Report category.
     pub category: Option<String>,
     /// The input field.
@@ -63,6 +66,10 @@ pub struct ExampleRecord {
     pub completion_tokens: usize,
     /// `stop`, `length`, ...
     pub finish_reason: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl ExampleRecord {

@@ -9,14 +9,14 @@ use crate::backend::{load_model, Backend, InProcess};
 use crate::dataset::{load_examples, load_mapped, Example};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::extract::{extract, Answer};
+use crate::extract::{extract, extract_code, Answer};
 use crate::fewshot::ShotPool;
 use crate::prompt::PromptBuilder;
 use crate::record::{ExampleRecord, Verdict};
 use crate::schema::Schemas;
-use crate::score::Scorer;
+use crate::score::{code_field, Scorer};
 use crate::summary::{summarize, Summary};
-use crate::task::Task;
+use crate::task::{OutputKind, Task};
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -179,19 +179,23 @@ pub fn run_examples(
     let started_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let pb = bar(examples.len(), opts.progress);
+    let samples = task.generation.samples.max(1);
+    let pb = bar(examples.len() * samples, opts.progress);
     let start = Instant::now();
-    let mut records = Vec::with_capacity(examples.len());
+    let mut records = Vec::with_capacity(examples.len() * samples);
     let (mut passed, mut judged) = (0usize, 0usize);
     for e in examples {
-        let r = run_one(task, e, builder, backend, &mut scorer);
-        if r.verdict != Verdict::Scored {
-            judged += 1;
-            passed += usize::from(r.is_correct());
+        for sample in 0..samples {
+            let mut r = run_one(task, e, sample, builder, backend, &mut scorer);
+            r.sample = sample;
+            if r.verdict != Verdict::Scored {
+                judged += 1;
+                passed += usize::from(r.is_correct());
+            }
+            records.push(r);
+            pb.set_message(format!("acc {:.3}", passed as f64 / judged.max(1) as f64));
+            pb.inc(1);
         }
-        records.push(r);
-        pb.set_message(format!("acc {:.3}", passed as f64 / judged.max(1) as f64));
-        pb.inc(1);
     }
     pb.finish_and_clear();
     let wall_s = start.elapsed().as_secs_f64();
@@ -213,6 +217,7 @@ fn error_record(
     ExampleRecord {
         id: e.id.clone(),
         index: e.index,
+        sample: 0,
         category: e.category.clone(),
         input: e.input.clone(),
         target: e.target.clone(),
@@ -238,10 +243,12 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Runs one example; every failure becomes a record.
+/// Runs completion number `sample` of one example (seed `generation.seed + sample`); every failure becomes
+/// a record.
 pub fn run_one(
     task: &Task,
     e: &Example,
+    sample: usize,
     builder: &PromptBuilder<'_>,
     backend: &mut dyn Backend,
     scorer: &mut Scorer,
@@ -258,14 +265,29 @@ pub fn run_one(
             )
         }
     };
-    let c = match backend.complete(&prompt, &task.generation) {
+    let generation = crate::task::Generation {
+        seed: task.generation.seed.wrapping_add(sample as u64),
+        ..task.generation.clone()
+    };
+    let c = match backend.complete(&prompt, &generation) {
         Ok(c) => c,
         Err(msg) => {
             let text = serde_json::to_string(&prompt.messages).unwrap_or_default();
             return error_record(e, text, prompt.shot_ids, "generation_error", msg);
         }
     };
-    let answer = extract(&c.text, task.prompt.output, task.prompt.chain_of_thought);
+    let reply = match &task.prompt.answer_field {
+        Some(f) => json_answer_field(&c.text, f),
+        None => Some(c.text.clone()),
+    };
+    let answer = match (reply, &task.code, task.prompt.output) {
+        (None, ..) => Answer::None,
+        (Some(text), Some(spec), OutputKind::Code) => {
+            let entry = code_field(e, &spec.entry_point_field);
+            Answer::Text(extract_code(&text, spec.language, entry.as_deref()))
+        }
+        (Some(text), ..) => extract(&text, task.prompt.output, task.prompt.chain_of_thought),
+    };
     let s = scorer.score(e, &c.text, &answer);
     let verdict = match (s.unjudgeable, s.passed) {
         (true, _) => Verdict::Error,
@@ -276,6 +298,7 @@ pub fn run_one(
     ExampleRecord {
         id: e.id.clone(),
         index: e.index,
+        sample: 0,
         category: e.category.clone(),
         input: e.input.clone(),
         target: e.target.clone(),
@@ -301,6 +324,12 @@ pub fn run_one(
     }
 }
 
+/// The string (or JSON text) of `field` in the JSON object of `reply` (`prompt.answer_field`).
+fn json_answer_field(reply: &str, field: &str) -> Option<String> {
+    let found = tuneup_eval::json_check::extract_json(reply).ok()?;
+    crate::dataset::field(&found.value, field).map(crate::dataset::as_text)
+}
+
 /// Writes `examples.jsonl`, `summary.json`, `report.html` and the effective `task.toml` into `dir`.
 pub fn write_outputs(dir: &Path, task: &Task, result: &RunResult) -> Result<()> {
     let mut lines = String::new();
@@ -317,4 +346,20 @@ pub fn write_outputs(dir: &Path, task: &Task, result: &RunResult) -> Result<()> 
         crate::error::write(&dir.join("task.toml"), "writing", t)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_answer_field;
+
+    #[test]
+    fn json_template_answers_are_read_from_their_field() {
+        let reply = "```json\n{\"sql\": \"SELECT count(*) FROM singer\"}\n```";
+        assert_eq!(
+            json_answer_field(reply, "sql").as_deref(),
+            Some("SELECT count(*) FROM singer")
+        );
+        assert_eq!(json_answer_field("{\"query\": \"SELECT 1\"}", "sql"), None);
+        assert_eq!(json_answer_field("SELECT 1", "sql"), None);
+    }
 }

@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
+use tuneup_eval::code::sandbox::SandboxLimits;
+use tuneup_eval::code::{CodeChecker, CodeProblem};
 use tuneup_eval::function_call::{check_function_calls, Category};
 use tuneup_eval::json_check::{check_output, SchemaChecker};
 use tuneup_eval::sql::{SqlEvalError, SqlEvaluator, SqlLimits};
 use tuneup_eval::{bleu, rouge, text};
 
-use crate::dataset::{as_text, database_path, Example};
+use crate::dataset::{as_text, database_path, field, Example};
 use crate::error::{Error, Result};
 use crate::extract::Answer;
-use crate::task::{Metric, Task};
+use crate::task::{CodeSpec, Metric, Task};
 
 /// Scores of one example.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,6 +50,19 @@ pub struct Scorer {
     sql_limits: SqlLimits,
     databases: HashMap<PathBuf, SqlEvaluator>,
     schema: Option<SchemaChecker>,
+    code: Option<(CodeChecker, CodeSpec)>,
+}
+
+/// A field of `e`'s record as program text: a string as is, a list of statements joined by newlines.
+pub(crate) fn code_field(e: &Example, name: &str) -> Option<String> {
+    let record = serde_json::Value::Object(e.record.clone());
+    field(&record, name).and_then(|v| match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::Array(items) => {
+            Some(items.iter().map(as_text).collect::<Vec<_>>().join("\n"))
+        }
+        other => Some(as_text(other)),
+    })
 }
 
 struct One {
@@ -110,6 +125,10 @@ impl Scorer {
             },
             databases: HashMap::new(),
             schema,
+            code: task
+                .code
+                .as_ref()
+                .map(|spec| (code_checker(spec), spec.clone())),
         })
     }
 
@@ -156,6 +175,7 @@ impl Scorer {
                 }
                 Metric::SqlExecution => self.sql(e, answer, &target),
                 Metric::FunctionCall => function_call(e, answer),
+                Metric::CodeExecution => self.code(e, answer),
             };
             let name = if m == Metric::Rouge {
                 "rougeL"
@@ -205,6 +225,53 @@ impl Scorer {
                 One::broken("gold_failed", err.to_string())
             }
             Err(err) => One::broken("database_error", err.to_string()),
+        }
+    }
+}
+
+fn code_checker(spec: &CodeSpec) -> CodeChecker {
+    let checker = CodeChecker::new(SandboxLimits {
+        timeout: Duration::from_secs_f64(spec.timeout_s.max(0.01)),
+        memory_bytes: Some(spec.memory_mb.max(16) << 20),
+        ..SandboxLimits::default()
+    });
+    match &spec.python {
+        Some(p) => checker.with_python(p),
+        None => checker,
+    }
+}
+
+impl Scorer {
+    fn code(&self, e: &Example, answer: &Answer) -> One {
+        let Some((checker, spec)) = &self.code else {
+            return One::broken(
+                "no_code_spec",
+                "`code_execution` needs a `[code]` section".into(),
+            );
+        };
+        let Some(test) = code_field(e, &spec.test_field) else {
+            let message = format!("the example has no test field `{}`", spec.test_field);
+            return One::broken("bad_reference", message);
+        };
+        let code = match answer {
+            Answer::Text(t) if !t.trim().is_empty() => t,
+            _ => return One::pass_fail(false, "no_code", Some("no code in the output".into())),
+        };
+        let prompt = code_field(e, &spec.prompt_field).unwrap_or_default();
+        let entry_point = code_field(e, &spec.entry_point_field);
+        let problem = CodeProblem {
+            language: spec.language,
+            prompt: &prompt,
+            test: &test,
+            entry_point: entry_point.as_deref(),
+        };
+        match checker.check(&problem, code) {
+            Ok(v) => One::pass_fail(
+                v.passed,
+                &v.error_type.map_or("test_failed".into(), |t| type_name(&t)),
+                v.message,
+            ),
+            Err(err) => One::broken("sandbox_error", err.to_string()),
         }
     }
 }

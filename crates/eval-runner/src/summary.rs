@@ -126,6 +126,39 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// `pass@k` of the primary pass/fail metric, averaged over examples (unbiased estimator over each example's
+/// samples; examples with fewer than k samples are left out): the k values of `[code] pass_at`, plus k = 1 and
+/// k = `generation.samples` whenever several samples were drawn.
+fn pass_at_k(task: &Task, records: &[ExampleRecord]) -> BTreeMap<String, f64> {
+    let mut ks: Vec<usize> = task
+        .code
+        .as_ref()
+        .map(|c| c.pass_at.clone())
+        .unwrap_or_default();
+    if task.generation.samples > 1 {
+        ks.extend([1, task.generation.samples]);
+    }
+    ks.sort_unstable();
+    ks.dedup();
+    let mut per_example: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.verdict != Verdict::Scored) {
+        let e = per_example.entry(r.id.as_str()).or_default();
+        e.0 += 1;
+        e.1 += usize::from(r.is_correct());
+    }
+    let mut out = BTreeMap::new();
+    for k in ks {
+        let values: Vec<f64> = per_example
+            .values()
+            .filter_map(|&(n, c)| tuneup_eval::code::pass_at_k(n, c, k))
+            .collect();
+        if !values.is_empty() {
+            out.insert(format!("pass@{k}"), mean(values.into_iter()));
+        }
+    }
+    out
+}
+
 /// Summarizes `records` of `task` run on `backend` in `wall_s` seconds.
 pub fn summarize(
     task: &Task,
@@ -194,6 +227,7 @@ pub fn summarize(
             }
         }
     }
+    metrics.extend(pass_at_k(task, records));
     let mut by_category: BTreeMap<String, CategoryStats> = BTreeMap::new();
     for r in records {
         let c = by_category

@@ -40,6 +40,9 @@ pub struct Task {
     /// Seconds a model-written SQL statement may run.
     #[serde(default = "default_sql_timeout")]
     pub sql_timeout_s: f64,
+    /// How generated programs are tested (`code_execution`).
+    #[serde(default)]
+    pub code: Option<CodeSpec>,
 }
 
 fn default_sql_timeout() -> f64 {
@@ -66,6 +69,8 @@ pub enum Metric {
     SqlExecution,
     /// BFCL AST function-call accuracy.
     FunctionCall,
+    /// The generated program passes its tests (pass@1; pass@k with `generation.samples`).
+    CodeExecution,
     /// Time to first token, per-token latency, throughput (always measured; listing it only shows it first).
     Latency,
 }
@@ -82,6 +87,7 @@ impl Metric {
             Self::JsonSchema => "json_schema",
             Self::SqlExecution => "sql_execution",
             Self::FunctionCall => "function_call",
+            Self::CodeExecution => "code_execution",
             Self::Latency => "latency",
         }
     }
@@ -150,6 +156,58 @@ pub enum OutputKind {
     Json,
     /// Function calls (`<tool_call>` blocks, or a bare JSON call object/array).
     ToolCalls,
+    /// A program (the fenced block defining the entry point, else the first code fence, else the whole output).
+    Code,
+}
+
+/// How generated programs are assembled and run (`code_execution`); field names refer to the data set's records
+/// (defaults fit HumanEval and the MBXP releases of MBPP).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSpec {
+    /// `python` or `kotlin` (needs `kotlinc` and `java`).
+    #[serde(default)]
+    pub language: tuneup_eval::code::Language,
+    /// Field with the function header the model completes (HumanEval `prompt`).
+    #[serde(default = "default_code_prompt")]
+    pub prompt_field: String,
+    /// Field with the test program (a string, or a list of statements joined by newlines).
+    #[serde(default = "default_code_test")]
+    pub test_field: String,
+    /// Field naming the function under test; Python tests defining `check` get `check(<entry point>)` appended.
+    #[serde(default = "default_code_entry_point")]
+    pub entry_point_field: String,
+    /// Seconds each program may run.
+    #[serde(default = "default_code_timeout")]
+    pub timeout_s: f64,
+    /// Address-space limit per Python program, MiB (the JVM is limited by `-Xmx512m` instead).
+    #[serde(default = "default_code_memory")]
+    pub memory_mb: u64,
+    /// Python interpreter (default `python3` on `PATH`).
+    #[serde(default)]
+    pub python: Option<PathBuf>,
+    /// k values reported as `pass@k` (each at most `generation.samples`).
+    #[serde(default = "default_pass_at")]
+    pub pass_at: Vec<usize>,
+}
+
+fn default_code_prompt() -> String {
+    "prompt".into()
+}
+fn default_code_test() -> String {
+    "test".into()
+}
+fn default_code_entry_point() -> String {
+    "entry_point".into()
+}
+fn default_code_timeout() -> f64 {
+    10.0
+}
+fn default_code_memory() -> u64 {
+    2048
+}
+fn default_pass_at() -> Vec<usize> {
+    vec![1]
 }
 
 /// How few-shot examples are chosen.
@@ -234,6 +292,10 @@ pub struct PromptSpec {
     /// Expected answer format.
     #[serde(default)]
     pub output: OutputKind,
+    /// JSON-template answers: the reply is a JSON object and the answer (SQL, text, code) is this field of it,
+    /// e.g. `"sql"` for `{"sql": "SELECT ..."}`. A reply without that field has no answer.
+    #[serde(default)]
+    pub answer_field: Option<String>,
     /// JSON schema for `output = "json"` (inline table).
     #[serde(default)]
     pub json_schema: Option<Value>,
@@ -288,6 +350,14 @@ pub struct Generation {
     /// Stop strings.
     #[serde(default)]
     pub stop: Vec<String>,
+    /// Completions per example (sample `s` uses seed `seed + s`); more than 1 gives `pass@k` for pass/fail
+    /// metrics and needs `temperature > 0` to differ.
+    #[serde(default = "default_samples")]
+    pub samples: usize,
+}
+
+fn default_samples() -> usize {
+    1
 }
 
 fn default_max_tokens() -> usize {
@@ -301,6 +371,7 @@ impl Default for Generation {
             temperature: 0.0,
             seed: 0,
             stop: Vec::new(),
+            samples: default_samples(),
         }
     }
 }
@@ -336,6 +407,10 @@ impl Task {
         if task.metrics.is_empty() {
             return Err(bad("`metrics` is empty".into()));
         }
+        // Programs are what `code_execution` judges; free text would run the model's prose.
+        if task.metrics.contains(&Metric::CodeExecution) && task.prompt.output == OutputKind::Text {
+            task.prompt.output = OutputKind::Code;
+        }
         let fix = |p: &mut PathBuf| -> Result<()> {
             *p = resolve_path(p, base_dir).map_err(&bad)?;
             Ok(())
@@ -350,6 +425,12 @@ impl Task {
         .flatten()
         {
             fix(p)?;
+        }
+        // A bare interpreter name (`python3`) is looked up on PATH; a path is relative to the task file.
+        if let Some(python) = task.code.as_mut().and_then(|c| c.python.as_mut()) {
+            if python.components().count() > 1 {
+                fix(python)?;
+            }
         }
         if let Some(j) = &mut task.dataset.join {
             fix(&mut j.path)?;
@@ -370,16 +451,31 @@ impl Task {
         Self::from_toml(&text, base, &path)
     }
 
+    /// Checks the task again (after command-line overrides); errors name `source`.
+    pub fn check(&self, source: &Path) -> Result<()> {
+        self.validate().map_err(|message| Error::Task {
+            path: source.to_path_buf(),
+            message,
+        })
+    }
+
     /// The metric that gives each example its verdict: the first one that is not `latency`.
     pub fn primary_metric(&self) -> Option<Metric> {
         self.metrics.iter().copied().find(|m| *m != Metric::Latency)
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
-        let needs_target = self
-            .metrics
-            .iter()
-            .any(|m| !matches!(m, Metric::Latency | Metric::JsonValid | Metric::JsonSchema));
+        let needs_target = self.metrics.iter().any(|m| {
+            !matches!(
+                m,
+                Metric::Latency
+                        | Metric::JsonValid
+                        | Metric::JsonSchema
+                        | Metric::CodeExecution
+                        // BFCL irrelevance has no answer: any call is wrong.
+                        | Metric::FunctionCall
+            )
+        });
         if needs_target && self.dataset.target.is_none() && self.dataset.join.is_none() {
             return Err("the metrics need `dataset.target`".into());
         }
@@ -387,6 +483,26 @@ impl Task {
             && (self.dataset.db_id.is_none() || self.dataset.db_dir.is_none())
         {
             return Err("`sql_execution` needs `dataset.db_id` and `dataset.db_dir`".into());
+        }
+        if self.metrics.contains(&Metric::CodeExecution) && self.code.is_none() {
+            return Err(
+                "`code_execution` needs a `[code]` section (language, field names, limits)".into(),
+            );
+        }
+        if self.generation.samples == 0 {
+            return Err("`generation.samples` must be at least 1".into());
+        }
+        if let Some(code) = &self.code {
+            if let Some(k) = code
+                .pass_at
+                .iter()
+                .find(|&&k| k == 0 || k > self.generation.samples)
+            {
+                return Err(format!(
+                    "`code.pass_at` has k = {k}, outside 1..={} (`generation.samples`)",
+                    self.generation.samples
+                ));
+            }
         }
         if self.metrics.contains(&Metric::JsonSchema) && self.prompt.json_schema.is_none() {
             return Err("`json_schema` needs `prompt.json_schema`".into());

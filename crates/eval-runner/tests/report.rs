@@ -18,6 +18,7 @@ fn record(i: usize, correct: bool, cat: &str) -> ExampleRecord {
     ExampleRecord {
         id: format!("ex{i}"),
         index: i,
+        sample: 0,
         category: Some(cat.into()),
         input: format!("<script>alert({i})</script> & question"),
         target: Some(serde_json::json!("gold <b>")),

