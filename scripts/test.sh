@@ -47,6 +47,13 @@ export TUNEUP_TEST_POSTGRES_URL
 # The PostgreSQL store tests fail (rather than skip) without the server.
 export TUNEUP_REQUIRE_POSTGRES=1
 
+echo "== Kotlin compiler for the HumanEval-Kotlin checks (Debian's kotlin package; optional)"
+if ! need kotlinc && need apt-get; then
+  { apt-get install -y -qq --no-install-recommends kotlin >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends kotlin >/dev/null 2>&1; }; } ||
+    echo "kotlin could not be installed: the Kotlin code-execution test will skip" >&2
+fi
+
 echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"
