@@ -1,4 +1,4 @@
-//! SQL execution accuracy on SQLite ([`SqlEvaluator`]).
+//! SQL execution accuracy on SQLite ([`SqlEvaluator`]) and PostgreSQL ([`postgres::PgEvaluator`]).
 //!
 //! The predicted and gold queries run on the same database and their results are compared as multisets of rows,
 //! in order when the gold query has a top-level `ORDER BY` ([`has_top_level_order_by`]); values are normalized by
@@ -10,12 +10,14 @@
 //! On SQLite, model-written SQL runs under three guards: the database is opened with `SQLITE_OPEN_READ_ONLY`, an
 //! authorizer ([`guard::authorize`]) refuses writes, ATTACH/DETACH and PRAGMAs other than schema reads (and any
 //! prepared statement that SQLite does not report as read-only is refused too), and a progress handler interrupts
-//! a statement after [`SqlLimits::timeout`]. At most [`SqlLimits::max_rows`] rows are
-//! read.
+//! a statement after [`SqlLimits::timeout`]. On PostgreSQL every query runs alone (extended protocol) in a
+//! `READ ONLY` transaction with a local `statement_timeout`, rolled back afterwards (see [`postgres`]). At most
+//! [`SqlLimits::max_rows`] rows are read.
 
 mod compare;
 pub mod guard;
 mod judge;
+pub mod postgres;
 mod sqlite;
 
 use std::time::Duration;
@@ -142,6 +144,32 @@ pub enum SqlEvalError {
         path: std::path::PathBuf,
         /// SQLite's error.
         source: rusqlite::Error,
+    },
+    /// The PostgreSQL server could not be reached (or the URL is malformed).
+    #[error("connecting to PostgreSQL at {url}: {message}")]
+    Connect {
+        /// The server URL, password redacted ([`postgres::redact_url`]).
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The example's schema does not exist on the PostgreSQL server.
+    #[error("schema {schema:?} not found on PostgreSQL at {url} (load it with `tuneup eval load-postgres`)")]
+    MissingSchema {
+        /// The server URL, password redacted.
+        url: String,
+        /// The schema (the example's `db_id`).
+        schema: String,
+    },
+    /// The PostgreSQL connection failed while judging (e.g. the server went away).
+    #[error("PostgreSQL at {url}: {what}: {message}")]
+    Server {
+        /// The server URL, password redacted.
+        url: String,
+        /// What was being done.
+        what: &'static str,
+        /// The server's or the client's message.
+        message: String,
     },
     /// The gold query itself failed; the example is broken.
     #[error("gold query failed on {database} ({error_type:?}): {message}; query: {query}")]
