@@ -455,3 +455,73 @@ fn a_missing_sqlite_file_is_named() {
     assert!(matches!(err, LoadError::Sqlite { .. }), "{err}");
     assert!(err.to_string().contains("missing.sqlite"), "{err}");
 }
+
+/// The measurement behind docs/evaluation.md ("SQL on PostgreSQL"): copies every Spider dev database into a
+/// schema named by its `db_id` (replacing it) and runs each dev gold query there and on SQLite. Prints how many
+/// gold queries fail on PostgreSQL (by error type) and how many return SQLite's rows. Slow-ish and it replaces
+/// schemas, hence ignored: `cargo test -p tuneup-eval --test postgres_sql -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn spider_dev_gold_queries_on_postgres() {
+    use std::collections::{BTreeMap, HashMap};
+    let Some(url) = url() else { return };
+    let Some(dir) = common::text2sql_dir() else {
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("spider_dev.jsonl")).unwrap();
+    let examples: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut c = client(&url);
+    let mut pgs: HashMap<String, PgEvaluator> = HashMap::new();
+    let mut lites: HashMap<String, SqlEvaluator> = HashMap::new();
+    let (mut ran, mut same_rows, mut sqlite_failed) = (0, 0, 0);
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+    let mut messages: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &examples {
+        let db_id = e["db_id"].as_str().unwrap();
+        let gold = e["query"].as_str().unwrap();
+        let sqlite = dir.join(format!("databases/{db_id}/{db_id}.sqlite"));
+        let pg = pgs.entry(db_id.to_owned()).or_insert_with(|| {
+            copy_sqlite_to_postgres(&sqlite, &mut c, db_id).unwrap();
+            let mut pg = PgEvaluator::connect(&url, SqlLimits::default()).unwrap();
+            pg.use_schema(Some(db_id)).unwrap();
+            pg
+        });
+        let lite = lites
+            .entry(db_id.to_owned())
+            .or_insert_with(|| SqlEvaluator::open(&sqlite, SqlLimits::default()).unwrap());
+        let Ok(from_sqlite) = lite.run(gold) else {
+            sqlite_failed += 1;
+            continue;
+        };
+        match pg.run(gold).unwrap() {
+            Ok(rows) => {
+                ran += 1;
+                let ordered = tuneup_eval::sql::has_top_level_order_by(gold);
+                if tuneup_eval::sql::difference(&rows, &from_sqlite, ordered).is_none() {
+                    same_rows += 1;
+                }
+            }
+            Err(f) => {
+                *failures.entry(format!("{:?}", f.error_type)).or_default() += 1;
+                let head: String = f.message.chars().take(60).collect();
+                *messages.entry(head).or_default() += 1;
+            }
+        }
+    }
+    let mut common: Vec<_> = messages.into_iter().collect();
+    common.sort_by_key(|m| std::cmp::Reverse(m.1));
+    println!(
+        "{} dev gold queries: {ran} run on PostgreSQL ({same_rows} with SQLite's rows), {} fail {failures:?}, \
+         {sqlite_failed} fail on SQLite too",
+        examples.len(),
+        examples.len() - ran - sqlite_failed
+    );
+    for (m, n) in common.iter().take(12) {
+        println!("{n:5}  {m}");
+    }
+    assert!(ran > examples.len() / 2);
+}

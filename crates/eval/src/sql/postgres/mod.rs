@@ -55,19 +55,7 @@ impl PgEvaluator {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/dbname[?options]` or `key=value` pairs; no
     /// TLS). Errors name the URL with its password redacted.
     pub fn connect(url: &str, limits: SqlLimits) -> Result<Self, SqlEvalError> {
-        let redacted = redact_url(url);
-        let mut config: Config =
-            url.parse()
-                .map_err(|e: postgres::Error| SqlEvalError::Connect {
-                    url: redacted.clone(),
-                    message: format!("malformed URL: {}", error_chain(&e)),
-                })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("tuneup-eval");
-        }
+        let (config, redacted) = parse_url(url)?;
         let mut evaluator = Self {
             config,
             url: redacted,
@@ -329,6 +317,35 @@ fn classify(error: &postgres::Error, timeout: Duration) -> QueryFailure {
         _ => SqlErrorType::Execution,
     };
     QueryFailure::new(error_type, message)
+}
+
+/// The connection settings of `url` (with [`DEFAULT_CONNECT_TIMEOUT`] and application name `tuneup-eval` unless
+/// it sets them) and the URL with its password redacted.
+fn parse_url(url: &str) -> Result<(Config, String), SqlEvalError> {
+    let redacted = redact_url(url);
+    let mut config: Config = url
+        .parse()
+        .map_err(|e: postgres::Error| SqlEvalError::Connect {
+            url: redacted.clone(),
+            message: format!("malformed URL: {}", error_chain(&e)),
+        })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("tuneup-eval");
+    }
+    Ok((config, redacted))
+}
+
+/// A plain connection to `url` (no TLS), e.g. for [`copy_sqlite_to_postgres`]; errors name the URL with its
+/// password redacted.
+pub fn connect(url: &str) -> Result<Client, SqlEvalError> {
+    let (config, url) = parse_url(url)?;
+    config.connect(NoTls).map_err(|e| SqlEvalError::Connect {
+        url,
+        message: error_chain(&e),
+    })
 }
 
 /// An error's message followed by its sources' (`postgres::Error` alone says only "error connecting to
