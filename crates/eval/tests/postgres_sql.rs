@@ -344,6 +344,25 @@ fn huge_results_stop_at_the_row_cap_and_parameters_are_refused() {
 }
 
 #[test]
+fn a_connection_closed_by_the_server_is_reopened() {
+    let Some(url) = url() else { return };
+    let mut pg = PgEvaluator::connect(&url, limits()).unwrap();
+    let pid = match pg.run("SELECT pg_backend_pid()").unwrap().unwrap()[0][0] {
+        CellValue::Integer(pid) => pid,
+        ref other => panic!("pid {other:?}"),
+    };
+    let killed: bool = client(&url)
+        .query_one("SELECT pg_terminate_backend($1::int)", &[&(pid as i32)])
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    let verdict = pg.evaluate("SELECT 2", "SELECT 1 + 1").unwrap();
+    assert!(verdict.correct, "{verdict:?}");
+    let new_pid = pg.run("SELECT pg_backend_pid()").unwrap().unwrap();
+    assert_ne!(new_pid[0][0], CellValue::Integer(pid));
+}
+
+#[test]
 fn missing_schema_and_unreachable_server_are_errors_without_the_password() {
     let err = PgEvaluator::connect("postgres://bob:s3cret@127.0.0.1:1/nothing", limits())
         .err()

@@ -145,22 +145,44 @@ impl PgEvaluator {
                 ),
             )));
         }
-        let url = self.url.clone();
-        let server = |what: &'static str, e: postgres::Error| SqlEvalError::Server {
-            url: url.clone(),
+        // A connection the server closed since the last query (restart, idle timeout, terminated backend) shows
+        // only when it is used: reconnect once when starting the transaction fails that way.
+        match self.run_once(sql) {
+            Err(Attempt::Begin(e)) if e.as_db_error().is_none_or(|db| db.severity() == "FATAL") => {
+                self.client = None;
+                self.run_once(sql).map_err(|a| self.attempt_error(a))
+            }
+            other => other.map_err(|a| self.attempt_error(a)),
+        }
+    }
+
+    fn attempt_error(&self, attempt: Attempt) -> SqlEvalError {
+        match attempt {
+            Attempt::Begin(e) => self.server_error("starting a read-only transaction", &e),
+            Attempt::Failed(e) => e,
+        }
+    }
+
+    fn server_error(&self, what: &'static str, e: &postgres::Error) -> SqlEvalError {
+        SqlEvalError::Server {
+            url: self.url.clone(),
             what,
-            message: error_chain(&e),
-        };
+            message: error_chain(e),
+        }
+    }
+
+    /// [`run`](Self::run) after the checks, on the current (or a new) connection.
+    fn run_once(&mut self, sql: &str) -> Result<Result<Vec<Row>, QueryFailure>, Attempt> {
         let timeout = self.limits.timeout;
         let timeout_ms = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
         let search_path = self.schema.as_deref().map(quote_ident);
         let max_rows = self.limits.max_rows;
-        let client = self.client()?;
+        let client = self.client().map_err(Attempt::Failed)?;
         let mut tx = client
             .build_transaction()
             .read_only(true)
             .start()
-            .map_err(|e| server("starting a read-only transaction", e))?;
+            .map_err(Attempt::Begin)?;
         // A SELECT takes the transaction's first snapshot: from then on `SET TRANSACTION READ WRITE` is refused.
         let setup = match &search_path {
             Some(path) => tx.query(
@@ -172,7 +194,12 @@ impl PgEvaluator {
                 &[&timeout_ms],
             ),
         };
-        setup.map_err(|e| server("setting statement_timeout", e))?;
+        if let Err(e) = setup {
+            let _ = tx.rollback();
+            return Err(Attempt::Failed(
+                self.server_error("setting statement_timeout", &e),
+            ));
+        }
         let result = read_rows(&mut tx, sql, max_rows);
         // The rollback fails only with the connection, which the next query reopens.
         let _ = tx.rollback();
@@ -181,7 +208,7 @@ impl PgEvaluator {
             Ok(rows) => Ok(Ok(rows)),
             // The connection died under the query (not a server error the query caused): cannot judge.
             Err(RowsError::Pg(e)) if e.as_db_error().is_none() && closed => {
-                Err(server("running a query", e))
+                Err(Attempt::Failed(self.server_error("running a query", &e)))
             }
             Err(RowsError::Pg(e)) => Ok(Err(classify(&e, timeout))),
             Err(RowsError::TooMany) => Ok(Err(QueryFailure::new(
@@ -212,6 +239,14 @@ impl QueryRunner for PgEvaluator {
             None => self.url.clone(),
         }
     }
+}
+
+/// Why one attempt at running a query could not judge it.
+enum Attempt {
+    /// Starting the transaction failed (perhaps on a connection the server had closed: worth one retry).
+    Begin(postgres::Error),
+    /// Anything else.
+    Failed(SqlEvalError),
 }
 
 enum RowsError {
