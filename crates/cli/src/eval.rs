@@ -1,4 +1,4 @@
-//! `tuneup eval TASK.toml`, `tuneup eval compare RUN…` and `tuneup eval fetch bfcl`.
+//! `tuneup eval TASK.toml`, `tuneup eval compare RUN…`, `tuneup eval fetch bfcl` and `tuneup eval load-postgres`.
 
 use std::path::PathBuf;
 
@@ -32,6 +32,8 @@ enum EvalCommand {
     Compare(CompareArgs),
     /// Download benchmark data that is not in the repository (`bfcl`: the bfcl-eval package's data).
     Fetch(FetchArgs),
+    /// Copy SQLite databases into PostgreSQL, one schema per db_id (for tasks with `dataset.db_url`).
+    LoadPostgres(LoadPostgresArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -113,11 +115,25 @@ struct FetchArgs {
     what: String,
 }
 
+#[derive(Debug, Args)]
+struct LoadPostgresArgs {
+    /// Folder of SQLite databases: DIR/{db_id}/{db_id}.sqlite (Spider) or DIR/{db_id}.sqlite.
+    #[arg(long)]
+    db_dir: PathBuf,
+    /// Only these db_ids (comma-separated); default: every database in the folder.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The server: postgres://user[:password]@host[:port]/dbname. Existing schemas of the same names are replaced.
+    #[arg(long)]
+    url: String,
+}
+
 /// Runs `tuneup eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     match args.command {
         Some(EvalCommand::Compare(c)) => run_compare(c),
         Some(EvalCommand::Fetch(f)) => fetch(f),
+        Some(EvalCommand::LoadPostgres(l)) => load_postgres(l),
         None => run_eval(args.run),
     }
 }
@@ -186,5 +202,33 @@ fn fetch(f: FetchArgs) -> Result<()> {
         tuneup_eval_runner::data::tuneup_home().context("no cache folder (set TUNEUP_HOME)")?;
     let dir = tuneup_eval_runner::data::fetch_bfcl(&home)?;
     println!("{}", dir.display());
+    Ok(())
+}
+
+fn load_postgres(l: LoadPostgresArgs) -> Result<()> {
+    let reports = tuneup_eval_runner::pg_load::load_postgres(&l.db_dir, &l.only, &l.url, |r| {
+        let rows: u64 = r.tables.iter().map(|t| t.rows).sum();
+        let mut line = format!("{}: {} tables, {rows} rows", r.schema, r.tables.len());
+        let fallbacks: Vec<String> = r
+            .tables
+            .iter()
+            .flat_map(|t| t.fallbacks.iter().map(move |c| format!("{}.{c}", t.name)))
+            .collect();
+        if !fallbacks.is_empty() {
+            line.push_str(&format!(
+                "; retyped (values did not fit): {}",
+                fallbacks.join(", ")
+            ));
+        }
+        if !r.skipped.is_empty() {
+            line.push_str(&format!("; skipped: {}", r.skipped.join(", ")));
+        }
+        println!("{line}");
+    })?;
+    println!(
+        "loaded {} databases into {}",
+        reports.len(),
+        tuneup_eval_runner::pg_load::redact_url(&l.url)
+    );
     Ok(())
 }

@@ -22,7 +22,7 @@ pub struct Example {
     pub target: Option<Value>,
     /// Grouping key for reports.
     pub category: Option<String>,
-    /// SQLite database of the example.
+    /// The example's database (SQLite file under `db_dir`, or PostgreSQL schema/database of `db_url`).
     pub db_id: Option<String>,
     /// Function docs offered to the model.
     pub tools: Option<Vec<Value>>,

@@ -58,6 +58,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Loading or reaching an evaluation database failed (`tuneup eval load-postgres`).
+    #[error("{what}: {message}")]
+    Database {
+        /// What was being done, naming the database (URLs with the password redacted).
+        what: String,
+        /// Why it failed.
+        message: String,
+    },
     /// Fetching benchmark data failed.
     #[error("fetching {what}: {message}")]
     Fetch {

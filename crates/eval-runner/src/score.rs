@@ -1,6 +1,6 @@
 //! Per-example scoring with the metrics of `tuneup-eval`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,12 +9,14 @@ use tuneup_eval::code::sandbox::SandboxLimits;
 use tuneup_eval::code::{CodeChecker, CodeProblem};
 use tuneup_eval::function_call::{check_function_calls, Category};
 use tuneup_eval::json_check::{check_output, SchemaChecker};
-use tuneup_eval::sql::{SqlEvalError, SqlEvaluator, SqlLimits};
+use tuneup_eval::sql::{SqlEvalError, SqlLimits};
 use tuneup_eval::{bleu, rouge, text};
 
-use crate::dataset::{as_text, database_path, field, Example};
+use crate::dataset::{as_text, field, Example};
 use crate::error::{Error, Result};
 use crate::extract::Answer;
+use crate::paths::expand_env;
+use crate::sql_db::{DatabaseSource, Databases};
 use crate::task::{CodeSpec, Metric, Task};
 
 /// Scores of one example.
@@ -42,13 +44,11 @@ pub fn type_name<T: Serialize>(t: &T) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Holds what scoring needs across examples (open databases, the compiled schema).
+/// Holds what scoring needs across examples (open databases or connections, the compiled schema).
 pub struct Scorer {
     metrics: Vec<Metric>,
     primary: Option<Metric>,
-    db_dir: Option<PathBuf>,
-    sql_limits: SqlLimits,
-    databases: HashMap<PathBuf, SqlEvaluator>,
+    databases: Option<Databases>,
     schema: Option<SchemaChecker>,
     code: Option<(CodeChecker, CodeSpec)>,
 }
@@ -115,15 +115,24 @@ impl Scorer {
             })?),
             None => None,
         };
+        let source = match (&task.dataset.db_url, &task.dataset.db_dir) {
+            (Some(url), _) => Some(DatabaseSource::Postgres(expand_env(url).map_err(|e| {
+                Error::Task {
+                    path: PathBuf::from(&task.name),
+                    message: format!("dataset.db_url: {e}"),
+                }
+            })?)),
+            (None, Some(dir)) => Some(DatabaseSource::SqliteDir(dir.clone())),
+            (None, None) => None,
+        };
+        let limits = SqlLimits {
+            timeout: Duration::from_secs_f64(task.sql_timeout_s.max(0.001)),
+            ..SqlLimits::default()
+        };
         Ok(Self {
             metrics: task.metrics.clone(),
             primary: task.primary_metric(),
-            db_dir: task.dataset.db_dir.clone(),
-            sql_limits: SqlLimits {
-                timeout: Duration::from_secs_f64(task.sql_timeout_s.max(0.001)),
-                ..SqlLimits::default()
-            },
-            databases: HashMap::new(),
+            databases: source.map(|s| Databases::new(s, limits)),
             schema,
             code: task
                 .code
@@ -195,26 +204,17 @@ impl Scorer {
     }
 
     fn sql(&mut self, e: &Example, answer: &Answer, gold: &str) -> One {
-        let (Some(dir), Some(db)) = (&self.db_dir, &e.db_id) else {
+        let (Some(databases), Some(db)) = (&mut self.databases, &e.db_id) else {
             return One::broken("no_database", "the example names no database".into());
         };
-        let path = database_path(dir, db);
-        if !self.databases.contains_key(&path) {
-            match SqlEvaluator::open(&path, self.sql_limits) {
-                Ok(ev) => {
-                    self.databases.insert(path.clone(), ev);
-                }
-                Err(err) => return One::broken("database_error", err.to_string()),
-            }
+        if let Err(err) = databases.open(db) {
+            return One::broken("database_error", err.to_string());
         }
-        let Some(ev) = self.databases.get_mut(&path) else {
-            return One::broken("database_error", format!("{} not open", path.display()));
-        };
         let predicted = match answer {
-            Answer::Text(t) if !t.trim().is_empty() => t.clone(),
+            Answer::Text(t) if !t.trim().is_empty() => t.as_str(),
             _ => return One::pass_fail(false, "no_sql", Some("no SQL query in the output".into())),
         };
-        match ev.evaluate(&predicted, gold) {
+        match databases.evaluate(db, predicted, gold) {
             Ok(v) => One::pass_fail(
                 v.correct,
                 &v.error_type

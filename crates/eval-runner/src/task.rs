@@ -65,7 +65,7 @@ pub enum Metric {
     JsonValid,
     /// The JSON value conforms to `prompt.json_schema`.
     JsonSchema,
-    /// SQL execution accuracy on the example's SQLite database.
+    /// SQL execution accuracy on the example's SQLite database or PostgreSQL schema.
     SqlExecution,
     /// BFCL AST function-call accuracy.
     FunctionCall,
@@ -110,12 +110,18 @@ pub struct Dataset {
     /// Field used to group accuracy in reports (e.g. `db_id`).
     #[serde(default)]
     pub category: Option<String>,
-    /// Field naming the SQLite database (Spider's `db_id`).
+    /// Field naming the example's database (Spider's `db_id`).
     #[serde(default)]
     pub db_id: Option<String>,
-    /// Folder of databases: `{db_dir}/{db_id}/{db_id}.sqlite` (or `{db_dir}/{db_id}.sqlite`).
+    /// Folder of SQLite databases: `{db_dir}/{db_id}/{db_id}.sqlite` (or `{db_dir}/{db_id}.sqlite`).
     #[serde(default)]
     pub db_dir: Option<PathBuf>,
+    /// PostgreSQL server instead of `db_dir`: `postgres://user[:password]@host[:port]/dbname`, with `${VAR}`
+    /// expansion (done when scoring, so a password from the environment never lands in the run's `task.toml`).
+    /// With a `{db_id}` placeholder it names one database per example database; without, each example's
+    /// queries run in the schema named by its `db_id` (`search_path`), as `tuneup eval load-postgres` loads them.
+    #[serde(default)]
+    pub db_url: Option<String>,
     /// Spider-style `tables.json`: each example's schema is rendered as CREATE TABLE DDL into `{{ schema }}`.
     #[serde(default)]
     pub tables: Option<PathBuf>,
@@ -479,10 +485,23 @@ impl Task {
         if needs_target && self.dataset.target.is_none() && self.dataset.join.is_none() {
             return Err("the metrics need `dataset.target`".into());
         }
-        if self.metrics.contains(&Metric::SqlExecution)
-            && (self.dataset.db_id.is_none() || self.dataset.db_dir.is_none())
-        {
-            return Err("`sql_execution` needs `dataset.db_id` and `dataset.db_dir`".into());
+        if self.metrics.contains(&Metric::SqlExecution) {
+            let d = &self.dataset;
+            if d.db_id.is_none() || (d.db_dir.is_none() && d.db_url.is_none()) {
+                return Err(
+                    "`sql_execution` needs `dataset.db_id` and `dataset.db_dir` (SQLite) or `dataset.db_url` (PostgreSQL)"
+                        .into(),
+                );
+            }
+            if d.db_dir.is_some() && d.db_url.is_some() {
+                return Err(
+                    "set `dataset.db_dir` (SQLite) or `dataset.db_url` (PostgreSQL), not both"
+                        .into(),
+                );
+            }
+        }
+        if let Some(url) = &self.dataset.db_url {
+            expand_env(url).map_err(|e| format!("dataset.db_url: {e}"))?;
         }
         if self.metrics.contains(&Metric::CodeExecution) && self.code.is_none() {
             return Err(

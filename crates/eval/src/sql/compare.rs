@@ -38,7 +38,8 @@ impl CellValue {
         }
     }
 
-    fn from_real(r: f64) -> Self {
+    /// Normalizes a float: an integral value in the `i64` range becomes [`CellValue::Integer`].
+    pub fn from_real(r: f64) -> Self {
         if r.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&r) {
             Self::Integer(r as i64)
         } else {
