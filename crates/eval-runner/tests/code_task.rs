@@ -138,18 +138,13 @@ fn samples_are_run_against_the_tests_and_give_pass_at_k() {
 
 #[test]
 fn humaneval_on_smollm2_end_to_end() {
-    let Ok(model) = std::env::var("TUNEUP_SMOLLM2_GGUF") else {
-        assert!(
-            std::env::var("TUNEUP_REQUIRE_MODELS").is_err(),
-            "TUNEUP_SMOLLM2_GGUF is not set but TUNEUP_REQUIRE_MODELS is"
-        );
-        eprintln!("skipping: TUNEUP_SMOLLM2_GGUF is not set");
+    let Some(model) = tuneup_test_utils::env_model_path("TUNEUP_SMOLLM2_GGUF") else {
         return;
     };
     let Some(mut task) = humaneval_task(2) else {
         return;
     };
-    task.model.name = Some(model);
+    task.model.name = Some(model.display().to_string());
     task.model.threads = Some(2);
     task.generation.max_tokens = 96;
     task.generation.temperature = 0.8;

@@ -10,22 +10,7 @@ use std::path::Path;
 use tuneup_eval_runner::pg_load::load_postgres;
 use tuneup_eval_runner::{extract, load_examples, OutputKind, Scorer, Task};
 
-/// The server URL, or `None` (after a note) when the tests should skip.
-fn url() -> Option<String> {
-    match std::env::var("TUNEUP_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("TUNEUP_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "TUNEUP_REQUIRE_POSTGRES=1 but TUNEUP_TEST_POSTGRES_URL is not set (scripts/postgres.sh start DIR prints one)"
-            );
-            eprintln!(
-                "skipped: set TUNEUP_TEST_POSTGRES_URL (scripts/postgres.sh start DIR prints one) to run the PostgreSQL tests"
-            );
-            None
-        }
-    }
-}
+use tuneup_test_utils::postgres_test_url as url;
 
 const SHOP: &str = "tuneup_test_runner_shop";
 

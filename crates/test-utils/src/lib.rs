@@ -415,3 +415,22 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
     let diff = (a - b).expect("tensors of the same shape");
     (sq(&diff) / sq(b).max(1e-30)).sqrt()
 }
+
+/// The test PostgreSQL server's URL from `TUNEUP_TEST_POSTGRES_URL` (`scripts/postgres.sh start DIR` prints one;
+/// `scripts/test.sh` sets it), or `None` with a message so the test skips — unless `TUNEUP_REQUIRE_POSTGRES=1`,
+/// then the test fails.
+pub fn postgres_test_url() -> Option<String> {
+    match std::env::var("TUNEUP_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("TUNEUP_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "TUNEUP_REQUIRE_POSTGRES=1 but TUNEUP_TEST_POSTGRES_URL is not set (scripts/postgres.sh start DIR prints one)"
+            );
+            eprintln!(
+                "skipped: set TUNEUP_TEST_POSTGRES_URL (scripts/postgres.sh start DIR prints one) to run the PostgreSQL tests"
+            );
+            None
+        }
+    }
+}
