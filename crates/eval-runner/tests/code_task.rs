@@ -28,6 +28,8 @@ fn humaneval_task(limit: usize) -> Option<Task> {
     std::env::set_var("TUNEUP_DATA", &data);
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/eval/humaneval.toml");
     let mut task = Task::load(&file).unwrap();
+    // The task reads `tuneup eval fetch humaneval`'s copy; the tests use the same file from the shared data.
+    task.dataset.path = data.join("code/HumanEval.jsonl.gz");
     task.dataset.limit = Some(limit);
     Some(task)
 }
