@@ -186,8 +186,7 @@ pub fn run_examples(
     let (mut passed, mut judged) = (0usize, 0usize);
     for e in examples {
         for sample in 0..samples {
-            let mut r = run_one(task, e, sample, builder, backend, &mut scorer);
-            r.sample = sample;
+            let r = run_one(task, e, sample, builder, backend, &mut scorer);
             if r.verdict != Verdict::Scored {
                 judged += 1;
                 passed += usize::from(r.is_correct());
@@ -209,6 +208,7 @@ pub fn run_examples(
 
 fn error_record(
     e: &Example,
+    sample: usize,
     prompt: String,
     shots: Vec<String>,
     kind: &str,
@@ -217,7 +217,7 @@ fn error_record(
     ExampleRecord {
         id: e.id.clone(),
         index: e.index,
-        sample: 0,
+        sample,
         category: e.category.clone(),
         input: e.input.clone(),
         target: e.target.clone(),
@@ -258,6 +258,7 @@ pub fn run_one(
         Err(err) => {
             return error_record(
                 e,
+                sample,
                 String::new(),
                 Vec::new(),
                 "prompt_error",
@@ -273,7 +274,7 @@ pub fn run_one(
         Ok(c) => c,
         Err(msg) => {
             let text = serde_json::to_string(&prompt.messages).unwrap_or_default();
-            return error_record(e, text, prompt.shot_ids, "generation_error", msg);
+            return error_record(e, sample, text, prompt.shot_ids, "generation_error", msg);
         }
     };
     let reply = match &task.prompt.answer_field {
@@ -298,7 +299,7 @@ pub fn run_one(
     ExampleRecord {
         id: e.id.clone(),
         index: e.index,
-        sample: 0,
+        sample,
         category: e.category.clone(),
         input: e.input.clone(),
         target: e.target.clone(),

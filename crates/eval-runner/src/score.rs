@@ -55,8 +55,16 @@ pub struct Scorer {
 
 /// A field of `e`'s record as program text: a string as is, a list of statements joined by newlines.
 pub(crate) fn code_field(e: &Example, name: &str) -> Option<String> {
-    let record = serde_json::Value::Object(e.record.clone());
-    field(&record, name).and_then(|v| match v {
+    // Top-level names (the usual case) without copying the record; paths walk a copy.
+    let copy;
+    let found = match e.record.get(name) {
+        Some(v) => Some(v),
+        None => {
+            copy = serde_json::Value::Object(e.record.clone());
+            field(&copy, name)
+        }
+    };
+    found.and_then(|v| match v {
         serde_json::Value::Null => None,
         serde_json::Value::Array(items) => {
             Some(items.iter().map(as_text).collect::<Vec<_>>().join("\n"))
