@@ -101,6 +101,7 @@ impl SamplingArgs {
                 Speculation::Off
             },
             prefill_chunk: 512,
+            constraint: None,
         }
     }
 }

@@ -22,6 +22,12 @@ pub enum Error {
         /// Target vocabulary size.
         target_vocab: usize,
     },
+    /// A grammar for constrained decoding could not be compiled (bad JSON schema or Lark text).
+    #[error("invalid grammar: {0}")]
+    Grammar(String),
+    /// Constrained decoding reached a state the grammar cannot continue from.
+    #[error("constrained decoding failed: {0}")]
+    Constraint(String),
     /// The model failed.
     #[error(transparent)]
     Model(#[from] tuneup_models::Error),

@@ -11,6 +11,7 @@ use tuneup_tokenize::{StreamDecoder, Tokenizer};
 use crate::draft::DraftModel;
 use crate::draft_budget::DraftBudget;
 use crate::error::{Error, Result};
+use crate::grammar::GrammarConstraint;
 use crate::lookup::PromptLookup;
 use crate::sampling::{argmax, Sampler, SamplingParams};
 use crate::stop::StopMatcher;
@@ -69,6 +70,9 @@ pub struct GenerateParams {
     pub speculation: Speculation,
     /// Prompt tokens per forward pass during prefill.
     pub prefill_chunk: usize,
+    /// A grammar the output must follow (disables speculation); generation stops when
+    /// the grammar is complete and allows nothing more.
+    pub constraint: Option<GrammarConstraint>,
 }
 
 impl Default for GenerateParams {
@@ -80,6 +84,7 @@ impl Default for GenerateParams {
             ignore_eos: false,
             speculation: Speculation::Off,
             prefill_chunk: 512,
+            constraint: None,
         }
     }
 }
@@ -245,10 +250,20 @@ impl<'a> Generator<'a> {
         });
         'outer: while out.len() < budget {
             // Choose the next token(s): the sampled one plus any accepted drafts.
+            if let Some(c) = &mut params.constraint {
+                c.mask(&mut logits)?;
+            }
             let next = sampler.sample(&logits, &history);
+            if let Some(c) = &mut params.constraint {
+                c.accept(next)?;
+            }
             let mut accepted = vec![next];
             let mut pending_logits = None;
-            let allowance = if greedy && out.len() + 1 < budget && !self.is_end(next, params) {
+            let allowance = if greedy
+                && params.constraint.is_none()
+                && out.len() + 1 < budget
+                && !self.is_end(next, params)
+            {
                 match params.speculation {
                     Speculation::Off => 0,
                     _ => drafts.allowance(),
@@ -316,6 +331,10 @@ impl<'a> Generator<'a> {
                 }
                 if flow.is_break() {
                     stats.finish_reason = FinishReason::Cancelled;
+                    break 'outer;
+                }
+                if params.constraint.as_ref().is_some_and(|c| c.is_finished()) {
+                    stats.finish_reason = FinishReason::Stop;
                     break 'outer;
                 }
                 if out.len() >= budget {

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tuneup_generate::ChatModel;
 
+use crate::constrain::{self, ToolFormat};
 use crate::engine::{Event, Finished};
 use crate::error::ApiError;
 use crate::extract::{parse_json, RawBody};
@@ -68,16 +69,34 @@ pub async fn handler(
     })?;
     let stop = req.stop.clone().map(|s| s.into_vec()).unwrap_or_default();
     let model = Arc::clone(&state.engine.model);
-    let tools = plan.tools.clone();
-    let ids = tokio::task::spawn_blocking(move || render(&model, messages, &tools))
-        .await
-        .map_err(|e| ApiError::internal(format!("prompt rendering panicked: {e}")))??;
+    let compiler = state.engine.grammar.clone();
+    let (job_plan, format) = (plan.clone(), req.response_format.clone());
+    let parallel = req.parallel_tool_calls.unwrap_or(true);
+    let (ids, constraint) = tokio::task::spawn_blocking(move || {
+        let (ids, tool_format) = render(&model, messages, &job_plan.tools)?;
+        let grammar = constrain::request_grammar(&job_plan, format.as_ref(), tool_format, parallel);
+        let constraint = match (grammar, compiler) {
+            (Some(g), Some(c)) => Some(constrain::compile(
+                &c,
+                &g,
+                &job_plan,
+                tool_format,
+                parallel,
+            )?),
+            _ => None,
+        };
+        Ok::<_, ApiError>((ids, constraint))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("prompt rendering panicked: {e}")))??;
     let (param, requested) = match req.max_completion_tokens {
         Some(n) => ("max_completion_tokens", Some(n)),
         None => ("max_tokens", req.max_tokens),
     };
     let max = prompt::max_tokens(requested, param, ids.len(), state.engine.context_length())?;
-    let mut rx = state.submit(ids, prompt::params(sampling, max, stop))?;
+    let mut params = prompt::params(sampling, max, stop);
+    params.constraint = constraint;
+    let mut rx = state.submit(ids, params)?;
     let reply = Reply {
         ident: Ident {
             id: format!("chatcmpl-{}", random_alnum(29)),
@@ -118,12 +137,12 @@ pub async fn handler(
 }
 
 /// Renders the template (adding Hermes tool instructions when the template
-/// ignores `tools`) and tokenizes.
+/// ignores `tools`) and tokenizes; says how the prompt asks for tool calls.
 fn render(
     model: &ChatModel,
     mut messages: Vec<Value>,
     tools: &[Value],
-) -> Result<Vec<u32>, ApiError> {
+) -> Result<(Vec<u32>, ToolFormat), ApiError> {
     let bad = |e: tuneup_generate::Error| {
         ApiError::invalid_param(
             "messages",
@@ -131,12 +150,13 @@ fn render(
         )
     };
     if tools.is_empty() {
-        return Ok(model.chat_prompt(&messages, None).map_err(bad)?.1);
+        let ids = model.chat_prompt(&messages, None).map_err(bad)?.1;
+        return Ok((ids, ToolFormat::Bare));
     }
     let (with, ids) = model.chat_prompt(&messages, Some(tools)).map_err(bad)?;
     let (without, _) = model.chat_prompt(&messages, None).map_err(bad)?;
     if with != without {
-        return Ok(ids);
+        return Ok((ids, ToolFormat::of_prompt(&with)));
     }
     let add = prompt::hermes_tool_prompt(tools);
     match messages.first_mut() {
@@ -146,7 +166,10 @@ fn render(
         }
         _ => messages.insert(0, json!({"role": "system", "content": add})),
     }
-    Ok(model.chat_prompt(&messages, None).map_err(bad)?.1)
+    Ok((
+        model.chat_prompt(&messages, None).map_err(bad)?.1,
+        ToolFormat::Tags,
+    ))
 }
 
 impl Reply {

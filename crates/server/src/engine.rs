@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tuneup_generate::{ChatModel, FinishReason, GenerateParams, GenerationStats, Generator};
+use tuneup_generate::{
+    ChatModel, FinishReason, GenerateParams, GenerationStats, Generator, GrammarCompiler,
+};
 
 use crate::metrics::Metrics;
 
@@ -79,6 +81,9 @@ pub struct Engine {
     capacity: usize,
     /// The model (for tokenizing and templates on request threads).
     pub model: Arc<ChatModel>,
+    /// Grammar compiler for constrained decoding (`None` when the vocabulary cannot be
+    /// indexed; JSON formats and forced tool calls are then best effort).
+    pub grammar: Option<GrammarCompiler>,
     metrics: Metrics,
 }
 
@@ -90,6 +95,13 @@ impl Engine {
         metrics: Metrics,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let capacity = capacity.max(1);
+        let grammar = match GrammarCompiler::new(&model.tokenizer) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!("constrained decoding is off: {e}");
+                None
+            }
+        };
         let (tx, rx) = mpsc::channel(capacity);
         let worker_model = Arc::clone(&model);
         let worker_metrics = metrics.clone();
@@ -103,6 +115,7 @@ impl Engine {
                 tx,
                 capacity,
                 model,
+                grammar,
                 metrics,
             },
             handle,

@@ -16,6 +16,7 @@
 
 mod chat;
 mod completions;
+pub mod constrain;
 pub mod embeddings;
 pub mod engine;
 pub mod error;

@@ -138,6 +138,20 @@ pub struct ToolPlan {
     pub names: HashSet<String>,
     /// An instruction added to the system message (`required` / named choice).
     pub instruction: Option<String>,
+    /// Whether the output is forced (by grammar) to be tool calls.
+    pub force: ToolForce,
+}
+
+/// What `tool_choice` forces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ToolForce {
+    /// Nothing (`auto` or `none`): the model may answer in prose.
+    #[default]
+    No,
+    /// Calls of any declared tools (`required`).
+    Any,
+    /// One call of this function (a named choice).
+    Named(String),
 }
 
 impl ToolPlan {
@@ -185,6 +199,7 @@ pub fn tool_plan(
                 tools: tools.iter().map(tool_json).collect(),
                 instruction: Some(format!("You must answer by calling the function '{}' with a tool call; do not answer in prose.", function.name)),
                 names,
+                force: ToolForce::Named(function.name.clone()),
             });
         }
     };
@@ -194,6 +209,7 @@ pub fn tool_plan(
             tools: tools.iter().map(tool_json).collect(),
             names,
             instruction: None,
+            force: ToolForce::No,
         }),
         "required" => {
             if tools.is_empty() {
@@ -206,6 +222,7 @@ pub fn tool_plan(
                 tools: tools.iter().map(tool_json).collect(),
                 names,
                 instruction: Some("You must answer by calling one or more of the available functions with tool calls; do not answer in prose.".into()),
+                force: ToolForce::Any,
             })
         }
         other => Err(ApiError::invalid_param(
@@ -219,8 +236,8 @@ fn tool_json(t: &Tool) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Null)
 }
 
-/// The system instruction that asks for the response format (best effort;
-/// grammar-constrained decoding is a later step).
+/// The system instruction that asks for the response format (the grammar then
+/// enforces it; the instruction keeps the model's own content sensible).
 pub fn format_instruction(format: Option<&ResponseFormat>) -> Option<String> {
     match format? {
         ResponseFormat::Text => None,

@@ -33,6 +33,8 @@ pub struct ChatCompletionRequest {
     pub tools: Option<Vec<Tool>>,
     /// Whether and which tool to call.
     pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may make several tool calls in one answer (default true).
+    pub parallel_tool_calls: Option<bool>,
     /// Output format.
     pub response_format: Option<ResponseFormat>,
     /// Presence penalty (-2–2).

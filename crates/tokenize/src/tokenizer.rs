@@ -269,6 +269,17 @@ impl Tokenizer {
         Ok(self.pieces.get(i).map(Vec::as_slice).unwrap_or(&[]))
     }
 
+    /// The bytes token `id` stands for in generated text (special tokens give their
+    /// text), e.g. for grammar-constrained decoding, which matches tokens byte by byte.
+    /// `None` for an id outside the vocabulary.
+    pub fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        self.check_id(id).ok()?;
+        match self.decode_mode {
+            DecodeMode::Bytes { .. } => self.pieces.get(id as usize).cloned(),
+            DecodeMode::Generic => self.inner.decode(&[id], false).ok().map(String::into_bytes),
+        }
+    }
+
     /// Number of token ids (the embedding rows a model needs for this vocabulary).
     pub fn vocab_size(&self) -> usize {
         self.tokens.len()

@@ -135,8 +135,53 @@ def test_json_object():
         max_tokens=48,
     )
     content = r.choices[0].message.content
-    if EXPECT_TOOLS:
-        json.loads(content)
+    # Grammar-constrained: a finished answer is always one JSON object.
+    if EXPECT_TOOLS or r.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(content), dict), content
+
+
+def test_json_schema_parse():
+    """The SDK's structured-output helper: a pydantic model becomes a strict json_schema; the
+    grammar-constrained answer always parses into it."""
+    from pydantic import BaseModel
+
+    class Capital(BaseModel):
+        country: str
+        capital: str
+
+    parse = getattr(client.chat.completions, "parse", None) or client.beta.chat.completions.parse
+    r = parse(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        response_format=Capital,
+        temperature=0,
+        max_tokens=64,
+    )
+    choice = r.choices[0]
+    if choice.finish_reason == "stop" or EXPECT_TOOLS:
+        assert choice.finish_reason == "stop", choice
+        parsed = choice.message.parsed
+        assert isinstance(parsed, Capital), choice.message
+        if EXPECT_TOOLS:
+            assert "paris" in parsed.capital.lower(), parsed
+
+
+def test_named_tool_choice_forces_the_call():
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "오늘 점심 뭐 먹지?"}],
+        tools=[WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        temperature=0,
+        max_tokens=64,
+    )
+    choice = r.choices[0]
+    if choice.finish_reason != "length" or EXPECT_TOOLS:
+        assert choice.finish_reason == "tool_calls", choice
+        assert len(choice.message.tool_calls) == 1
+        call = choice.message.tool_calls[0]
+        assert call.function.name == "get_weather"
+        assert isinstance(json.loads(call.function.arguments)["city"], str)
 
 
 def test_errors():
