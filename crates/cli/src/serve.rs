@@ -42,6 +42,23 @@ pub struct ServeArgs {
     /// Also serve `/v1/embeddings` with this sentence-embedding model (e.g. `all-minilm-l6-v2`).
     #[arg(long)]
     embedder: Option<String>,
+    /// Serve a LoRA adapter (PEFT folder) as model `MODEL_ID+NAME`; repeatable.
+    #[arg(long = "lora", value_name = "NAME=DIR", value_parser = parse_lora)]
+    lora: Vec<(String, PathBuf)>,
+    /// Enable the admin endpoints (load/unload adapters at run time) with this bearer key.
+    #[arg(long, env = "TUNEUP_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+}
+
+fn parse_lora(s: &str) -> std::result::Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(dir)))
+        }
+        _ => Err(format!(
+            "expected NAME=DIR (e.g. sql=./out/adapter), got '{s}'"
+        )),
+    }
 }
 
 /// Loads the model and serves until SIGINT/SIGTERM.
@@ -60,6 +77,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     config.request_timeout =
         (args.request_timeout > 0).then(|| Duration::from_secs(args.request_timeout));
     config.max_body_bytes = args.max_body_kb.saturating_mul(1024);
+    config.adapters = args.lora.clone();
+    config.admin_key = args.admin_key.clone().filter(|k| !k.is_empty());
     config.feedback_db = Some(match &args.feedback_db {
         Some(p) => p.clone(),
         None => tuneup_hub::Cache::from_env()?
@@ -92,6 +111,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 "no API key"
             }
         );
+        for (name, _) in &config.adapters {
+            println!(
+                "tuneup serve: adapter as model '{}+{name}'",
+                config.model_id
+            );
+        }
+        if config.admin_key.is_some() {
+            println!("tuneup serve: admin endpoints at http://{addr}/admin/adapters");
+        }
         if let Some(id) = embedding_id {
             println!("tuneup serve: embeddings with '{id}' at http://{addr}/v1/embeddings");
         }

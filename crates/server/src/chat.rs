@@ -39,7 +39,8 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: ChatCompletionRequest = parse_json(&body)?;
-    state.check_model(&req.model)?;
+    let adapter = state.resolve_model(&req.model)?;
+    let adapter_name = adapter.as_ref().map(|a| a.name.clone());
     if req.n.unwrap_or(1) != 1 {
         return Err(ApiError::invalid_param("n", "only n=1 is supported"));
     }
@@ -96,12 +97,12 @@ pub async fn handler(
     let max = prompt::max_tokens(requested, param, ids.len(), state.engine.context_length())?;
     let mut params = prompt::params(sampling, max, stop);
     params.constraint = constraint;
-    let mut rx = state.submit(ids, params)?;
+    let mut rx = state.submit(adapter, ids, params)?;
     let reply = Reply {
         ident: Ident {
             id: format!("chatcmpl-{}", random_alnum(29)),
             created: crate::unix_now(),
-            model: state.config.model_id.clone(),
+            model: state.served_id(adapter_name.as_deref()),
         },
         plan,
         json_format: matches!(

@@ -27,7 +27,8 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: CompletionRequest = parse_json(&body)?;
-    state.check_model(&req.model)?;
+    let adapter = state.resolve_model(&req.model)?;
+    let adapter_name = adapter.as_ref().map(|a| a.name.clone());
     if req.n.unwrap_or(1) != 1 {
         return Err(ApiError::invalid_param("n", "only n=1 is supported"));
     }
@@ -82,11 +83,11 @@ pub async fn handler(
         }
     })?;
     let stop = req.stop.map(|s| s.into_vec()).unwrap_or_default();
-    let mut rx = state.submit(ids, prompt::params(sampling, max, stop))?;
+    let mut rx = state.submit(adapter, ids, prompt::params(sampling, max, stop))?;
     let ident = Ident {
         id: format!("cmpl-{}", random_alnum(29)),
         created: crate::unix_now(),
-        model: state.config.model_id.clone(),
+        model: state.served_id(adapter_name.as_deref()),
     };
     let echo = req.echo.unwrap_or(false).then_some(text);
     let request = String::from_utf8_lossy(&body).into_owned();

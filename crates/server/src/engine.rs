@@ -1,5 +1,6 @@
 //! The model worker: one thread owns the generator (and its prompt cache) and
-//! serves jobs from a bounded queue, one at a time. Continuous batching is a
+//! serves jobs from a bounded queue, one at a time, each on the base model or
+//! the adapter it names. Continuous batching is a
 //! later step; the queue and event protocol stay the same when it comes.
 
 use std::ops::ControlFlow;
@@ -11,6 +12,7 @@ use tuneup_generate::{
     ChatModel, FinishReason, GenerateParams, GenerationStats, Generator, GrammarCompiler,
 };
 
+use crate::adapters::Adapter;
 use crate::metrics::Metrics;
 
 /// What the worker reports about one job.
@@ -50,6 +52,8 @@ impl Finished {
 /// One generation to run.
 #[derive(Debug)]
 pub struct Job {
+    /// The adapter to generate with (`None` = the base model).
+    pub adapter: Option<Adapter>,
     /// Prompt token ids (template applied).
     pub prompt: Vec<u32>,
     /// Sampling and limits.
@@ -144,81 +148,111 @@ impl Engine {
 }
 
 fn worker(model: &ChatModel, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
-    let mut generator = Generator::new(&model.model.decoder, &model.tokenizer);
-    while let Some(mut job) = rx.blocking_recv() {
-        metrics.queue_depth.dec();
-        let queue_wait = job.enqueued.elapsed();
-        if job.events.is_closed() {
-            metrics.error("client_disconnected");
-            continue;
-        }
-        if job.deadline.is_some_and(|d| Instant::now() >= d) {
-            metrics.error("timeout");
-            let _ = job.events.send(Event::Done(Finished {
-                text: String::new(),
-                stats: empty_stats(job.prompt.len()),
-                timed_out: true,
-                queue_wait,
-            }));
-            continue;
-        }
-        metrics.in_flight.inc();
-        let mut timed_out = false;
-        let events = job.events.clone();
-        let deadline = job.deadline;
-        let mut sink = |_id: u32, text: &str| {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                timed_out = true;
-                return ControlFlow::Break(());
-            }
-            let gone = if text.is_empty() {
-                events.is_closed()
-            } else {
-                events.send(Event::Text(text.to_string())).is_err()
-            };
-            if gone {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        };
-        let result = generator.generate(&job.prompt, &mut job.params, &mut sink);
-        metrics.in_flight.dec();
-        match result {
-            Ok(out) => {
-                let s = &out.stats;
-                metrics.prompt_tokens.inc_by(s.prompt_tokens as u64);
-                metrics.generated_tokens.inc_by(s.completion_tokens as u64);
-                if s.completion_tokens > 1 {
-                    metrics.tokens_per_second.set(s.decode_tokens_per_second());
+    let mut next = rx.blocking_recv();
+    // One generator (and prompt cache) per run of jobs for the same model:
+    // consecutive requests to one adapter, or to the base, keep their cache.
+    while let Some(first) = next.take() {
+        let adapter = first.adapter.clone();
+        let decoder = adapter
+            .as_ref()
+            .map_or(&model.model.decoder, |a| a.decoder.as_ref());
+        let mut generator = Generator::new(decoder, &model.tokenizer);
+        let mut job = first;
+        loop {
+            run(&mut generator, job, metrics);
+            match rx.blocking_recv() {
+                Some(j) if same_adapter(&j.adapter, &adapter) => job = j,
+                other => {
+                    next = other;
+                    break;
                 }
-                if s.completion_tokens > 0 {
-                    metrics
-                        .ttft
-                        .observe((queue_wait + s.time_to_first_token).as_secs_f64());
-                }
-                if timed_out {
-                    metrics.error("timeout");
-                } else if s.finish_reason == FinishReason::Cancelled {
-                    metrics.error("client_disconnected");
-                }
-                let _ = job.events.send(Event::Done(Finished {
-                    text: out.text,
-                    stats: out.stats,
-                    timed_out,
-                    queue_wait,
-                }));
-            }
-            Err(e) => {
-                // A failed pass may leave the cache half-written.
-                generator.reset();
-                metrics.error("generation_failed");
-                tracing::error!("generation failed: {e}");
-                let _ = job.events.send(Event::Failed(e.to_string()));
             }
         }
     }
     tracing::info!("model worker stopped");
+}
+
+fn same_adapter(a: &Option<Adapter>, b: &Option<Adapter>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(&a.decoder, &b.decoder),
+        _ => false,
+    }
+}
+
+/// Runs one job to its end, reporting on its event channel.
+fn run(generator: &mut Generator<'_>, mut job: Job, metrics: &Metrics) {
+    metrics.queue_depth.dec();
+    let queue_wait = job.enqueued.elapsed();
+    if job.events.is_closed() {
+        metrics.error("client_disconnected");
+        return;
+    }
+    if job.deadline.is_some_and(|d| Instant::now() >= d) {
+        metrics.error("timeout");
+        let _ = job.events.send(Event::Done(Finished {
+            text: String::new(),
+            stats: empty_stats(job.prompt.len()),
+            timed_out: true,
+            queue_wait,
+        }));
+        return;
+    }
+    metrics.in_flight.inc();
+    let mut timed_out = false;
+    let events = job.events.clone();
+    let deadline = job.deadline;
+    let mut sink = |_id: u32, text: &str| {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            timed_out = true;
+            return ControlFlow::Break(());
+        }
+        let gone = if text.is_empty() {
+            events.is_closed()
+        } else {
+            events.send(Event::Text(text.to_string())).is_err()
+        };
+        if gone {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let result = generator.generate(&job.prompt, &mut job.params, &mut sink);
+    metrics.in_flight.dec();
+    match result {
+        Ok(out) => {
+            let s = &out.stats;
+            metrics.prompt_tokens.inc_by(s.prompt_tokens as u64);
+            metrics.generated_tokens.inc_by(s.completion_tokens as u64);
+            if s.completion_tokens > 1 {
+                metrics.tokens_per_second.set(s.decode_tokens_per_second());
+            }
+            if s.completion_tokens > 0 {
+                metrics
+                    .ttft
+                    .observe((queue_wait + s.time_to_first_token).as_secs_f64());
+            }
+            if timed_out {
+                metrics.error("timeout");
+            } else if s.finish_reason == FinishReason::Cancelled {
+                metrics.error("client_disconnected");
+            }
+            let _ = job.events.send(Event::Done(Finished {
+                text: out.text,
+                stats: out.stats,
+                timed_out,
+                queue_wait,
+            }));
+        }
+        Err(e) => {
+            // A failed pass may leave the cache half-written.
+            generator.reset();
+            metrics.error("generation_failed");
+            tracing::error!("generation failed: {e}");
+            let _ = job.events.send(Event::Failed(e.to_string()));
+        }
+    }
 }
 
 fn empty_stats(prompt_tokens: usize) -> GenerationStats {

@@ -14,6 +14,8 @@
 //! # }
 //! ```
 
+pub mod adapters;
+mod admin;
 mod chat;
 mod completions;
 pub mod constrain;
@@ -67,6 +69,10 @@ pub struct ServerConfig {
     pub feedback_db: Option<PathBuf>,
     /// Responses kept for feedback (those with feedback are kept forever).
     pub keep_responses: usize,
+    /// LoRA adapters to serve from the start, as (name, PEFT folder).
+    pub adapters: Vec<(String, PathBuf)>,
+    /// Bearer key of the admin endpoints (`/admin/…`); they are off without one.
+    pub admin_key: Option<String>,
 }
 
 impl ServerConfig {
@@ -83,6 +89,8 @@ impl ServerConfig {
             model_aliases: Vec::new(),
             feedback_db: None,
             keep_responses: 1000,
+            adapters: Vec::new(),
+            admin_key: None,
         }
     }
 
@@ -102,38 +110,60 @@ pub(crate) struct AppState {
     pub feedback: Arc<FeedbackStore>,
     pub started: u64,
     pub embedder: Option<Arc<embeddings::EmbeddingModel>>,
+    pub adapters: adapters::Adapters,
 }
 
 impl AppState {
-    /// Checks the `model` field of a request.
-    pub fn check_model(&self, model: &str) -> Result<(), ApiError> {
+    /// Resolves the `model` field of a request: the base model (`None`) or
+    /// `BASE+ADAPTER` (the adapter).
+    pub fn resolve_model(&self, model: &str) -> Result<Option<adapters::Adapter>, ApiError> {
         let c = &self.config;
-        if model == c.model_id || c.model_aliases.iter().any(|a| a == model) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                format!(
-                    "The model '{model}' does not exist; this server serves '{}'",
-                    c.model_id
-                ),
-            )
-            .with_param("model")
-            .with_code("model_not_found"))
+        let is_base = |m: &str| m == c.model_id || c.model_aliases.iter().any(|a| a == m);
+        if is_base(model) {
+            return Ok(None);
         }
+        if let Some((base, name)) = model.rsplit_once('+') {
+            if is_base(base) {
+                if let Some(a) = self.adapters.get(name) {
+                    return Ok(Some(a));
+                }
+            }
+        }
+        let names: Vec<String> = self
+            .adapters
+            .list()
+            .into_iter()
+            .map(|a| format!("'{}+{}'", c.model_id, a.name))
+            .collect();
+        let also = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" (and the adapters {})", names.join(", "))
+        };
+        Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!(
+                "The model '{model}' does not exist; this server serves '{}'{also}",
+                c.model_id
+            ),
+        )
+        .with_param("model")
+        .with_code("model_not_found"))
     }
 
     /// Queues a generation; its events arrive on the returned receiver
     /// (dropping it cancels the generation). 429/503 when not queued.
     pub fn submit(
         &self,
+        adapter: Option<adapters::Adapter>,
         prompt: Vec<u32>,
         params: tuneup_generate::GenerateParams,
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<engine::Event>, error::ApiError> {
         let (events, rx) = tokio::sync::mpsc::unbounded_channel();
         self.engine
             .submit(engine::Job {
+                adapter,
                 prompt,
                 params,
                 events,
@@ -142,6 +172,14 @@ impl AppState {
             })
             .map_err(routes::submit_error)?;
         Ok(rx)
+    }
+
+    /// The model id of answers: the base id, or `BASE+ADAPTER`.
+    pub fn served_id(&self, adapter: Option<&str>) -> String {
+        match adapter {
+            Some(a) => format!("{}+{a}", self.config.model_id),
+            None => self.config.model_id.clone(),
+        }
     }
 
     /// Deadline of a request starting now.
@@ -205,6 +243,18 @@ impl Server {
         let listener = tokio::net::TcpListener::bind((host.as_str(), config.port))
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let adapters = adapters::Adapters::new(model.model.decoder.clone());
+        for (name, dir) in &config.adapters {
+            let a = adapters
+                .load(name, dir)
+                .map_err(|e| ServerError::Config(e.to_string()))?;
+            tracing::info!(
+                "adapter '{}' ({} projections) from {}",
+                a.name,
+                a.modules,
+                dir.display()
+            );
+        }
         let metrics = metrics::Metrics::new();
         let (engine, worker) =
             engine::Engine::start(Arc::new(model), config.queue_size, metrics.clone())?;
@@ -215,6 +265,7 @@ impl Server {
             feedback: Arc::new(feedback),
             started: unix_now(),
             embedder: embedder.map(Arc::new),
+            adapters,
         });
         Ok(Self {
             listener,

@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -30,6 +30,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/feedback", post(feedback))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route(
+            "/admin/adapters",
+            get(crate::admin::list).post(crate::admin::load),
+        )
+        .route("/admin/adapters/{name}", delete(crate::admin::unload))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), auth))
@@ -69,6 +74,9 @@ const ROUTES: &[&str] = &[
 fn route_label(path: &str) -> &'static str {
     if path.starts_with("/v1/models/") {
         return "/v1/models/{id}";
+    }
+    if path.starts_with("/admin/") {
+        return "/admin";
     }
     ROUTES
         .iter()
@@ -126,10 +134,28 @@ async fn normalize(resp: Response) -> Response {
     out
 }
 
-/// Requires `Authorization: Bearer KEY` on every route but `/health`.
+/// Requires `Authorization: Bearer KEY` on every route but `/health`, and the
+/// admin key on `/admin/…` (which are off without one).
 async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let Some(key) = state.config.api_key.as_deref() else {
-        return next.run(req).await;
+    let admin = req.uri().path().starts_with("/admin/");
+    let key = if admin {
+        match state.config.admin_key.as_deref() {
+            Some(k) => k,
+            None => {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "invalid_request_error",
+                    "the admin endpoints are off; start the server with --admin-key",
+                )
+                .with_code("admin_disabled")
+                .into_response()
+            }
+        }
+    } else {
+        match state.config.api_key.as_deref() {
+            Some(k) => k,
+            None => return next.run(req).await,
+        }
     };
     if req.uri().path() == "/health" {
         return next.run(req).await;
@@ -163,13 +189,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn model_entry(state: &AppState) -> Value {
-    json!({"id": state.config.model_id, "object": "model", "created": state.started, "owned_by": "tuneup",
-           "context_length": state.engine.context_length()})
+fn model_entry(state: &AppState, adapter: Option<&str>) -> Value {
+    let mut entry = json!({"id": state.served_id(adapter), "object": "model", "created": state.started,
+           "owned_by": "tuneup", "context_length": state.engine.context_length()});
+    if adapter.is_some() {
+        entry["parent"] = json!(state.config.model_id);
+    }
+    entry
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let mut data = vec![model_entry(&state)];
+    let mut data = vec![model_entry(&state, None)];
+    data.extend(
+        state
+            .adapters
+            .list()
+            .iter()
+            .map(|a| model_entry(&state, Some(&a.name))),
+    );
     if let Some(e) = &state.embedder {
         data.push(json!({"id": e.id, "object": "model", "created": state.started, "owned_by": "tuneup",
                          "dimensions": e.embedder.dim(), "context_length": e.embedder.max_tokens()}));
@@ -181,8 +218,11 @@ async fn model(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.check_model(&id)?;
-    Ok(Json(model_entry(&state)))
+    let adapter = state.resolve_model(&id)?;
+    Ok(Json(model_entry(
+        &state,
+        adapter.as_ref().map(|a| a.name.as_str()),
+    )))
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {

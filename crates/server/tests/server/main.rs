@@ -3,6 +3,7 @@
 //! feedback), the real SmolLM2 / Qwen2.5-Coder when their GGUF paths are set,
 //! and the official `openai` Python SDK.
 
+mod adapters;
 mod common;
 mod errors;
 mod protocol;
