@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// Requests that may wait for the model; more are answered 429.
     #[arg(long, default_value_t = 16)]
     queue_size: usize,
+    /// Generations decoded together (continuous batching); 1 serves one at a time.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
     /// Longest a request may take, queue wait included, in seconds (0 = no limit).
     #[arg(long, default_value_t = 600)]
     request_timeout: u64,
@@ -74,6 +77,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     config.port = args.port;
     config.api_key = args.api_key.clone().filter(|k| !k.is_empty());
     config.queue_size = args.queue_size;
+    config.max_batch = args.parallel.max(1);
     config.request_timeout =
         (args.request_timeout > 0).then(|| Duration::from_secs(args.request_timeout));
     config.max_body_bytes = args.max_body_kb.saturating_mul(1024);
@@ -102,8 +106,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let server = Server::bind_with_embedder(model, config.clone(), embedder).await?;
         let addr = server.local_addr();
         println!(
-            "tuneup serve: model '{}' at http://{addr}/v1 (queue {}, {})",
+            "tuneup serve: model '{}' at http://{addr}/v1 (batch {}, queue {}, {})",
             config.model_id,
+            config.max_batch,
             config.queue_size,
             if config.api_key.is_some() {
                 "API key required"

@@ -6,15 +6,15 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use tuneup_models::{Decoder, DecoderState, LogitsFor};
-use tuneup_tokenize::{StreamDecoder, Tokenizer};
+use tuneup_tokenize::Tokenizer;
 
 use crate::draft::DraftModel;
 use crate::draft_budget::DraftBudget;
+use crate::emit::{Emitted, Emitter};
 use crate::error::{Error, Result};
 use crate::grammar::GrammarConstraint;
 use crate::lookup::PromptLookup;
 use crate::sampling::{argmax, Sampler, SamplingParams};
-use crate::stop::StopMatcher;
 
 /// Receives generated text as it is produced.
 pub trait TokenSink {
@@ -149,6 +149,50 @@ pub struct GenerationOutput {
     pub stats: GenerationStats,
 }
 
+/// Feeds `prompt` into `state`, whose cache holds `cached`, reusing their longest
+/// common prefix; returns the logits of the prompt's last position and how many
+/// tokens were reused. `cached` then holds the prompt.
+pub(crate) fn prefill(
+    decoder: &Decoder,
+    state: &mut DecoderState,
+    cached: &mut Vec<u32>,
+    prompt: &[u32],
+    chunk: usize,
+) -> Result<(Vec<f32>, usize)> {
+    let common = cached
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    // At least one token must be computed to get logits.
+    let reuse = common.min(prompt.len().saturating_sub(1));
+    state.truncate(reuse);
+    cached.truncate(reuse);
+    let mut logits = None;
+    for piece in prompt[reuse..].chunks(chunk.max(1)) {
+        let l = decoder.forward(piece, state, LogitsFor::Last)?;
+        cached.extend_from_slice(piece);
+        logits = Some(l);
+    }
+    let logits = logits.ok_or(Error::EmptyPrompt)?;
+    Ok((logits.flatten_all()?.to_vec1::<f32>()?, reuse))
+}
+
+/// Checks that `prompt` can be generated from within `decoder`'s context window.
+pub(crate) fn check_prompt(decoder: &Decoder, prompt: &[u32]) -> Result<()> {
+    if prompt.is_empty() {
+        return Err(Error::EmptyPrompt);
+    }
+    let ctx = decoder.context_length();
+    if prompt.len() >= ctx {
+        return Err(Error::PromptTooLong {
+            prompt: prompt.len(),
+            context: ctx,
+        });
+    }
+    Ok(())
+}
+
 /// Runs a model for one conversation or client, keeping the KV cache of the
 /// last prompt so that a following prompt with the same prefix (the next
 /// chat turn) only computes what is new.
@@ -177,31 +221,6 @@ impl<'a> Generator<'a> {
         self.cached.clear();
     }
 
-    /// Feeds `prompt`, reusing the longest cached prefix, and returns the
-    /// logits of its last position and how many tokens were reused.
-    fn prefill(&mut self, prompt: &[u32], chunk: usize) -> Result<(Vec<f32>, usize)> {
-        let common = self
-            .cached
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count();
-        // At least one token must be computed to get logits.
-        let reuse = common.min(prompt.len() - 1);
-        self.state.truncate(reuse);
-        self.cached.truncate(reuse);
-        let mut logits = None;
-        for piece in prompt[reuse..].chunks(chunk.max(1)) {
-            let l = self
-                .decoder
-                .forward(piece, &mut self.state, LogitsFor::Last)?;
-            self.cached.extend_from_slice(piece);
-            logits = Some(l);
-        }
-        let logits = logits.ok_or(Error::EmptyPrompt)?;
-        Ok((logits.flatten_all()?.to_vec1::<f32>()?, reuse))
-    }
-
     /// Generates a continuation of `prompt` (token ids, template already applied).
     pub fn generate(
         &mut self,
@@ -209,27 +228,22 @@ impl<'a> Generator<'a> {
         params: &mut GenerateParams,
         sink: &mut dyn TokenSink,
     ) -> Result<GenerationOutput> {
-        if prompt.is_empty() {
-            return Err(Error::EmptyPrompt);
-        }
+        check_prompt(self.decoder, prompt)?;
         let ctx = self.decoder.context_length();
-        if prompt.len() >= ctx {
-            return Err(Error::PromptTooLong {
-                prompt: prompt.len(),
-                context: ctx,
-            });
-        }
         let start = Instant::now();
-        let (mut logits, reused) = self.prefill(prompt, params.prefill_chunk)?;
+        let (mut logits, reused) = prefill(
+            self.decoder,
+            &mut self.state,
+            &mut self.cached,
+            prompt,
+            params.prefill_chunk,
+        )?;
         let prefill_time = start.elapsed();
         let budget = params.max_tokens.min(ctx - prompt.len());
         let mut sampler = Sampler::new(params.sampling.clone());
         let greedy = params.sampling.is_greedy();
         let mut history: Vec<u32> = prompt.to_vec();
-        let mut out = Vec::new();
-        let mut text = String::new();
-        let mut detok = StreamDecoder::new(self.tokenizer, true);
-        let mut stops = StopMatcher::new(&params.stop);
+        let mut emitter = Emitter::new(self.tokenizer, &params.stop);
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len(),
             cached_prompt_tokens: reused,
@@ -248,7 +262,7 @@ impl<'a> Generator<'a> {
             Speculation::DraftModel(d) => d.max_draft(),
             Speculation::Off => 0,
         });
-        'outer: while out.len() < budget {
+        'outer: while emitter.out.len() < budget {
             // Choose the next token(s): the sampled one plus any accepted drafts.
             if let Some(c) = &mut params.constraint {
                 c.mask(&mut logits)?;
@@ -261,7 +275,7 @@ impl<'a> Generator<'a> {
             let mut pending_logits = None;
             let allowance = if greedy
                 && params.constraint.is_none()
-                && out.len() + 1 < budget
+                && emitter.out.len() + 1 < budget
                 && !self.is_end(next, params)
             {
                 match params.speculation {
@@ -272,7 +286,7 @@ impl<'a> Generator<'a> {
                 0
             };
             if allowance > 0 {
-                let room = (budget - out.len() - 1).min(allowance);
+                let room = (budget - emitter.out.len() - 1).min(allowance);
                 let mut context = history.clone();
                 context.push(next);
                 let draft: Vec<u32> = match &mut params.speculation {
@@ -319,25 +333,23 @@ impl<'a> Generator<'a> {
                     stats.finish_reason = FinishReason::Stop;
                     break 'outer;
                 }
-                out.push(tok);
                 history.push(tok);
-                let piece = detok.push(tok)?.unwrap_or_default();
-                let decision = stops.push(&piece);
-                text.push_str(&decision.emit);
-                let flow = sink.on_token(tok, &decision.emit);
-                if decision.stopped {
-                    stats.finish_reason = FinishReason::Stop;
-                    break 'outer;
-                }
-                if flow.is_break() {
-                    stats.finish_reason = FinishReason::Cancelled;
-                    break 'outer;
+                match emitter.push(tok, sink)? {
+                    Emitted::Continue => {}
+                    Emitted::Stopped => {
+                        stats.finish_reason = FinishReason::Stop;
+                        break 'outer;
+                    }
+                    Emitted::Cancelled => {
+                        stats.finish_reason = FinishReason::Cancelled;
+                        break 'outer;
+                    }
                 }
                 if params.constraint.as_ref().is_some_and(|c| c.is_finished()) {
                     stats.finish_reason = FinishReason::Stop;
                     break 'outer;
                 }
-                if out.len() >= budget {
+                if emitter.out.len() >= budget {
                     break 'outer;
                 }
             }
@@ -355,24 +367,15 @@ impl<'a> Generator<'a> {
             };
         }
         if stats.finish_reason != FinishReason::Stop {
-            let rest = detok.finish()?;
-            let decision = stops.push(&rest);
-            let mut tail = decision.emit;
-            if !decision.stopped {
-                tail.push_str(&stops.finish());
-            }
-            if !tail.is_empty() {
-                text.push_str(&tail);
-                let _ = sink.on_token(u32::MAX, &tail);
-            }
+            emitter.flush(sink)?;
         }
         let ttft = first_token_at.unwrap_or_else(|| start.elapsed());
-        stats.completion_tokens = out.len();
+        stats.completion_tokens = emitter.out.len();
         stats.time_to_first_token = ttft;
         stats.decode_time = start.elapsed().saturating_sub(ttft);
         Ok(GenerationOutput {
-            tokens: out,
-            text,
+            tokens: emitter.out,
+            text: emitter.text,
             stats,
         })
     }

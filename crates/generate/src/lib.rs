@@ -7,11 +7,13 @@
 pub mod bundle;
 pub mod draft;
 mod draft_budget;
+mod emit;
 pub mod error;
 pub mod generator;
 pub mod grammar;
 pub mod lookup;
 pub mod sampling;
+pub mod sequence;
 pub mod stop;
 
 pub use bundle::ChatModel;
@@ -24,4 +26,5 @@ pub use generator::{
 pub use grammar::{Grammar, GrammarCompiler, GrammarConstraint};
 pub use lookup::PromptLookup;
 pub use sampling::{argmax, Sampler, SamplingParams};
+pub use sequence::Sequence;
 pub use stop::StopMatcher;

@@ -356,6 +356,47 @@ impl Decoder {
         Ok(self.lm_head.forward(&hidden)?)
     }
 
+    /// One decoding step for several independent sequences: `ids[i]` continues
+    /// `states[i]`. The projections and the feed-forward blocks run once over all
+    /// rows (each weight is read once per step, not once per sequence); attention
+    /// runs per sequence over its own cache. Returns logits `(ids.len(), vocab)`.
+    /// This is what continuous batching shares between concurrent requests.
+    pub fn forward_rows(&self, ids: &[u32], states: &mut [&mut DecoderState]) -> Result<Tensor> {
+        if ids.is_empty() || ids.len() != states.len() {
+            return Err(Error::Tensor(candle_core::Error::Msg(format!(
+                "forward_rows needs one token per sequence ({} tokens, {} sequences)",
+                ids.len(),
+                states.len()
+            ))));
+        }
+        let vocab = self.embedding.rows();
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::BadToken { id, vocab });
+        }
+        if let Some(st) = states
+            .iter()
+            .find(|st| st.len() + 1 > self.cfg.max_position_embeddings)
+        {
+            return Err(Error::ContextOverflow {
+                needed: st.len() + 1,
+                limit: self.cfg.max_position_embeddings,
+            });
+        }
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let mut x = self.embed(&input)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = layer.attn_norm.forward(&x)?;
+            let mut caches: Vec<&mut KvCache> =
+                states.iter_mut().map(|st| &mut st.caches[i]).collect();
+            let attn = self.attention_rows(layer, &h, &mut caches)?;
+            let x1 = (x + attn)?;
+            let h = layer.ffn_norm.forward(&x1)?;
+            x = (&x1 + self.mlp(layer, &h)?)?;
+        }
+        let hidden = self.norm.forward(&x)?.squeeze(0)?;
+        Ok(self.lm_head.forward(&hidden)?)
+    }
+
     /// Full-sequence forward without a cache, `ids` of shape `(batch, seq)`,
     /// returning logits `(batch, seq, vocab)`. Differentiable: training uses it.
     pub fn forward_batch(&self, ids: &Tensor) -> Result<Tensor> {
@@ -439,10 +480,16 @@ impl Decoder {
         let attn = self.attention(layer, &h, offset, mask, cache)?;
         let x = (x + attn)?;
         let h = layer.ffn_norm.forward(&x)?;
+        let ff = self.mlp(layer, &h)?;
+        Ok((x + ff)?)
+    }
+
+    /// The feed-forward block on normed `h`.
+    fn mlp(&self, layer: &DecoderLayer, h: &Tensor) -> Result<Tensor> {
         let (gate, up) = match &layer.gate_up {
-            GateUpProjection::Separate { gate, up } => (gate.forward(&h)?, up.forward(&h)?),
+            GateUpProjection::Separate { gate, up } => (gate.forward(h)?, up.forward(h)?),
             GateUpProjection::Fused(gu) => {
-                let y = gu.forward(&h)?;
+                let y = gu.forward(h)?;
                 let n = self.cfg.intermediate_size;
                 (y.narrow(D::Minus1, 0, n)?, y.narrow(D::Minus1, n, n)?)
             }
@@ -451,8 +498,79 @@ impl Decoder {
             Activation::Silu => tuneup_nn::swiglu::silu_mul(&gate, &up)?,
             Activation::GeluTanh => (gate.gelu()? * up)?,
         };
-        let ff = layer.down.forward(&act)?;
-        Ok((x + ff)?)
+        Ok(layer.down.forward(&act)?)
+    }
+
+    /// The query, key and value projections of `h` `(b, seq, hidden)`, each `(b, seq, heads·hd)`.
+    fn qkv(&self, layer: &DecoderLayer, h: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
+        Ok(match &layer.qkv {
+            QkvProjection::Separate { q, k, v } => (q.forward(h)?, k.forward(h)?, v.forward(h)?),
+            QkvProjection::Fused(qkv) => {
+                let y = qkv.forward(h)?;
+                (
+                    y.narrow(D::Minus1, 0, nh * hd)?,
+                    y.narrow(D::Minus1, nh * hd, nkv * hd)?,
+                    y.narrow(D::Minus1, (nh + nkv) * hd, nkv * hd)?,
+                )
+            }
+        })
+    }
+
+    /// Appends `k`, `v` to `cache` (rounded through f16 when the model keeps its
+    /// cache that way) and returns everything cached with the precision to attend in.
+    fn cache_append(
+        &self,
+        cache: &mut KvCache,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor, AttentionPrecision)> {
+        Ok(if self.kv_precision == AttentionPrecision::F16Inputs {
+            // Rounded once on the way in; kept as f32 so decoding does
+            // not convert the whole cache at every step.
+            let (k, v) = cache.append(&round_f16(k)?, &round_f16(v)?)?;
+            (k, v, self.kv_precision)
+        } else {
+            let (k, v) = cache.append(k, v)?;
+            (k, v, AttentionPrecision::F32)
+        })
+    }
+
+    /// Attention for one new token per sequence: row `i` of `h` `(1, n, hidden)`
+    /// continues `caches[i]` at its own position.
+    fn attention_rows(
+        &self,
+        layer: &DecoderLayer,
+        h: &Tensor,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let n = caches.len();
+        let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
+        let (q, k, v) = self.qkv(layer, h)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let rows = caches
+            .iter_mut()
+            .enumerate()
+            .map(|(i, cache)| {
+                let offset = cache.len();
+                let row = |t: &Tensor, heads: usize| -> Result<Tensor> {
+                    Ok(t.narrow(1, i, 1)?
+                        .reshape((1, 1, heads, hd))?
+                        .transpose(1, 2)?)
+                };
+                let qi = self.rope.apply(&row(&q, nh)?, offset)?;
+                let ki = self.rope.apply(&row(&k, nkv)?, offset)?;
+                let vi = row(&v, nkv)?.contiguous()?;
+                let (ks, vs, precision) = self.cache_append(cache, &ki, &vi)?;
+                Ok(grouped_query_attention_with(
+                    &qi, &ks, &vs, None, scale, precision,
+                )?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let y = Tensor::cat(&rows, 2)?
+            .transpose(1, 2)?
+            .reshape((1, n, nh * hd))?;
+        Ok(layer.o.forward(&y)?)
     }
 
     fn attention(
@@ -465,17 +583,7 @@ impl Decoder {
     ) -> Result<Tensor> {
         let (b, seq, _) = h.dims3()?;
         let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
-        let (q, k, v) = match &layer.qkv {
-            QkvProjection::Separate { q, k, v } => (q.forward(h)?, k.forward(h)?, v.forward(h)?),
-            QkvProjection::Fused(qkv) => {
-                let y = qkv.forward(h)?;
-                (
-                    y.narrow(D::Minus1, 0, nh * hd)?,
-                    y.narrow(D::Minus1, nh * hd, nkv * hd)?,
-                    y.narrow(D::Minus1, (nh + nkv) * hd, nkv * hd)?,
-                )
-            }
-        };
+        let (q, k, v) = self.qkv(layer, h)?;
         let q = q.reshape((b, seq, nh, hd))?.transpose(1, 2)?;
         let k = k.reshape((b, seq, nkv, hd))?.transpose(1, 2)?;
         let v = v
@@ -486,16 +594,7 @@ impl Decoder {
         let k = self.rope.apply(&k, offset)?;
         let cached = cache.is_some();
         let (k, v, precision) = match cache {
-            Some(c) if self.kv_precision == AttentionPrecision::F16Inputs => {
-                // Rounded once on the way in; kept as f32 so decoding does
-                // not convert the whole cache at every step.
-                let (k, v) = c.append(&round_f16(&k)?, &round_f16(&v)?)?;
-                (k, v, self.kv_precision)
-            }
-            Some(c) => {
-                let (k, v) = c.append(&k, &v)?;
-                (k, v, AttentionPrecision::F32)
-            }
+            Some(c) => self.cache_append(c, &k, &v)?,
             // Training and scoring without a cache stay in f32.
             None => (k, v, AttentionPrecision::F32),
         };

@@ -1,7 +1,6 @@
-//! The model worker: one thread owns the generator (and its prompt cache) and
-//! serves jobs from a bounded queue, one at a time, each on the base model or
-//! the adapter it names. Continuous batching is a
-//! later step; the queue and event protocol stay the same when it comes.
+//! The model worker: one thread owns the model and serves jobs from a bounded
+//! queue with continuous batching (several generations share each decoding
+//! step), each on the base model or the adapter it names.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -9,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tuneup_generate::{
-    ChatModel, FinishReason, GenerateParams, GenerationStats, Generator, GrammarCompiler,
+    ChatModel, FinishReason, GenerateParams, GenerationStats, GrammarCompiler, Sequence, TokenSink,
 };
+use tuneup_models::DecoderState;
 
 use crate::adapters::Adapter;
 use crate::metrics::Metrics;
@@ -92,13 +92,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the worker thread with a queue of `capacity` waiting jobs.
+    /// Starts the worker thread with a queue of `capacity` waiting jobs, decoding up
+    /// to `max_batch` generations together.
     pub fn start(
         model: Arc<ChatModel>,
         capacity: usize,
+        max_batch: usize,
         metrics: Metrics,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let capacity = capacity.max(1);
+        let max_batch = max_batch.max(1);
         let grammar = match GrammarCompiler::new(&model.tokenizer) {
             Ok(g) => Some(g),
             Err(e) => {
@@ -113,7 +116,9 @@ impl Engine {
             .name("tuneup-model".into())
             // Run on a worker of the compute pool, as the CLI does: the
             // kernels' parallel loops then share work with this thread.
-            .spawn(move || rayon::scope(|_| worker(&worker_model, rx, &worker_metrics)))?;
+            .spawn(move || {
+                rayon::scope(|_| worker(&worker_model, rx, &worker_metrics, max_batch))
+            })?;
         Ok((
             Self {
                 tx,
@@ -147,27 +152,136 @@ impl Engine {
     }
 }
 
-fn worker(model: &ChatModel, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
-    let mut next = rx.blocking_recv();
-    // One generator (and prompt cache) per run of jobs for the same model:
-    // consecutive requests to one adapter, or to the base, keep their cache.
-    while let Some(first) = next.take() {
-        let adapter = first.adapter.clone();
-        let decoder = adapter
-            .as_ref()
-            .map_or(&model.model.decoder, |a| a.decoder.as_ref());
-        let mut generator = Generator::new(decoder, &model.tokenizer);
-        let mut job = first;
-        loop {
-            run(&mut generator, job, metrics);
-            match rx.blocking_recv() {
-                Some(j) if same_adapter(&j.adapter, &adapter) => job = j,
-                other => {
-                    next = other;
-                    break;
+/// Reports tokens to a job's client; stops the generation when the client is gone
+/// or the deadline passed.
+struct JobSink {
+    events: mpsc::UnboundedSender<Event>,
+    deadline: Option<Instant>,
+    timed_out: bool,
+}
+
+impl TokenSink for JobSink {
+    fn on_token(&mut self, _id: u32, text: &str) -> ControlFlow<()> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.timed_out = true;
+            return ControlFlow::Break(());
+        }
+        let gone = if text.is_empty() {
+            self.events.is_closed()
+        } else {
+            self.events.send(Event::Text(text.to_string())).is_err()
+        };
+        if gone {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+/// A generation in the running batch.
+struct Slot<'t> {
+    seq: Sequence<'t>,
+    sink: JobSink,
+    queue_wait: Duration,
+}
+
+/// The KV cache of the last finished generation, kept so that the next turn of a
+/// conversation only computes what is new.
+struct Spare {
+    adapter: Option<Adapter>,
+    state: DecoderState,
+    tokens: Vec<u32>,
+}
+
+/// Continuous batching: up to `max_batch` generations (of one model: the base or
+/// one adapter) advance together, one token each per model step; a new request
+/// joins the batch as soon as there is room (its prompt is computed on its own,
+/// then it decodes with the others), and a finished one leaves at once.
+fn worker(model: &ChatModel, mut rx: mpsc::Receiver<Job>, metrics: &Metrics, max_batch: usize) {
+    let mut active: Vec<Slot<'_>> = Vec::new();
+    // The model of the running batch, and a job for another one waiting for it to drain.
+    let mut current: Option<Adapter> = None;
+    let mut deferred: Option<Job> = None;
+    let mut spare: Option<Spare> = None;
+    let mut open = true;
+    loop {
+        // Admit jobs while there is room (blocking only when idle).
+        while active.len() < max_batch {
+            let job = if active.is_empty() && deferred.is_some() {
+                deferred.take()
+            } else if deferred.is_some() || !open {
+                None
+            } else if active.is_empty() {
+                rx.blocking_recv()
+            } else {
+                match rx.try_recv() {
+                    Ok(j) => Some(j),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        open = false;
+                        None
+                    }
+                }
+            };
+            let Some(job) = job else {
+                if active.is_empty() && deferred.is_none() {
+                    open = false;
+                }
+                break;
+            };
+            if active.is_empty() {
+                current = job.adapter.clone();
+            } else if !same_adapter(&job.adapter, &current) {
+                deferred = Some(job);
+                break;
+            }
+            if let Some(slot) = admit(model, &current, job, &mut spare, metrics) {
+                if slot.seq.pending().is_some() {
+                    active.push(slot);
+                } else {
+                    finish(slot, &current, &mut spare, metrics);
                 }
             }
         }
+        if active.is_empty() {
+            if !open && deferred.is_none() {
+                break;
+            }
+            continue;
+        }
+        let decoder = current
+            .as_ref()
+            .map_or(&model.model.decoder, |a| a.decoder.as_ref());
+        let ids: Vec<u32> = active.iter().filter_map(|s| s.seq.pending()).collect();
+        let mut states: Vec<&mut DecoderState> =
+            active.iter_mut().map(|s| s.seq.state_mut()).collect();
+        let step = decoder
+            .forward_rows(&ids, &mut states)
+            .and_then(|l| Ok(l.to_vec2::<f32>()?));
+        metrics.decode_steps.inc();
+        metrics.decode_rows.inc_by(ids.len() as u64);
+        let rows = match step {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!("batched decoding step failed: {e}");
+                for slot in active.drain(..) {
+                    fail(slot.sink, &e.to_string(), metrics);
+                }
+                continue;
+            }
+        };
+        let mut still = Vec::with_capacity(active.len());
+        for (mut slot, mut row) in active.drain(..).zip(rows) {
+            if let Err(e) = slot.seq.advance(&mut row, &mut slot.sink) {
+                fail(slot.sink, &e.to_string(), metrics);
+            } else if slot.seq.pending().is_some() {
+                still.push(slot);
+            } else {
+                finish(slot, &current, &mut spare, metrics);
+            }
+        }
+        active = still;
     }
     tracing::info!("model worker stopped");
 }
@@ -180,13 +294,20 @@ fn same_adapter(a: &Option<Adapter>, b: &Option<Adapter>) -> bool {
     }
 }
 
-/// Runs one job to its end, reporting on its event channel.
-fn run(generator: &mut Generator<'_>, mut job: Job, metrics: &Metrics) {
+/// Starts a job: computes its prompt (reusing the spare cache when it is a prefix)
+/// and draws its first token. `None` when the job ended before starting.
+fn admit<'t>(
+    model: &'t ChatModel,
+    adapter: &Option<Adapter>,
+    job: Job,
+    spare: &mut Option<Spare>,
+    metrics: &Metrics,
+) -> Option<Slot<'t>> {
     metrics.queue_depth.dec();
     let queue_wait = job.enqueued.elapsed();
     if job.events.is_closed() {
         metrics.error("client_disconnected");
-        return;
+        return None;
     }
     if job.deadline.is_some_and(|d| Instant::now() >= d) {
         metrics.error("timeout");
@@ -196,63 +317,93 @@ fn run(generator: &mut Generator<'_>, mut job: Job, metrics: &Metrics) {
             timed_out: true,
             queue_wait,
         }));
-        return;
+        return None;
     }
+    let decoder = adapter
+        .as_ref()
+        .map_or(&model.model.decoder, |a| a.decoder.as_ref());
+    let (state, cached) = match spare.take() {
+        Some(s) if same_adapter(&s.adapter, adapter) => (s.state, s.tokens),
+        _ => (decoder.new_state(), Vec::new()),
+    };
+    let mut sink = JobSink {
+        events: job.events,
+        deadline: job.deadline,
+        timed_out: false,
+    };
     metrics.in_flight.inc();
-    let mut timed_out = false;
-    let events = job.events.clone();
-    let deadline = job.deadline;
-    let mut sink = |_id: u32, text: &str| {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            timed_out = true;
-            return ControlFlow::Break(());
+    match Sequence::start(
+        decoder,
+        &model.tokenizer,
+        &job.prompt,
+        job.params,
+        state,
+        cached,
+        &mut sink,
+    ) {
+        Ok(seq) => Some(Slot {
+            seq,
+            sink,
+            queue_wait,
+        }),
+        Err(e) => {
+            fail(sink, &e.to_string(), metrics);
+            None
         }
-        let gone = if text.is_empty() {
-            events.is_closed()
-        } else {
-            events.send(Event::Text(text.to_string())).is_err()
-        };
-        if gone {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
+    }
+}
+
+/// Reports a finished generation and keeps its cache as the spare.
+fn finish(
+    mut slot: Slot<'_>,
+    adapter: &Option<Adapter>,
+    spare: &mut Option<Spare>,
+    metrics: &Metrics,
+) {
+    metrics.in_flight.dec();
+    let (out, state, tokens) = match slot.seq.finish(&mut slot.sink) {
+        Ok(done) => done,
+        Err(e) => {
+            metrics.in_flight.inc();
+            fail(slot.sink, &e.to_string(), metrics);
+            return;
         }
     };
-    let result = generator.generate(&job.prompt, &mut job.params, &mut sink);
-    metrics.in_flight.dec();
-    match result {
-        Ok(out) => {
-            let s = &out.stats;
-            metrics.prompt_tokens.inc_by(s.prompt_tokens as u64);
-            metrics.generated_tokens.inc_by(s.completion_tokens as u64);
-            if s.completion_tokens > 1 {
-                metrics.tokens_per_second.set(s.decode_tokens_per_second());
-            }
-            if s.completion_tokens > 0 {
-                metrics
-                    .ttft
-                    .observe((queue_wait + s.time_to_first_token).as_secs_f64());
-            }
-            if timed_out {
-                metrics.error("timeout");
-            } else if s.finish_reason == FinishReason::Cancelled {
-                metrics.error("client_disconnected");
-            }
-            let _ = job.events.send(Event::Done(Finished {
-                text: out.text,
-                stats: out.stats,
-                timed_out,
-                queue_wait,
-            }));
-        }
-        Err(e) => {
-            // A failed pass may leave the cache half-written.
-            generator.reset();
-            metrics.error("generation_failed");
-            tracing::error!("generation failed: {e}");
-            let _ = job.events.send(Event::Failed(e.to_string()));
-        }
+    *spare = Some(Spare {
+        adapter: adapter.clone(),
+        state,
+        tokens,
+    });
+    let s = &out.stats;
+    metrics.prompt_tokens.inc_by(s.prompt_tokens as u64);
+    metrics.generated_tokens.inc_by(s.completion_tokens as u64);
+    if s.completion_tokens > 1 {
+        metrics.tokens_per_second.set(s.decode_tokens_per_second());
     }
+    if s.completion_tokens > 0 {
+        metrics
+            .ttft
+            .observe((slot.queue_wait + s.time_to_first_token).as_secs_f64());
+    }
+    if slot.sink.timed_out {
+        metrics.error("timeout");
+    } else if s.finish_reason == FinishReason::Cancelled {
+        metrics.error("client_disconnected");
+    }
+    let _ = slot.sink.events.send(Event::Done(Finished {
+        text: out.text,
+        stats: out.stats,
+        timed_out: slot.sink.timed_out,
+        queue_wait: slot.queue_wait,
+    }));
+}
+
+/// Reports a failed generation.
+fn fail(sink: JobSink, msg: &str, metrics: &Metrics) {
+    metrics.in_flight.dec();
+    metrics.error("generation_failed");
+    tracing::error!("generation failed: {msg}");
+    let _ = sink.events.send(Event::Failed(msg.to_string()));
 }
 
 fn empty_stats(prompt_tokens: usize) -> GenerationStats {

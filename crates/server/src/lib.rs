@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Requests that may wait for the model; more are answered 429.
     pub queue_size: usize,
+    /// Generations decoded together (continuous batching); 1 = one at a time.
+    pub max_batch: usize,
     /// Longest a request may take, queue wait included.
     pub request_timeout: Option<Duration>,
     /// Largest accepted request body, in bytes.
@@ -83,6 +85,7 @@ impl ServerConfig {
             port: 8080,
             api_key: None,
             queue_size: 16,
+            max_batch: 8,
             request_timeout: Some(Duration::from_secs(600)),
             max_body_bytes: 4 << 20,
             model_id: model_id.into(),
@@ -256,8 +259,12 @@ impl Server {
             );
         }
         let metrics = metrics::Metrics::new();
-        let (engine, worker) =
-            engine::Engine::start(Arc::new(model), config.queue_size, metrics.clone())?;
+        let (engine, worker) = engine::Engine::start(
+            Arc::new(model),
+            config.queue_size,
+            config.max_batch,
+            metrics.clone(),
+        )?;
         let state = Arc::new(AppState {
             engine,
             config,

@@ -23,8 +23,12 @@ pub struct Metrics {
     pub tokens_per_second: Gauge,
     /// `tuneup_queue_depth`: requests waiting for the model.
     pub queue_depth: IntGauge,
-    /// `tuneup_requests_in_flight`: generations running (0 or 1 today).
+    /// `tuneup_requests_in_flight`: generations running (in the batch).
     pub in_flight: IntGauge,
+    /// `tuneup_decode_steps_total`: batched model steps.
+    pub decode_steps: IntCounter,
+    /// `tuneup_decode_rows_total`: tokens those steps computed (rows / steps = mean batch size).
+    pub decode_rows: IntCounter,
     /// `tuneup_errors_total{type}`.
     pub errors: IntCounterVec,
 }
@@ -76,6 +80,16 @@ impl Metrics {
             .expect("valid metric");
         let in_flight = IntGauge::new("tuneup_requests_in_flight", "Generations running now")
             .expect("valid metric");
+        let decode_steps = IntCounter::new(
+            "tuneup_decode_steps_total",
+            "Decoding steps (one model pass for every generation in the batch)",
+        )
+        .expect("valid metric");
+        let decode_rows = IntCounter::new(
+            "tuneup_decode_rows_total",
+            "Tokens computed by decoding steps; divided by the steps, the mean batch size",
+        )
+        .expect("valid metric");
         let errors = IntCounterVec::new(
             Opts::new(
                 "tuneup_errors_total",
@@ -93,6 +107,8 @@ impl Metrics {
             Box::new(tokens_per_second.clone()),
             Box::new(queue_depth.clone()),
             Box::new(in_flight.clone()),
+            Box::new(decode_steps.clone()),
+            Box::new(decode_rows.clone()),
             Box::new(errors.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -107,6 +123,8 @@ impl Metrics {
             tokens_per_second,
             queue_depth,
             in_flight,
+            decode_steps,
+            decode_rows,
             errors,
         }
     }

@@ -28,7 +28,12 @@ async fn metric(http: &reqwest::Client, url: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_answers_429() {
-    let s = start_tiny(4096, |c| c.queue_size = 1).await;
+    // One generation at a time: the others wait in (or overflow) the queue.
+    let s = start_tiny(4096, |c| {
+        c.queue_size = 1;
+        c.max_batch = 1;
+    })
+    .await;
     let http = reqwest::Client::new();
     let url = s.url("/v1/chat/completions");
     let tasks: Vec<_> = (0..6)
@@ -128,4 +133,56 @@ async fn shutdown_finishes_in_flight_streams() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Concurrent requests are decoded together (continuous batching), and each gets
+/// exactly the answer it gets alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_decoding_steps_and_keep_their_answers() {
+    let s = start_tiny(4096, |c| c.max_batch = 4).await;
+    let http = reqwest::Client::new();
+    let body = |i: usize| {
+        json!({
+            "model": TINY_ID,
+            "prompt": format!("request number {i} says {}", "hello ".repeat(i)),
+            "max_tokens": 40 + 10 * i,
+            "temperature": if i.is_multiple_of(2) { 0.0 } else { 0.8 },
+            "seed": i,
+        })
+    };
+    let mut alone = Vec::new();
+    for i in 0..6 {
+        let r: Value = s.post_json(&http, "/v1/completions", &body(i)).await;
+        alone.push(r["choices"][0]["text"].as_str().unwrap().to_string());
+    }
+    let steps_before = metric(&http, &s.url("/metrics"), "tuneup_decode_steps_total").await;
+    let rows_before = metric(&http, &s.url("/metrics"), "tuneup_decode_rows_total").await;
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let (http, url, b) = (http.clone(), s.url("/v1/completions"), body(i));
+            tokio::spawn(async move {
+                let r: Value = http
+                    .post(url)
+                    .json(&b)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                r["choices"][0]["text"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), alone[i], "request {i}");
+    }
+    let steps = metric(&http, &s.url("/metrics"), "tuneup_decode_steps_total").await - steps_before;
+    let rows = metric(&http, &s.url("/metrics"), "tuneup_decode_rows_total").await - rows_before;
+    assert!(
+        rows / steps > 1.5,
+        "mean batch {:.2} ({rows} rows in {steps} steps): requests were not batched",
+        rows / steps
+    );
+    s.stop().await;
 }
