@@ -11,7 +11,9 @@ use crate::config::{AgentConfig, GenerationConfig};
 use crate::error::Result;
 use crate::memory::Memory;
 use crate::tool::Toolbox;
-use crate::toolcall::{hermes_tool_prompt, new_call_id, parse_tool_calls_where, ParsedOutput};
+use crate::toolcall::{
+    hermes_tool_prompt, new_call_id, parse_tool_calls_where, ParsedCall, ParsedOutput,
+};
 
 /// Why a turn ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +179,7 @@ impl<'m> Agent<'m> {
     pub fn ask(&mut self, question: &str, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Turn> {
         let started = Instant::now();
         let start = self.memory.begin_turn(question);
-        match self.run_turn(on_event) {
+        match self.run_turn(start, on_event) {
             Ok((answer, stop, steps, usage)) => {
                 let turn = Turn {
                     answer,
@@ -226,33 +228,96 @@ impl<'m> Agent<'m> {
         declared
     }
 
+    /// Generates from `messages` (with the tools when given), adding to `usage`.
+    fn generate(
+        &mut self,
+        messages: &[Value],
+        tools: Option<&[Value]>,
+        usage: &mut Usage,
+    ) -> Result<String> {
+        let (_, ids) = self.model.chat_prompt(messages, tools)?;
+        let mut params = self.params();
+        let out = self.generator.generate(&ids, &mut params, &mut NullSink)?;
+        usage.prompt_tokens += out.stats.prompt_tokens;
+        usage.cached_prompt_tokens += out.stats.cached_prompt_tokens;
+        usage.completion_tokens += out.stats.completion_tokens;
+        Ok(out.text)
+    }
+
+    /// Whether `text` repeats a call already made this turn: as a whole, or on one of its lines (small models
+    /// echo the call and its result instead of answering).
+    fn repeats(&self, text: &str, parsed: &ParsedOutput, made: &[CallKey]) -> bool {
+        if !parsed.calls.is_empty() {
+            return parsed.calls.iter().all(|c| made.contains(&call_key(c)));
+        }
+        text.lines().any(|line| {
+            parse_tool_calls_where(line.trim(), &|n| self.tools.contains(n))
+                .calls
+                .iter()
+                .any(|c| made.contains(&call_key(c)))
+        })
+    }
+
+    /// The prompt for answering from the results gathered in the turn that starts at `start`: the history
+    /// before it, then the question with the tool results in one user message, and no tools.
+    fn results_prompt(&self, start: usize) -> Vec<Value> {
+        let mut messages = self.memory.prompt(None);
+        let offset = messages.len() - self.memory.messages().len();
+        let turn = messages.split_off(offset + start);
+        let question = turn[0]["content"].as_str().unwrap_or_default();
+        let mut text = format!("{question}\n\nTool results:");
+        for m in turn.iter().filter(|m| m["role"] == "tool") {
+            let call = turn
+                .iter()
+                .filter_map(|a| a["tool_calls"].as_array())
+                .flatten()
+                .find(|c| c["id"] == m["tool_call_id"]);
+            let args = call.map(|c| c["function"]["arguments"].to_string()).unwrap_or_default();
+            let content = m["content"].as_str().unwrap_or_default();
+            text.push_str(&format!("\n{}({args}) returned: {content}", m["name"].as_str().unwrap_or_default()));
+        }
+        text.push_str("\n\nAnswer the question above using these results.");
+        messages.push(json!({"role": "user", "content": text}));
+        messages
+    }
+
     #[allow(clippy::type_complexity)]
     fn run_turn(
         &mut self,
+        start: usize,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(Option<String>, StopReason, usize, Usage)> {
         let mut usage = Usage::default();
+        // Calls made this turn: a repeat means the model is looping on a result it already has.
+        let mut made: Vec<CallKey> = Vec::new();
+        let mut from_results = false;
         for step in 1..=self.max_steps {
-            let messages = self.memory.prompt(self.tool_instructions.as_deref());
-            let tools = (self.tool_instructions.is_none() && !self.tool_json.is_empty())
-                .then_some(self.tool_json.as_slice());
-            let (_, ids) = self.model.chat_prompt(&messages, tools)?;
-            let mut params = self.params();
-            let out = self.generator.generate(&ids, &mut params, &mut NullSink)?;
-            usage.prompt_tokens += out.stats.prompt_tokens;
-            usage.cached_prompt_tokens += out.stats.cached_prompt_tokens;
-            usage.completion_tokens += out.stats.completion_tokens;
-            on_event(Event::ModelOutput {
-                step,
-                text: &out.text,
-            });
-            let parsed = self.parse(&out.text);
+            let text = if from_results {
+                let messages = self.results_prompt(start);
+                self.generate(&messages, None, &mut usage)?
+            } else {
+                let messages = self.memory.prompt(self.tool_instructions.as_deref());
+                let tools = (self.tool_instructions.is_none() && !self.tool_json.is_empty())
+                    .then(|| self.tool_json.clone());
+                self.generate(&messages, tools.as_deref(), &mut usage)?
+            };
+            on_event(Event::ModelOutput { step, text: &text });
+            let parsed = if from_results {
+                ParsedOutput::default()
+            } else {
+                self.parse(&text)
+            };
+            if !from_results && !made.is_empty() && self.repeats(&text, &parsed, &made) {
+                from_results = true;
+                continue;
+            }
             if parsed.calls.is_empty() {
-                let answer = out.text.trim().to_string();
+                let answer = text.trim().to_string();
                 self.memory
                     .push(json!({"role": "assistant", "content": answer}));
                 return Ok((Some(answer), StopReason::Answer, step, usage));
             }
+            made.extend(parsed.calls.iter().map(call_key));
             let calls: Vec<(String, _)> = parsed
                 .calls
                 .into_iter()
@@ -293,6 +358,14 @@ impl<'m> Agent<'m> {
         }
         Ok((None, StopReason::StepLimit, self.max_steps, usage))
     }
+}
+
+/// A call's name and parsed arguments, to recognise repeats.
+type CallKey = (String, Value);
+
+fn call_key(c: &ParsedCall) -> CallKey {
+    let args = serde_json::from_str(&c.arguments).unwrap_or(Value::Null);
+    (c.name.clone(), args)
 }
 
 /// Whether the chat template renders the `tools` it is given (Qwen2.5's does; SmolLM2's ignores them).

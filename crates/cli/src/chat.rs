@@ -103,7 +103,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
 }
 
 /// Reads one message: a line, lines joined by a trailing `\`, or a `"""` block.
-fn read_message(
+pub fn read_message(
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
 ) -> Result<Option<String>> {
     let Some(first) = lines.next().transpose()? else {
