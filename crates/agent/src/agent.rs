@@ -141,7 +141,8 @@ impl<'m> Agent<'m> {
     /// An agent running `model` with `tools`, configured by `config`.
     pub fn new(model: &'m ChatModel, config: &AgentConfig, tools: Toolbox) -> Result<Self> {
         let tool_json = tools.openai_tools();
-        let tool_instructions = if tool_json.is_empty() || template_shows_tools(model, &tool_json)? {
+        let tool_instructions = if tool_json.is_empty() || template_shows_tools(model, &tool_json)?
+        {
             None
         } else {
             Some(hermes_tool_prompt(&tool_json))
@@ -219,7 +220,9 @@ impl<'m> Agent<'m> {
     fn parse(&self, text: &str) -> ParsedOutput {
         let declared = parse_tool_calls_where(text, &|n| self.tools.contains(n));
         // A call of an undeclared tool gets an error result rather than being taken for the answer.
-        if declared.calls.is_empty() && (text.contains("<tool_call>") || text.contains("\"arguments\"")) {
+        if declared.calls.is_empty()
+            && (text.contains("<tool_call>") || text.contains("\"arguments\""))
+        {
             let any = parse_tool_calls_where(text, &|_| true);
             if !any.calls.is_empty() {
                 return any;
@@ -272,9 +275,14 @@ impl<'m> Agent<'m> {
                 .filter_map(|a| a["tool_calls"].as_array())
                 .flatten()
                 .find(|c| c["id"] == m["tool_call_id"]);
-            let args = call.map(|c| c["function"]["arguments"].to_string()).unwrap_or_default();
+            let args = call
+                .map(|c| c["function"]["arguments"].to_string())
+                .unwrap_or_default();
             let content = m["content"].as_str().unwrap_or_default();
-            text.push_str(&format!("\n{}({args}) returned: {content}", m["name"].as_str().unwrap_or_default()));
+            text.push_str(&format!(
+                "\n{}({args}) returned: {content}",
+                m["name"].as_str().unwrap_or_default()
+            ));
         }
         text.push_str("\n\nAnswer the question above using these results.");
         messages.push(json!({"role": "user", "content": text}));

@@ -253,10 +253,7 @@ impl AgentConfig {
             source,
         })?;
         let mut config = Self::parse(&text, path)?;
-        config.base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(config)
     }
 
@@ -338,6 +335,11 @@ impl AgentConfig {
     }
 }
 
+/// A finite number above zero (a usable timeout).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
 impl ToolConfig {
     fn check_kind(&self) -> std::result::Result<(), String> {
         match &self.kind {
@@ -353,7 +355,7 @@ impl ToolConfig {
                 if h.allow_hosts.is_empty() {
                     return Err("allow_hosts: list the hosts the tool may reach".into());
                 }
-                if !(h.timeout_secs > 0.0) {
+                if !positive(h.timeout_secs) {
                     return Err("timeout_secs must be positive".into());
                 }
                 let declared = self.parameter_schema();
@@ -369,7 +371,7 @@ impl ToolConfig {
                 if s.max_rows == 0 {
                     return Err("max_rows must be at least 1".into());
                 }
-                if !(s.timeout_secs > 0.0) {
+                if !positive(s.timeout_secs) {
                     return Err("timeout_secs must be positive".into());
                 }
             }
@@ -403,10 +405,9 @@ impl ToolConfig {
                 None => json!({"type": "object", "properties": {}}),
             },
             ToolKind::HttpGet(h) => strings(crate::tools::http::placeholders(&h.url), ""),
-            ToolKind::Sql(_) => strings(
-                vec!["query".into()],
-                "One read-only SQL SELECT statement.",
-            ),
+            ToolKind::Sql(_) => {
+                strings(vec!["query".into()], "One read-only SQL SELECT statement.")
+            }
             ToolKind::Retrieve(_) => strings(vec!["query".into()], "What to search for."),
         }
     }

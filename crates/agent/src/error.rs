@@ -30,7 +30,7 @@ pub enum AgentError {
         message: String,
     },
     /// Rendering the prompt or generating failed.
-    #[error("model: {0}")]
+    #[error(transparent)]
     Model(#[from] tuneup_generate::Error),
 }
 

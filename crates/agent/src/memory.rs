@@ -49,7 +49,11 @@ impl Memory {
     /// `keep_from` moved to.
     pub fn trim(&mut self, keep_from: usize) -> usize {
         let keep_from = keep_from.min(self.messages.len());
-        let mut cut = self.messages.len().saturating_sub(self.window).min(keep_from);
+        let mut cut = self
+            .messages
+            .len()
+            .saturating_sub(self.window)
+            .min(keep_from);
         // Results whose call is cut would be orphans: drop them too.
         while cut < keep_from && role(&self.messages[cut]) == "tool" {
             cut += 1;
@@ -113,7 +117,10 @@ mod tests {
             m.push(msg("assistant", &format!("a{i}")));
             m.end_turn();
         }
-        assert_eq!(roles(&m), ["user:q1", "assistant:a1", "user:q2", "assistant:a2"]);
+        assert_eq!(
+            roles(&m),
+            ["user:q1", "assistant:a1", "user:q2", "assistant:a2"]
+        );
         let p = m.prompt(None);
         assert_eq!(p[0], msg("system", "sys"));
         assert_eq!(p.len(), 5);
@@ -124,7 +131,9 @@ mod tests {
     fn tool_results_never_lose_their_call() {
         let mut m = Memory::new(None, 3);
         m.begin_turn("q0");
-        m.push(json!({"role": "assistant", "content": "", "tool_calls": [{"id": "c1"}, {"id": "c2"}]}));
+        m.push(
+            json!({"role": "assistant", "content": "", "tool_calls": [{"id": "c1"}, {"id": "c2"}]}),
+        );
         m.push(msg("tool", "r1"));
         m.push(msg("tool", "r2"));
         m.push(msg("assistant", "a0"));

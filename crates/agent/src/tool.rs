@@ -126,7 +126,9 @@ fn build(config: &AgentConfig, t: &ToolConfig) -> Result<Box<dyn Tool>> {
     };
     Ok(match &t.kind {
         ToolKind::Fixed(f) => Box::new(tools::fixed::FixedTool::new(spec, f.clone())),
-        ToolKind::HttpGet(h) => Box::new(tools::http::HttpGetTool::new(spec, h.clone()).map_err(failed)?),
+        ToolKind::HttpGet(h) => {
+            Box::new(tools::http::HttpGetTool::new(spec, h.clone()).map_err(failed)?)
+        }
         ToolKind::Sql(s) => Box::new(tools::sql::SqlTool::open(spec, s, config).map_err(failed)?),
         ToolKind::Retrieve(r) => {
             Box::new(tools::retrieve::RetrieveTool::open(spec, r, config).map_err(failed)?)
@@ -168,10 +170,16 @@ mod tests {
     fn schema_violations_are_explained() {
         let mut t = toolbox();
         let e = t.call("echo", r#"{"days": 2}"#).unwrap_err().to_string();
-        assert!(e.contains("invalid arguments for 'echo'") && e.contains("city"), "{e}");
+        assert!(
+            e.contains("invalid arguments for 'echo'") && e.contains("city"),
+            "{e}"
+        );
         let e = t.call("echo", r#"{"city": 3}"#).unwrap_err().to_string();
         assert!(e.contains("/city") && e.contains("string"), "{e}");
-        let e = t.call("echo", r#"{"city": "a", "days": 0}"#).unwrap_err().to_string();
+        let e = t
+            .call("echo", r#"{"city": "a", "days": 0}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/days"), "{e}");
         let e = t.call("echo", "[1]").unwrap_err().to_string();
         assert!(e.contains("JSON object"), "{e}");

@@ -10,7 +10,9 @@ use tuneup_models::{LoadOptions, ModelFiles};
 fn print_event(e: Event<'_>) {
     match e {
         Event::ModelOutput { step, text } => eprintln!("[step {step}] {text}"),
-        Event::ToolCall { name, arguments, .. } => eprintln!("→ {name}({arguments})"),
+        Event::ToolCall {
+            name, arguments, ..
+        } => eprintln!("→ {name}({arguments})"),
         Event::ToolResult { content, .. } => eprintln!("← {content}"),
     }
 }
@@ -36,10 +38,17 @@ fn weather_needs_the_tool_and_lunch_does_not() {
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["name"], "get_weather");
     let city = calls[0]["arguments"]["city"].as_str().unwrap_or_default();
-    assert!(["seoul", "서울"].contains(&city.to_lowercase().as_str()), "{city}");
+    assert!(
+        ["seoul", "서울"].contains(&city.to_lowercase().as_str()),
+        "{city}"
+    );
     // The tool's fixed answer reached the model and the answer uses it.
-    assert!(turn.messages.iter().any(|m| m["role"] == "tool"
-        && m["content"].as_str().unwrap_or_default().contains("18°C")));
+    assert!(
+        turn.messages
+            .iter()
+            .any(|m| m["role"] == "tool"
+                && m["content"].as_str().unwrap_or_default().contains("18°C"))
+    );
     let answer = turn.answer.unwrap();
     assert!(answer.contains("18"), "{answer}");
     assert!(turn.steps <= 3, "{}", turn.steps);

@@ -48,9 +48,8 @@ fn sql_example_answers_and_describes_its_schema() {
 
 #[test]
 fn sql_refuses_writes_and_reports_errors() {
-    let mut tools = toolbox(
-        "[[tools]]\nname = \"db\"\ntype = \"sql\"\ndatabase = \"shop.sql\"\nmax_rows = 2",
-    );
+    let mut tools =
+        toolbox("[[tools]]\nname = \"db\"\ntype = \"sql\"\ndatabase = \"shop.sql\"\nmax_rows = 2");
     for write in [
         "DELETE FROM orders",
         "INSERT INTO users VALUES (9, 'x', 'y', '2024-01-01')",
@@ -100,10 +99,18 @@ fn serve(n: usize) -> u16 {
                     break;
                 }
             }
-            let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
             let (status, extra, body) = match path.as_str() {
                 "/big" => ("200 OK", String::new(), "x".repeat(100)),
-                "/moved" => ("302 Found", "Location: http://example.com/\r\n".into(), String::new()),
+                "/moved" => (
+                    "302 Found",
+                    "Location: http://example.com/\r\n".into(),
+                    String::new(),
+                ),
                 "/missing" => ("404 Not Found", String::new(), "no such page".into()),
                 _ => ("200 OK", String::new(), json!({ "path": path }).to_string()),
             };
@@ -140,19 +147,34 @@ max_bytes = 10
     let out = tools
         .call("weather", r#"{"host": "127.0.0.1", "city": "서울 시"}"#)
         .unwrap();
-    assert_eq!(out, r#"{"path":"/forecast?city=%EC%84%9C%EC%9A%B8%20%EC%8B%9C"}"#);
+    assert_eq!(
+        out,
+        r#"{"path":"/forecast?city=%EC%84%9C%EC%9A%B8%20%EC%8B%9C"}"#
+    );
     for host in ["example.com", "localhost", "127.0.0.2"] {
         let e = tools
-            .call("weather", &json!({"host": host, "city": "Seoul"}).to_string())
+            .call(
+                "weather",
+                &json!({"host": host, "city": "Seoul"}).to_string(),
+            )
             .unwrap_err();
         assert!(matches!(e, ToolError::Refused(_)), "{host}: {e}");
-        assert!(e.to_string().contains("not in allow_hosts (127.0.0.1)"), "{e}");
+        assert!(
+            e.to_string().contains("not in allow_hosts (127.0.0.1)"),
+            "{e}"
+        );
     }
     let out = tools.call("page", r#"{"page": "big"}"#).unwrap();
     assert_eq!(out, "xxxxxxxxxx\n[response cut at 10 bytes]");
-    let e = tools.call("page", r#"{"page": "moved"}"#).unwrap_err().to_string();
+    let e = tools
+        .call("page", r#"{"page": "moved"}"#)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("302") && e.contains("not followed"), "{e}");
-    let e = tools.call("page", r#"{"page": "missing"}"#).unwrap_err().to_string();
+    let e = tools
+        .call("page", r#"{"page": "missing"}"#)
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("HTTP 404 from 127.0.0.1: no such pa"), "{e}");
 }
 
@@ -169,8 +191,12 @@ fn postgres_sql_is_read_only() {
         .execute_batch(&script)
         .unwrap();
     let mut client = tuneup_eval::sql::postgres::connect(&url).unwrap();
-    tuneup_eval::sql::postgres::copy_sqlite_to_postgres(&lite, &mut client, "tuneup_test_agent_shop")
-        .unwrap();
+    tuneup_eval::sql::postgres::copy_sqlite_to_postgres(
+        &lite,
+        &mut client,
+        "tuneup_test_agent_shop",
+    )
+    .unwrap();
     let mut tools = toolbox(&format!(
         "[[tools]]\nname = \"db\"\ntype = \"sql\"\ndatabase = \"{url}\"\nschema = \"tuneup_test_agent_shop\""
     ));
@@ -183,10 +209,20 @@ fn postgres_sql_is_read_only() {
         "{description}"
     );
     assert_eq!(
-        query(&mut tools, "db", "SELECT name FROM users WHERE city = 'Busan'").unwrap(),
+        query(
+            &mut tools,
+            "db",
+            "SELECT name FROM users WHERE city = 'Busan'"
+        )
+        .unwrap(),
         "1 row\n[\"Lee Junho\"]"
     );
-    for write in ["DELETE FROM orders", "DROP TABLE users", "COMMIT", "SET TRANSACTION READ WRITE"] {
+    for write in [
+        "DELETE FROM orders",
+        "DROP TABLE users",
+        "COMMIT",
+        "SET TRANSACTION READ WRITE",
+    ] {
         let e = query(&mut tools, "db", write).unwrap_err();
         assert!(matches!(e, ToolError::Refused(_)), "{write}: {e}");
     }
@@ -224,7 +260,14 @@ fn retrieve_searches_a_rag_index() {
             chunk: Default::default(),
             tags: Vec::new(),
         };
-        ingest::ingest(&[docs], store.as_mut(), &embedder, &opts, &mut ingest::NoProgress).unwrap();
+        ingest::ingest(
+            &[docs],
+            store.as_mut(),
+            &embedder,
+            &opts,
+            &mut ingest::NoProgress,
+        )
+        .unwrap();
     }
     let mut tools = toolbox(&format!(
         "[[tools]]\nname = \"search\"\ntype = \"retrieve\"\nstore = {:?}\nembedder = {:?}\nk = 1\nmode = \"hybrid\"",
@@ -232,7 +275,10 @@ fn retrieve_searches_a_rag_index() {
         embedder_spec
     ));
     let out = tools
-        .call("search", r#"{"query": "what does the cafeteria serve on Friday?"}"#)
+        .call(
+            "search",
+            r#"{"query": "what does the cafeteria serve on Friday?"}"#,
+        )
         .unwrap();
     assert!(out.starts_with("[1] ") && out.contains("lunch.md"), "{out}");
     assert!(out.contains("kimchi stew"), "{out}");

@@ -71,11 +71,19 @@ pub fn run(args: AgentArgs) -> Result<()> {
         };
         let turn = ask(&args, &mut agent, &question)?;
         if turn.stop == StopReason::StepLimit && !args.json {
-            bail!("no answer after {} steps (max_steps in {})", turn.steps, args.config.display());
+            bail!(
+                "no answer after {} steps (max_steps in {})",
+                turn.steps,
+                args.config.display()
+            );
         }
         return Ok(());
     }
-    let names: Vec<&str> = agent.tools().iter().filter_map(|t| t["function"]["name"].as_str()).collect();
+    let names: Vec<&str> = agent
+        .tools()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
     eprintln!("tuneup agent — {name}, tools: {}. {HELP}", names.join(", "));
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -94,7 +102,13 @@ pub fn run(args: AgentArgs) -> Result<()> {
             }
             "/tools" => {
                 for t in agent.tools() {
-                    eprintln!("{}: {}", t["function"]["name"], t["function"]["description"]);
+                    let f = &t["function"];
+                    let (name, about) = (f["name"].as_str(), f["description"].as_str());
+                    eprintln!(
+                        "{}: {}",
+                        name.unwrap_or_default(),
+                        about.unwrap_or_default()
+                    );
                 }
             }
             "/help" | "/?" => eprintln!("{HELP}"),
@@ -151,7 +165,9 @@ fn ask(args: &AgentArgs, agent: &mut Agent<'_>, question: &str) -> Result<Turn> 
         Event::ModelOutput { step, text } if verbose => {
             eprintln!("{}", dim(&format!("[step {step}] {text}")))
         }
-        Event::ToolCall { name, arguments, .. } if !quiet => {
+        Event::ToolCall {
+            name, arguments, ..
+        } if !quiet => {
             eprintln!("{}", dim(&format!("→ {name}({arguments})")))
         }
         Event::ToolResult { content, ok, .. } if !quiet => {
@@ -160,7 +176,9 @@ fn ask(args: &AgentArgs, agent: &mut Agent<'_>, question: &str) -> Result<Turn> 
         }
         _ => {}
     };
-    let turn = agent.ask(question, &mut on_event).context("running the agent")?;
+    let turn = agent
+        .ask(question, &mut on_event)
+        .context("running the agent")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&turn.to_json())?);
         return Ok(turn);

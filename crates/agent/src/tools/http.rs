@@ -174,7 +174,9 @@ mod tests {
     fn placeholders_and_filling() {
         let t = "https://api.open-meteo.com/v1/forecast?latitude={latitude}&longitude={longitude}&x={latitude}";
         assert_eq!(placeholders(t), ["latitude", "longitude"]);
-        let filled = fill(t, &|n| Some(if n == "latitude" { "37.57" } else { "a b/서" }.into()));
+        let filled = fill(t, &|n| {
+            Some(if n == "latitude" { "37.57" } else { "a b/서" }.into())
+        });
         assert_eq!(
             filled,
             "https://api.open-meteo.com/v1/forecast?latitude=37.57&longitude=a%20b%2F%EC%84%9C&x=37.57"

@@ -47,10 +47,12 @@ impl RetrieveTool {
         let store = store::open_index(&location, &config.index).map_err(|e| e.to_string())?;
         let embedder = Embedder::from_spec(&config.embedder, &mut tuneup_hub::NoProgress)
             .map_err(|e| e.to_string())?;
-        let retriever = Retriever::new(store, embedder, config.k, mode).map_err(|e| e.to_string())?;
+        let retriever =
+            Retriever::new(store, embedder, config.k, mode).map_err(|e| e.to_string())?;
         if spec.description.is_empty() {
             spec.description =
-                "Search the document index and get the most relevant passages with their sources.".into();
+                "Search the document index and get the most relevant passages with their sources."
+                    .into();
         }
         Ok(Builtin {
             spec,

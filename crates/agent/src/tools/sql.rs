@@ -48,13 +48,18 @@ fn is_postgres(s: &str) -> bool {
 
 impl SqlTool {
     /// Opens the database of `config` and appends its schema to the description in `spec`.
-    pub fn open(mut spec: ToolSpec, config: &SqlConfig, agent: &AgentConfig) -> Result<Self, String> {
+    pub fn open(
+        mut spec: ToolSpec,
+        config: &SqlConfig,
+        agent: &AgentConfig,
+    ) -> Result<Self, String> {
         let limits = SqlLimits {
             timeout: Duration::from_secs_f64(config.timeout_secs),
             max_rows: ROW_CAP.max(config.max_rows),
         };
         let (database, kind) = if is_postgres(&config.database) {
-            let mut pg = PgEvaluator::connect(&config.database, limits).map_err(|e| e.to_string())?;
+            let mut pg =
+                PgEvaluator::connect(&config.database, limits).map_err(|e| e.to_string())?;
             pg.use_schema(config.schema.as_deref())
                 .map_err(|e| e.to_string())?;
             (Database::Postgres(Box::new(pg)), "PostgreSQL")
@@ -77,7 +82,9 @@ impl SqlTool {
             database,
             max_rows: config.max_rows,
         };
-        let ddl = sql.schema_ddl().map_err(|e| format!("reading the schema: {e}"))?;
+        let ddl = sql
+            .schema_ddl()
+            .map_err(|e| format!("reading the schema: {e}"))?;
         let intro = if spec.description.is_empty() {
             format!("Run one read-only SQL query on a {kind} database and get the rows.")
         } else {
@@ -149,10 +156,9 @@ fn failure(f: QueryFailure) -> ToolError {
         SqlErrorType::WriteRefused => {
             ToolError::Refused(format!("the database is read-only ({})", f.message))
         }
-        SqlErrorType::TooManyRows => ToolError::Failed(format!(
-            "{}; add a LIMIT or aggregate",
-            f.message
-        )),
+        SqlErrorType::TooManyRows => {
+            ToolError::Failed(format!("{}; add a LIMIT or aggregate", f.message))
+        }
         _ => ToolError::Failed(format!("SQL error: {}", f.message)),
     }
 }
