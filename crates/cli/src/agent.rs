@@ -1,6 +1,6 @@
 //! `tuneup agent agent.toml`: a tool-using agent, interactive or one answer with `-p`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -8,7 +8,7 @@ use clap::Args;
 use tuneup_agent::{Agent, AgentConfig, Event, StopReason, Toolbox, Turn};
 
 use crate::args::ModelArgs;
-use crate::chat::read_message;
+use crate::chat::prompt_message;
 use crate::model::load;
 
 /// Arguments of `tuneup agent`.
@@ -88,9 +88,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
-        eprint!("> ");
-        std::io::stderr().flush()?;
-        let Some(input) = read_message(&mut lines)? else {
+        let Some(input) = prompt_message(&mut lines)? else {
             break;
         };
         match input.trim() {

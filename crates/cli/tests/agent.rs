@@ -2,29 +2,13 @@
 //! random model (the loop, `/reset`, `/tools`), and the weather example on the real Qwen2.5-Coder-0.5B when
 //! `TUNEUP_QWEN_GGUF` is set (skipped with a message otherwise, unless `TUNEUP_REQUIRE_MODELS=1`).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{ok, tuneup, tuneup_with_stdin};
 use serde_json::Value;
 use tuneup_test_utils::{write_tiny_gguf, TinySpec};
-
-fn tuneup(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tuneup"))
-        .args(args)
-        .env("TUNEUP_HOME", home)
-        .env_remove("TUNEUP_MODEL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tuneup starts");
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -45,18 +29,14 @@ fn config_errors_name_the_file_and_field() {
         "model = \"x\"\n[[tools]]\nname = \"sh\"\ntype = \"shell\"\n",
     )
     .unwrap();
-    let out = tuneup(
-        dir.path(),
-        &["agent", toml.to_str().unwrap(), "-p", "hi"],
-        None,
-    );
+    let out = tuneup(dir.path(), &["agent", toml.to_str().unwrap(), "-p", "hi"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
         err.contains("agent.toml") && err.contains("tools[0]") && err.contains("shell"),
         "{err}"
     );
-    let out = tuneup(dir.path(), &["agent", "/no/such/agent.toml"], None);
+    let out = tuneup(dir.path(), &["agent", "/no/such/agent.toml"]);
     assert!(text(&out.stderr).contains("/no/such/agent.toml"));
 }
 
@@ -67,10 +47,8 @@ fn print_tools_gives_openai_tools() {
     let out = tuneup(
         dir.path(),
         &["agent", toml.to_str().unwrap(), "--print-tools"],
-        None,
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Value = serde_json::from_str(&ok(&out)).unwrap();
     let f = &v["tools"][0]["function"];
     assert_eq!(f["name"], "query_db");
     assert!(f["description"]
@@ -89,7 +67,7 @@ fn interactive_session_with_a_tiny_model() {
     // The byte-level tokenizer makes the tool prompt long.
     spec.context = 2048;
     write_tiny_gguf(&model, &spec).unwrap();
-    let out = tuneup(
+    let out = tuneup_with_stdin(
         dir.path(),
         &[
             "agent",
@@ -98,7 +76,7 @@ fn interactive_session_with_a_tiny_model() {
             model.to_str().unwrap(),
             "--json",
         ],
-        Some("hello\n/tools\n/reset\nagain\n/exit\n"),
+        "hello\n/tools\n/reset\nagain\n/exit\n",
     );
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -139,10 +117,8 @@ fn weather_example_on_qwen() {
             "서울 날씨 어때?",
             "--json",
         ],
-        None,
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let turn: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let turn: Value = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(turn["stop"], "answer", "{turn}");
     assert_eq!(turn["tool_calls"][0]["name"], "get_weather", "{turn}");
     assert_eq!(
