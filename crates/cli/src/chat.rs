@@ -57,9 +57,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
-        eprint!("> ");
-        std::io::stderr().flush()?;
-        let Some(input) = read_message(&mut lines)? else {
+        let Some(input) = prompt_message(&mut lines)? else {
             break;
         };
         let trimmed = input.trim();
@@ -100,6 +98,15 @@ pub fn run(args: ChatArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Shows the `> ` prompt on stderr and reads one message ([`read_message`]); `None` at the end of input.
+pub fn prompt_message(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> Result<Option<String>> {
+    eprint!("> ");
+    std::io::stderr().flush()?;
+    read_message(lines)
 }
 
 /// Reads one message: a line, lines joined by a trailing `\`, or a `"""` block.

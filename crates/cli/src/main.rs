@@ -1,6 +1,7 @@
 //! `tuneup`: the command-line front end. Thin by design: every command
 //! parses its arguments, calls the library crates and prints.
 
+mod agent;
 mod args;
 mod bench;
 mod bench_train;
@@ -60,6 +61,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Fold a LoRA adapter into its base model (GGUF F16/Q8_0) and check it.
     Merge(merge::MergeArgs),
+    /// Run a tool-using agent defined in a TOML file (interactive, or one answer with -p).
+    Agent(agent::AgentArgs),
     /// Training data: `data prepare` cleans, deduplicates and splits chat/alpaca/ShareGPT/text-to-SQL files.
     Data(data::DataArgs),
 }
@@ -69,6 +72,7 @@ impl Command {
     fn threads(&self) -> Option<usize> {
         match self {
             Command::Chat(a) => a.model.threads,
+            Command::Agent(a) => a.threads,
             Command::Generate(a) => a.model.threads,
             Command::Bench(a) => a.model.threads,
             Command::Info(a) => a.model.threads,
@@ -101,6 +105,7 @@ fn main() -> std::process::ExitCode {
     let result = rayon::scope(|_| match command {
         Command::Pull(a) => pull::run(a),
         Command::Chat(a) => chat::run(a),
+        Command::Agent(a) => agent::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Info(a) => model::info(a),

@@ -249,16 +249,7 @@ pub fn format_instruction(format: Option<&ResponseFormat>) -> Option<String> {
     }
 }
 
-/// Hermes-style tool instructions, for templates that ignore `tools`.
-pub fn hermes_tool_prompt(tools: &[Value]) -> String {
-    let mut s = String::from("You may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>");
-    for t in tools {
-        s.push('\n');
-        s.push_str(&t.to_string());
-    }
-    s.push_str("\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>");
-    s
-}
+pub use tuneup_agent::toolcall::hermes_tool_prompt;
 
 fn content_text(c: &Content, param: &str) -> Result<String, ApiError> {
     match c {
