@@ -37,7 +37,8 @@ def main():
     p.add_argument("--category", default="simple_python", help="bfcl test category (default simple_python)")
     p.add_argument("--project", default="bfcl-run", help="folder for bfcl's results and scores")
     p.add_argument("--api-key", default=os.environ.get("TUNEUP_API_KEY", "unused"))
-    p.add_argument("--threads", type=int, default=1, help="concurrent requests")
+    p.add_argument("--threads", type=int, default=4, help="concurrent requests (the server batches them)")
+    p.add_argument("--overwrite", action="store_true", help="regenerate answers already in --project (default: resume)")
     args = p.parse_args()
 
     project = Path(args.project).resolve()
@@ -63,7 +64,8 @@ def main():
         underscore_to_dot=True,
     )
     run_cli(["generate", "--model", key, "--test-category", args.category,
-             "--num-threads", str(args.threads), "--temperature", "0", "--allow-overwrite"])
+             "--num-threads", str(args.threads), "--temperature", "0"]
+            + (["--allow-overwrite"] if args.overwrite else []))
     run_cli(["evaluate", "--model", key, "--test-category", args.category])
     for f in sorted((project / "score").rglob("*.json")):
         if key.replace("/", "_") in str(f) and args.category in f.name:

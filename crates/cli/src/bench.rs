@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// Prompt tokens per forward pass.
     #[arg(short = 'b', long, default_value_t = 512)]
     batch: usize,
+    /// Sequences generated together, as the server's continuous batching runs them
+    /// (comma-separated; like llama-batched-bench's -npl). Generation tests report
+    /// the aggregate tokens/s of all sequences.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    parallel: Vec<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -62,6 +67,7 @@ struct BenchResult {
     test: String,
     n_prompt: usize,
     n_gen: usize,
+    parallel: usize,
     repetitions: usize,
     avg_ts: f64,
     stddev_ts: f64,
@@ -101,14 +107,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Deterministic pseudo-random tokens, as llama-bench uses random ids.
     let token = |i: usize| ((i as u64 * 2_654_435_761 + 12345) % vocab as u64) as u32;
     let mut results = Vec::new();
-    let mut tests: Vec<(usize, usize)> = args
+    let mut tests: Vec<(usize, usize, usize)> = args
         .n_prompt
         .iter()
         .filter(|&&p| p > 0)
-        .map(|&p| (p, 0))
+        .map(|&p| (p, 0, 1))
         .collect();
-    tests.extend(args.n_gen.iter().filter(|&&n| n > 0).map(|&n| (0, n)));
-    for (np, ng) in tests {
+    for &n in args.n_gen.iter().filter(|&&n| n > 0) {
+        tests.extend(args.parallel.iter().filter(|&&p| p > 0).map(|&p| (0, n, p)));
+    }
+    for (np, ng, par) in tests {
         if np + ng + 1 > dec.context_length() {
             bail!(
                 "test pp{np}/tg{ng} does not fit the context window of {}",
@@ -118,26 +126,35 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let mut samples = Vec::new();
         for rep in 0..=args.repetitions {
             let mut state = dec.new_state();
+            let mut states: Vec<_> = (0..par).map(|_| dec.new_state()).collect();
             let t0 = Instant::now();
             if np > 0 {
                 let ids: Vec<u32> = (0..np).map(token).collect();
                 for chunk in ids.chunks(args.batch.max(1)) {
                     dec.forward(chunk, &mut state, LogitsFor::Last)?;
                 }
-            } else {
+            } else if par == 1 {
                 for i in 0..ng {
                     dec.forward(&[token(i)], &mut state, LogitsFor::Last)?;
+                }
+            } else {
+                for i in 0..ng {
+                    let ids: Vec<u32> = (0..par).map(|s| token(i * par + s)).collect();
+                    let mut refs: Vec<_> = states.iter_mut().collect();
+                    dec.forward_rows(&ids, &mut refs)?;
                 }
             }
             let secs = t0.elapsed().as_secs_f64();
             if rep > 0 {
                 // The first run warms caches and is not counted.
-                samples.push((np + ng) as f64 / secs);
+                samples.push((np + ng * par) as f64 / secs);
             }
         }
         let (avg, std) = mean_std(&samples);
         let test = if np > 0 {
             format!("pp{np}")
+        } else if par > 1 {
+            format!("tg{ng} x{par}")
         } else {
             format!("tg{ng}")
         };
@@ -148,6 +165,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             test,
             n_prompt: np,
             n_gen: ng,
+            parallel: par,
             repetitions: args.repetitions,
             avg_ts: avg,
             stddev_ts: std,

@@ -1,6 +1,7 @@
 //! The decoder: one implementation for every supported architecture.
 
 use candle_core::{DType, Device, Tensor, D};
+use rayon::prelude::*;
 use tuneup_nn::attention::{
     causal_mask, causal_self_attention, grouped_query_attention_with, round_f16, AttentionPrecision,
 };
@@ -548,8 +549,9 @@ impl Decoder {
         let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
         let (q, k, v) = self.qkv(layer, h)?;
         let scale = 1.0 / (hd as f64).sqrt();
+        // Rows are independent (each its own cache): attend in parallel.
         let rows = caches
-            .iter_mut()
+            .par_iter_mut()
             .enumerate()
             .map(|(i, cache)| {
                 let offset = cache.len();
