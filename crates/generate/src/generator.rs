@@ -126,6 +126,26 @@ pub struct GenerationStats {
 }
 
 impl GenerationStats {
+    /// The counts of a generation whose prompt was just computed (nothing generated yet).
+    pub fn after_prefill(
+        prompt_tokens: usize,
+        cached_prompt_tokens: usize,
+        prefill_time: Duration,
+    ) -> Self {
+        Self {
+            prompt_tokens,
+            cached_prompt_tokens,
+            completion_tokens: 0,
+            prefill_time,
+            time_to_first_token: Duration::ZERO,
+            decode_time: Duration::ZERO,
+            decode_passes: 0,
+            draft_proposed: 0,
+            draft_accepted: 0,
+            finish_reason: FinishReason::Length,
+        }
+    }
+
     /// Prompt tokens computed per second.
     pub fn prefill_tokens_per_second(&self) -> f64 {
         let n = (self.prompt_tokens - self.cached_prompt_tokens) as f64;
@@ -244,18 +264,7 @@ impl<'a> Generator<'a> {
         let greedy = params.sampling.is_greedy();
         let mut history: Vec<u32> = prompt.to_vec();
         let mut emitter = Emitter::new(self.tokenizer, &params.stop);
-        let mut stats = GenerationStats {
-            prompt_tokens: prompt.len(),
-            cached_prompt_tokens: reused,
-            completion_tokens: 0,
-            prefill_time,
-            time_to_first_token: Duration::ZERO,
-            decode_time: Duration::ZERO,
-            decode_passes: 0,
-            draft_proposed: 0,
-            draft_accepted: 0,
-            finish_reason: FinishReason::Length,
-        };
+        let mut stats = GenerationStats::after_prefill(prompt.len(), reused, prefill_time);
         let mut first_token_at = None;
         let mut drafts = DraftBudget::new(match &params.speculation {
             Speculation::PromptLookup(l) => l.max_draft,

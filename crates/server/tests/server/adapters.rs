@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
+use reqwest::Method;
 use serde_json::{json, Value};
 use tuneup_generate::{ChatModel, GenerateParams, Generator, NullSink, SamplingParams};
 use tuneup_models::{load, LoadOptions, ModelFiles};
@@ -62,6 +63,25 @@ fn reference(base: &Path, adapter: Option<&Path>) -> String {
         .generate(&ids, &mut params, &mut NullSink)
         .unwrap()
         .text
+}
+
+/// An admin request with `key` as the bearer key.
+async fn admin(
+    http: &reqwest::Client,
+    s: &crate::common::TestServer,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> reqwest::Response {
+    let mut req = http.request(method, s.url(path));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    req.send().await.unwrap()
 }
 
 async fn complete(
@@ -127,28 +147,35 @@ async fn adapters_per_request_and_loaded_at_run_time() {
 
     // The admin endpoints need the admin key.
     let load_b = json!({"name": "b", "path": b});
-    let r = http
-        .post(s.url("/admin/adapters"))
-        .json(&load_b)
-        .send()
-        .await
-        .unwrap();
+    let r = admin(
+        &http,
+        &s,
+        Method::POST,
+        "/admin/adapters",
+        None,
+        Some(&load_b),
+    )
+    .await;
     assert_eq!(r.status(), 401);
-    let r = http
-        .post(s.url("/admin/adapters"))
-        .bearer_auth("wrong")
-        .json(&load_b)
-        .send()
-        .await
-        .unwrap();
+    let r = admin(
+        &http,
+        &s,
+        Method::POST,
+        "/admin/adapters",
+        Some("wrong"),
+        Some(&load_b),
+    )
+    .await;
     assert_eq!(r.status(), 401);
-    let r = http
-        .post(s.url("/admin/adapters"))
-        .bearer_auth("admin-secret")
-        .json(&load_b)
-        .send()
-        .await
-        .unwrap();
+    let r = admin(
+        &http,
+        &s,
+        Method::POST,
+        "/admin/adapters",
+        Some("admin-secret"),
+        Some(&load_b),
+    )
+    .await;
     assert_eq!(r.status(), 201);
     let loaded: Value = r.json().await.unwrap();
     assert_eq!(loaded["id"], "tiny+b");
@@ -157,58 +184,73 @@ async fn adapters_per_request_and_loaded_at_run_time() {
     assert_eq!(text(&s, &http, "tiny+a").await, want_a);
 
     // Loading the same name twice, a bad folder, or a bad name is a clear 4xx.
-    let r = http
-        .post(s.url("/admin/adapters"))
-        .bearer_auth("admin-secret")
-        .json(&load_b)
-        .send()
-        .await
-        .unwrap();
+    let r = admin(
+        &http,
+        &s,
+        Method::POST,
+        "/admin/adapters",
+        Some("admin-secret"),
+        Some(&load_b),
+    )
+    .await;
     assert_eq!(r.status(), 409);
     let bad = json!({"name": "c", "path": dir.path().join("missing")});
-    let r = http
-        .post(s.url("/admin/adapters"))
-        .bearer_auth("admin-secret")
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
+    let r = admin(
+        &http,
+        &s,
+        Method::POST,
+        "/admin/adapters",
+        Some("admin-secret"),
+        Some(&bad),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["param"], "path", "{e}");
-    let r = http
-        .post(s.url("/admin/adapters"))
-        .bearer_auth("admin-secret")
-        .json(&json!({"name": "x/y", "path": a}))
-        .send()
-        .await
-        .unwrap();
+    let r = admin(
+        &http,
+        &s,
+        Method::POST,
+        "/admin/adapters",
+        Some("admin-secret"),
+        Some(&json!({"name": "x/y", "path": a})),
+    )
+    .await;
     assert_eq!(r.status(), 400);
 
     // Unloading: the name is gone, the base and the other adapter are untouched.
-    let r = http
-        .delete(s.url("/admin/adapters/b"))
-        .bearer_auth("admin-secret")
-        .send()
-        .await
-        .unwrap();
+    let r = admin(
+        &http,
+        &s,
+        Method::DELETE,
+        "/admin/adapters/b",
+        Some("admin-secret"),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(complete(&s, &http, "tiny+b").await.status(), 404);
-    let r = http
-        .delete(s.url("/admin/adapters/b"))
-        .bearer_auth("admin-secret")
-        .send()
-        .await
-        .unwrap();
+    let r = admin(
+        &http,
+        &s,
+        Method::DELETE,
+        "/admin/adapters/b",
+        Some("admin-secret"),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 404);
     assert_eq!(text(&s, &http, "tiny").await, want_base);
     assert_eq!(text(&s, &http, "tiny+a").await, want_a);
-    let listed = http
-        .get(s.url("/admin/adapters"))
-        .bearer_auth("admin-secret")
-        .send()
-        .await
-        .unwrap();
+    let listed = admin(
+        &http,
+        &s,
+        Method::GET,
+        "/admin/adapters",
+        Some("admin-secret"),
+        None,
+    )
+    .await;
     let listed: Value = listed.json().await.unwrap();
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
     s.stop().await;
@@ -218,12 +260,15 @@ async fn adapters_per_request_and_loaded_at_run_time() {
 async fn admin_endpoints_are_off_without_an_admin_key() {
     let s = crate::common::start_tiny(256, |_| {}).await;
     let http = reqwest::Client::new();
-    let r = http
-        .get(s.url("/admin/adapters"))
-        .bearer_auth("anything")
-        .send()
-        .await
-        .unwrap();
+    let r = admin(
+        &http,
+        &s,
+        Method::GET,
+        "/admin/adapters",
+        Some("anything"),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "admin_disabled", "{e}");
