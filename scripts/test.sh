@@ -39,6 +39,20 @@ fi
 # The server's tests drive it with the official openai SDK through this interpreter.
 export TUNEUP_TEST_PYTHON="$VENV/bin/python"
 
+echo "== Node openai SDK for the server's Node client test in ${TUNEUP_HOME:-~/.cache/tuneup}/node-test"
+NODE_DIR="${TUNEUP_HOME:-$HOME/.cache/tuneup}/node-test"
+if ! need node || ! need npm; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+if ! (cd "$NODE_DIR" 2>/dev/null && node -e "require('openai')") >/dev/null 2>&1; then
+  mkdir -p "$NODE_DIR"
+  (cd "$NODE_DIR" && { [ -f package.json ] || npm init -y >/dev/null; } &&
+    npm install --no-audit --no-fund --silent openai@5.23.2)
+fi
+TUNEUP_TEST_NODE="$(command -v node)"
+TUNEUP_NODE_MODULES="$NODE_DIR/node_modules"
+export TUNEUP_TEST_NODE TUNEUP_NODE_MODULES
+
 echo "== PostgreSQL + pgvector test server (cached in ${TUNEUP_HOME:-~/.cache/tuneup}/pgserver)"
 PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tuneup-pg.XXXXXX")"
 trap 'scripts/postgres.sh stop "$PG_DIR" --rm' EXIT

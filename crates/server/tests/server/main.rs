@@ -6,6 +6,7 @@
 mod adapters;
 mod common;
 mod errors;
+mod node;
 mod protocol;
 mod python;
 mod queue;
