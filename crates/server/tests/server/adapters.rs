@@ -84,6 +84,16 @@ async fn admin(
     req.send().await.unwrap()
 }
 
+/// `POST /admin/adapters` with `body`.
+async fn post_adapter(
+    http: &reqwest::Client,
+    s: &crate::common::TestServer,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    admin(http, s, Method::POST, "/admin/adapters", key, Some(body)).await
+}
+
 async fn complete(
     s: &crate::common::TestServer,
     http: &reqwest::Client,
@@ -147,35 +157,11 @@ async fn adapters_per_request_and_loaded_at_run_time() {
 
     // The admin endpoints need the admin key.
     let load_b = json!({"name": "b", "path": b});
-    let r = admin(
-        &http,
-        &s,
-        Method::POST,
-        "/admin/adapters",
-        None,
-        Some(&load_b),
-    )
-    .await;
-    assert_eq!(r.status(), 401);
-    let r = admin(
-        &http,
-        &s,
-        Method::POST,
-        "/admin/adapters",
-        Some("wrong"),
-        Some(&load_b),
-    )
-    .await;
-    assert_eq!(r.status(), 401);
-    let r = admin(
-        &http,
-        &s,
-        Method::POST,
-        "/admin/adapters",
-        Some("admin-secret"),
-        Some(&load_b),
-    )
-    .await;
+    for key in [None, Some("wrong")] {
+        let r = post_adapter(&http, &s, key, &load_b).await;
+        assert_eq!(r.status(), 401, "key {key:?}");
+    }
+    let r = post_adapter(&http, &s, Some("admin-secret"), &load_b).await;
     assert_eq!(r.status(), 201);
     let loaded: Value = r.json().await.unwrap();
     assert_eq!(loaded["id"], "tiny+b");
@@ -184,36 +170,18 @@ async fn adapters_per_request_and_loaded_at_run_time() {
     assert_eq!(text(&s, &http, "tiny+a").await, want_a);
 
     // Loading the same name twice, a bad folder, or a bad name is a clear 4xx.
-    let r = admin(
-        &http,
-        &s,
-        Method::POST,
-        "/admin/adapters",
-        Some("admin-secret"),
-        Some(&load_b),
-    )
-    .await;
+    let r = post_adapter(&http, &s, Some("admin-secret"), &load_b).await;
     assert_eq!(r.status(), 409);
     let bad = json!({"name": "c", "path": dir.path().join("missing")});
-    let r = admin(
-        &http,
-        &s,
-        Method::POST,
-        "/admin/adapters",
-        Some("admin-secret"),
-        Some(&bad),
-    )
-    .await;
+    let r = post_adapter(&http, &s, Some("admin-secret"), &bad).await;
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["param"], "path", "{e}");
-    let r = admin(
+    let r = post_adapter(
         &http,
         &s,
-        Method::POST,
-        "/admin/adapters",
         Some("admin-secret"),
-        Some(&json!({"name": "x/y", "path": a})),
+        &json!({"name": "x/y", "path": a}),
     )
     .await;
     assert_eq!(r.status(), 400);

@@ -206,3 +206,35 @@ pub fn assert_openai_error(body: &Value) -> &Value {
     );
     e
 }
+
+/// Runs a client test script (`program script`) against `server` serving `id`, with
+/// `env`; fails the test with the script's output when it fails.
+pub async fn run_client_script(
+    program: &str,
+    script: &Path,
+    server: &TestServer,
+    id: &str,
+    expect_tools: bool,
+    env: &[(&str, &str)],
+) {
+    let out = tokio::process::Command::new(program)
+        .arg(script)
+        .env("TUNEUP_BASE_URL", server.url("/v1"))
+        .env("TUNEUP_MODEL_ID", id)
+        .env(
+            "TUNEUP_EXPECT_TOOL_CALLS",
+            if expect_tools { "1" } else { "0" },
+        )
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "{} failed:\n{stdout}\n{stderr}",
+        script.display()
+    );
+}

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use crate::common::{env_model, start, start_tiny, TINY_ID};
+use crate::common::{env_model, run_client_script, start, start_tiny, TINY_ID};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_node_sdk() {
@@ -42,24 +42,14 @@ async fn openai_node_sdk() {
     };
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node/test_openai_client.cjs");
-    let out = tokio::process::Command::new(&node)
-        .arg(&script)
-        .env("NODE_PATH", &modules)
-        .env("TUNEUP_BASE_URL", server.url("/v1"))
-        .env("TUNEUP_MODEL_ID", id)
-        .env(
-            "TUNEUP_EXPECT_TOOL_CALLS",
-            if expect_tools { "1" } else { "0" },
-        )
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("running {node}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(
-        out.status.success(),
-        "the Node SDK tests failed:\n{stdout}\n{stderr}"
-    );
+    run_client_script(
+        &node,
+        &script,
+        &server,
+        id,
+        expect_tools,
+        &[("NODE_PATH", &modules)],
+    )
+    .await;
     server.stop().await;
 }

@@ -8,7 +8,9 @@
 
 use std::path::PathBuf;
 
-use crate::common::{env_model, minilm_dir, start_tiny, start_with_embedder, TINY_ID};
+use crate::common::{
+    env_model, minilm_dir, run_client_script, start_tiny, start_with_embedder, TINY_ID,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk() {
@@ -47,24 +49,14 @@ async fn openai_python_sdk() {
     };
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_openai_client.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(&script)
-        .env("TUNEUP_BASE_URL", server.url("/v1"))
-        .env("TUNEUP_MODEL_ID", id)
-        .env("TUNEUP_EMBEDDING_MODEL", embedding_model)
-        .env(
-            "TUNEUP_EXPECT_TOOL_CALLS",
-            if expect_tools { "1" } else { "0" },
-        )
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("running {python}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(
-        out.status.success(),
-        "the Python SDK tests failed:\n{stdout}\n{stderr}"
-    );
+    run_client_script(
+        &python,
+        &script,
+        &server,
+        id,
+        expect_tools,
+        &[("TUNEUP_EMBEDDING_MODEL", embedding_model)],
+    )
+    .await;
     server.stop().await;
 }
