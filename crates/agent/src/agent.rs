@@ -141,12 +141,12 @@ impl<'m> Agent<'m> {
     /// An agent running `model` with `tools`, configured by `config`.
     pub fn new(model: &'m ChatModel, config: &AgentConfig, tools: Toolbox) -> Result<Self> {
         let tool_json = tools.openai_tools();
-        let tool_instructions = if tool_json.is_empty() || template_shows_tools(model, &tool_json)?
-        {
-            None
-        } else {
-            Some(hermes_tool_prompt(&tool_json))
-        };
+        let tool_instructions =
+            if tool_json.is_empty() || model.template_renders_tools(&tool_json)? {
+                None
+            } else {
+                Some(hermes_tool_prompt(&tool_json))
+            };
         Ok(Self {
             model,
             generator: Generator::new(&model.model.decoder, &model.tokenizer),
@@ -374,12 +374,4 @@ type CallKey = (String, Value);
 fn call_key(c: &ParsedCall) -> CallKey {
     let args = serde_json::from_str(&c.arguments).unwrap_or(Value::Null);
     (c.name.clone(), args)
-}
-
-/// Whether the chat template renders the `tools` it is given (Qwen2.5's does; SmolLM2's ignores them).
-fn template_shows_tools(model: &ChatModel, tools: &[Value]) -> Result<bool> {
-    let probe = [json!({"role": "user", "content": "?"})];
-    let (with, _) = model.chat_prompt(&probe, Some(tools))?;
-    let (without, _) = model.chat_prompt(&probe, None)?;
-    Ok(with != without)
 }

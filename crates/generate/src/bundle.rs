@@ -46,6 +46,15 @@ impl ChatModel {
         })
     }
 
+    /// Whether the chat template shows the `tools` it is given (Qwen2.5's does; SmolLM2's ignores
+    /// them, so callers add tool instructions themselves).
+    pub fn template_renders_tools(&self, tools: &[Value]) -> Result<bool> {
+        let probe = [serde_json::json!({"role": "user", "content": "?"})];
+        let (with, _) = self.chat_prompt(&probe, Some(tools))?;
+        let (without, _) = self.chat_prompt(&probe, None)?;
+        Ok(with != without)
+    }
+
     /// Renders `messages` (OpenAI-style JSON) with the model's template and
     /// tokenizes the result, ready for generation. Without a template the
     /// contents are joined with newlines.

@@ -336,17 +336,7 @@ impl Decoder {
                 "forward called with no tokens".into(),
             )));
         }
-        let needed = state.len() + ids.len();
-        if needed > self.cfg.max_position_embeddings {
-            return Err(Error::ContextOverflow {
-                needed,
-                limit: self.cfg.max_position_embeddings,
-            });
-        }
-        let vocab = self.embedding.rows();
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::BadToken { id, vocab });
-        }
+        self.check_step(ids, state.len() + ids.len())?;
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         let hidden = self.hidden_states(&input, Some(&mut state.caches))?;
         let hidden = hidden.squeeze(0)?;
@@ -370,19 +360,8 @@ impl Decoder {
                 states.len()
             ))));
         }
-        let vocab = self.embedding.rows();
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::BadToken { id, vocab });
-        }
-        if let Some(st) = states
-            .iter()
-            .find(|st| st.len() + 1 > self.cfg.max_position_embeddings)
-        {
-            return Err(Error::ContextOverflow {
-                needed: st.len() + 1,
-                limit: self.cfg.max_position_embeddings,
-            });
-        }
+        let longest = states.iter().map(|st| st.len()).max().unwrap_or(0);
+        self.check_step(ids, longest + 1)?;
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         let mut x = self.embed(&input)?;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -396,6 +375,21 @@ impl Decoder {
         }
         let hidden = self.norm.forward(&x)?.squeeze(0)?;
         Ok(self.lm_head.forward(&hidden)?)
+    }
+
+    /// Checks the tokens of a cached step and that `needed` positions fit the context.
+    fn check_step(&self, ids: &[u32], needed: usize) -> Result<()> {
+        if needed > self.cfg.max_position_embeddings {
+            return Err(Error::ContextOverflow {
+                needed,
+                limit: self.cfg.max_position_embeddings,
+            });
+        }
+        let vocab = self.embedding.rows();
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::BadToken { id, vocab });
+        }
+        Ok(())
     }
 
     /// Full-sequence forward without a cache, `ids` of shape `(batch, seq)`,

@@ -154,10 +154,9 @@ fn render(
         let ids = model.chat_prompt(&messages, None).map_err(bad)?.1;
         return Ok((ids, ToolFormat::Bare));
     }
-    let (with, ids) = model.chat_prompt(&messages, Some(tools)).map_err(bad)?;
-    let (without, _) = model.chat_prompt(&messages, None).map_err(bad)?;
-    if with != without {
-        return Ok((ids, ToolFormat::of_prompt(&with)));
+    if model.template_renders_tools(tools).map_err(bad)? {
+        let (text, ids) = model.chat_prompt(&messages, Some(tools)).map_err(bad)?;
+        return Ok((ids, ToolFormat::of_prompt(&text)));
     }
     let add = prompt::hermes_tool_prompt(tools);
     match messages.first_mut() {

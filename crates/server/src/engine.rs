@@ -360,15 +360,11 @@ fn finish(
     spare: &mut Option<Spare>,
     metrics: &Metrics,
 ) {
-    metrics.in_flight.dec();
     let (out, state, tokens) = match slot.seq.finish(&mut slot.sink) {
         Ok(done) => done,
-        Err(e) => {
-            metrics.in_flight.inc();
-            fail(slot.sink, &e.to_string(), metrics);
-            return;
-        }
+        Err(e) => return fail(slot.sink, &e.to_string(), metrics),
     };
+    metrics.in_flight.dec();
     *spare = Some(Spare {
         adapter: adapter.clone(),
         state,

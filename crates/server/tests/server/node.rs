@@ -9,29 +9,18 @@
 
 use std::path::PathBuf;
 
-use crate::common::{env_model, run_client_script, start, start_tiny, TINY_ID};
+use crate::common::{client_tool, optional_qwen, run_client_script, start, start_tiny, TINY_ID};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_node_sdk() {
-    let (node, modules) = match (
-        std::env::var("TUNEUP_TEST_NODE"),
-        std::env::var("TUNEUP_NODE_MODULES"),
-    ) {
-        (Ok(n), Ok(m)) if !n.is_empty() && !m.is_empty() => (n, m),
-        _ => {
-            assert!(
-                std::env::var("TUNEUP_REQUIRE_MODELS").as_deref() != Ok("1"),
-                "TUNEUP_TEST_NODE and TUNEUP_NODE_MODULES must be set when TUNEUP_REQUIRE_MODELS=1 (scripts/test.sh sets them)"
-            );
-            eprintln!("skipped: set TUNEUP_TEST_NODE and TUNEUP_NODE_MODULES (node_modules with `openai`)");
-            return;
-        }
+    let hint = "set TUNEUP_TEST_NODE and TUNEUP_NODE_MODULES (node_modules with `openai`)";
+    let (Some(node), Some(modules)) = (
+        client_tool("TUNEUP_TEST_NODE", hint),
+        client_tool("TUNEUP_NODE_MODULES", hint),
+    ) else {
+        return;
     };
-    let qwen = if std::env::var("TUNEUP_QWEN_GGUF").is_ok_and(|p| !p.is_empty()) {
-        env_model("TUNEUP_QWEN_GGUF")
-    } else {
-        None
-    };
+    let qwen = optional_qwen();
     let expect_tools = qwen.is_some();
     let (server, id) = match qwen {
         Some(m) => (

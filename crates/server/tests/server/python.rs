@@ -9,27 +9,19 @@
 use std::path::PathBuf;
 
 use crate::common::{
-    env_model, minilm_dir, run_client_script, start_tiny, start_with_embedder, TINY_ID,
+    client_tool, minilm_dir, optional_qwen, run_client_script, start_tiny, start_with_embedder,
+    TINY_ID,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk() {
-    let python = match std::env::var("TUNEUP_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => {
-            assert!(
-                std::env::var("TUNEUP_REQUIRE_MODELS").as_deref() != Ok("1"),
-                "TUNEUP_TEST_PYTHON must be set when TUNEUP_REQUIRE_MODELS=1 (scripts/test.sh sets it)"
-            );
-            eprintln!("skipped: set TUNEUP_TEST_PYTHON to a python with the `openai` package");
-            return;
-        }
+    let Some(python) = client_tool(
+        "TUNEUP_TEST_PYTHON",
+        "set TUNEUP_TEST_PYTHON to a python with the `openai` package",
+    ) else {
+        return;
     };
-    let qwen = if std::env::var("TUNEUP_QWEN_GGUF").is_ok_and(|p| !p.is_empty()) {
-        env_model("TUNEUP_QWEN_GGUF")
-    } else {
-        None
-    };
+    let qwen = optional_qwen();
     let expect_tools = qwen.is_some();
     let embedder = minilm_dir().map(|dir| {
         tuneup_retrieval::embed::Embedder::load(&dir, "all-minilm-l6-v2")
