@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tuneup_hub::Cache;
 use tuneup_retrieval::benchmark::{self, BenchReport};
 use tuneup_retrieval::chunk::ChunkOptions;
-use tuneup_retrieval::embed::Embedder;
+use tuneup_retrieval::embed::{Embedder, Precision};
 use tuneup_retrieval::ingest::{ingest, IngestOptions, IngestProgress};
 use tuneup_retrieval::search::{Mode, Retriever};
 use tuneup_retrieval::store::{self, Filter, Store};
@@ -21,6 +21,42 @@ use crate::progress::BarProgress;
 pub struct RagArgs {
     #[command(subcommand)]
     command: RagCommand,
+}
+
+/// How documents are cut into chunks.
+#[derive(Debug, Args)]
+struct ChunkArgs {
+    /// Maximum tokens per chunk.
+    #[arg(long, default_value_t = 256)]
+    chunk_tokens: usize,
+    /// Tokens shared between consecutive chunks.
+    #[arg(long, default_value_t = 32)]
+    overlap: usize,
+}
+
+impl ChunkArgs {
+    /// Fails on sizes the chunker cannot honour.
+    fn check(&self) -> Result<()> {
+        anyhow::ensure!(
+            self.chunk_tokens >= 16,
+            "--chunk-tokens must be at least 16"
+        );
+        anyhow::ensure!(
+            self.overlap < self.chunk_tokens / 2,
+            "--overlap must be less than half of --chunk-tokens"
+        );
+        Ok(())
+    }
+
+    /// The options, capped so that a chunk fits the embedder whole (its special tokens included).
+    fn options(&self, embedder: &Embedder) -> ChunkOptions {
+        ChunkOptions {
+            max_tokens: self
+                .chunk_tokens
+                .min(embedder.max_tokens().saturating_sub(2)),
+            overlap: self.overlap,
+        }
+    }
 }
 
 /// Where the index is and which embedder it uses.
@@ -53,12 +89,8 @@ enum RagCommand {
         /// Tag the files (repeatable) for `query --tag`.
         #[arg(long = "tag")]
         tags: Vec<String>,
-        /// Maximum tokens per chunk.
-        #[arg(long, default_value_t = 256)]
-        chunk_tokens: usize,
-        /// Tokens shared between consecutive chunks.
-        #[arg(long, default_value_t = 32)]
-        overlap: usize,
+        #[command(flatten)]
+        chunking: ChunkArgs,
     },
     /// Search the index.
     Query {
@@ -104,9 +136,12 @@ enum RagCommand {
         /// Embedding model.
         #[arg(long, default_value = "all-minilm-l6-v2")]
         embedder: String,
-        /// Index file to build or reuse (default: a temporary one).
+        /// Index to build or reuse: a SQLite file, or a `postgres://` URL (pgvector; tables named `bench`).
+        /// Default: a temporary SQLite file.
         #[arg(long)]
         index_file: Option<PathBuf>,
+        #[command(flatten)]
+        chunking: ChunkArgs,
         /// Evaluate at most this many queries (first N).
         #[arg(long)]
         limit: Option<usize>,
@@ -131,6 +166,9 @@ enum RagCommand {
         /// Repetitions (the best is reported).
         #[arg(short, default_value_t = 2)]
         reps: usize,
+        /// Force f32 projections (default: bf16 products with f32 sums where the CPU has AVX512-BF16).
+        #[arg(long)]
+        f32: bool,
     },
 }
 
@@ -141,9 +179,8 @@ pub fn run(args: RagArgs) -> Result<()> {
             paths,
             index,
             tags,
-            chunk_tokens,
-            overlap,
-        } => run_ingest(&paths, &index, tags, chunk_tokens, overlap),
+            chunking,
+        } => run_ingest(&paths, &index, tags, &chunking),
         RagCommand::Query {
             question,
             index,
@@ -182,10 +219,11 @@ pub fn run(args: RagArgs) -> Result<()> {
             modes,
             embedder,
             index_file,
+            chunking,
             limit,
             out,
         } => run_eval(
-            beir, &split, squad, &modes, &embedder, index_file, limit, out,
+            beir, &split, squad, &modes, &embedder, index_file, &chunking, limit, out,
         ),
         RagCommand::Bench {
             file,
@@ -193,7 +231,8 @@ pub fn run(args: RagArgs) -> Result<()> {
             embedder,
             batch_size,
             reps,
-        } => run_bench(&file, n, &embedder, batch_size, reps),
+            f32,
+        } => run_bench(&file, n, &embedder, batch_size, reps, f32),
     }
 }
 
@@ -253,14 +292,9 @@ fn run_ingest(
     paths: &[PathBuf],
     index: &IndexArgs,
     tags: Vec<String>,
-    chunk_tokens: usize,
-    overlap: usize,
+    chunking: &ChunkArgs,
 ) -> Result<()> {
-    anyhow::ensure!(chunk_tokens >= 16, "--chunk-tokens must be at least 16");
-    anyhow::ensure!(
-        overlap < chunk_tokens / 2,
-        "--overlap must be less than half of --chunk-tokens"
-    );
+    chunking.check()?;
     for p in paths {
         anyhow::ensure!(p.exists(), "{}: no such file or folder", p.display());
     }
@@ -269,10 +303,7 @@ fn run_ingest(
     let started = Instant::now();
     let mut progress = BarIngest(None);
     let opts = IngestOptions {
-        chunk: ChunkOptions {
-            max_tokens: chunk_tokens.min(embedder.max_tokens().saturating_sub(2)),
-            overlap,
-        },
+        chunk: chunking.options(&embedder),
         tags,
     };
     let report = ingest(paths, store.as_mut(), &embedder, &opts, &mut progress)?;
@@ -342,9 +373,11 @@ fn run_eval(
     modes: &[Mode],
     embedder: &str,
     index_file: Option<PathBuf>,
+    chunking: &ChunkArgs,
     limit: Option<usize>,
     out: Option<PathBuf>,
 ) -> Result<()> {
+    chunking.check()?;
     let (mut set, cutoffs) = match (&beir, &squad) {
         (Some(dir), _) => (benchmark::load_beir(dir, split)?, vec![100]),
         (None, Some(file)) => (benchmark::load_squad(file)?, vec![1, 5, 20]),
@@ -356,20 +389,25 @@ fn run_eval(
     let embedder = load_embedder(embedder, 32)?;
     let temp = tempfile_dir()?;
     let index_path = index_file.unwrap_or_else(|| temp.join("bench.db"));
-    let mut store = store::sqlite::SqliteStore::open(&index_path)?;
+    let mut store = store::open_index(&index_path, "bench")?;
     let bar_docs = bar(set.docs.len() as u64, "index");
     let (chunks, rate) = benchmark::index_corpus(
         &set,
-        &mut store,
+        store.as_mut(),
         &embedder,
-        ChunkOptions::default(),
+        chunking.options(&embedder),
         &mut |done, _| bar_docs.set_position(done as u64),
     )?;
     bar_docs.finish_and_clear();
     let bar_queries = bar((set.queries.len() * modes.len()) as u64, "queries");
-    let results = benchmark::evaluate(&set, &store, &embedder, modes, &cutoffs, &mut |done, _| {
-        bar_queries.set_position(done as u64)
-    })?;
+    let results = benchmark::evaluate(
+        &set,
+        store.as_ref(),
+        &embedder,
+        modes,
+        &cutoffs,
+        &mut |done, _| bar_queries.set_position(done as u64),
+    )?;
     bar_queries.finish_and_clear();
     let report = BenchReport {
         dataset: set.name.clone(),
@@ -455,10 +493,19 @@ fn bench_texts(file: &Path, n: usize) -> Result<Vec<String>> {
     Ok(texts)
 }
 
-fn run_bench(file: &Path, n: usize, embedder: &str, batch_size: usize, reps: usize) -> Result<()> {
+fn run_bench(
+    file: &Path,
+    n: usize,
+    embedder: &str,
+    batch_size: usize,
+    reps: usize,
+    f32: bool,
+) -> Result<()> {
     let texts = bench_texts(file, n)?;
     anyhow::ensure!(!texts.is_empty(), "{}: no texts", file.display());
-    let embedder = load_embedder(embedder, batch_size)?;
+    let precision = if f32 { Precision::F32 } else { Precision::Fast };
+    let embedder = Embedder::from_spec_with(embedder, &mut BarProgress::new(false), precision)?
+        .with_batch_size(batch_size);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens: usize = refs
         .iter()
@@ -476,8 +523,9 @@ fn run_bench(file: &Path, n: usize, embedder: &str, batch_size: usize, reps: usi
         );
     }
     println!(
-        "embed {}: {} texts, {} tokens, batch {}, threads {}: {:.3}s = {:.1} texts/s, {:.0} tokens/s",
+        "embed {} ({} products): {} texts, {} tokens, batch {}, threads {}: {:.3}s = {:.1} texts/s, {:.0} tokens/s",
         embedder.name(),
+        if embedder.uses_bf16() { "bf16" } else { "f32" },
         refs.len(),
         tokens,
         batch_size,

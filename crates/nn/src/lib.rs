@@ -8,6 +8,7 @@
 //! [`attention`](attention::grouped_query_attention).
 
 pub mod attention;
+pub mod bf16_gemm;
 mod cpu;
 pub mod frozen;
 pub mod frozen_lora;

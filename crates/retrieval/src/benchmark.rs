@@ -290,8 +290,10 @@ pub fn index_corpus(
     for (group_start, group) in set.docs.chunks(64).enumerate().map(|(i, g)| (i * 64, g)) {
         let mut records = Vec::new();
         for doc in group {
+            // The chunking is part of the hash, so a reused index built with other chunk sizes is re-chunked.
+            let keyed = format!("{}/{}\n{}", chunking.max_tokens, chunking.overlap, doc.text);
             let hash =
-                crate::ingest::hex(&<sha2::Sha256 as sha2::Digest>::digest(doc.text.as_bytes()));
+                crate::ingest::hex(&<sha2::Sha256 as sha2::Digest>::digest(keyed.as_bytes()));
             if already.get(&doc.id) == Some(&hash) {
                 continue;
             }

