@@ -13,6 +13,11 @@
 #                                     with the vector extension; prints the URL on stdout
 #                                     (postgres://tuneup@127.0.0.1:PORT/tuneup_test). Without DIR a
 #                                     temporary one is made (named on stderr). Already running: prints the URL.
+#   scripts/postgres.sh start-tls [DIR]  the same with Debian's PostgreSQL (package postgresql; the
+#                                     pgserver build has no TLS) taking TLS, without pgvector: its
+#                                     certificate is for localhost and 127.0.0.1, signed by a throwaway CA
+#                                     in DIR/root.crt (for sslmode=verify-full&sslrootcert=DIR/root.crt).
+#                                     Needs openssl.
 #   scripts/postgres.sh stop DIR [--rm]  stops it (no-op when not running); --rm also deletes DIR.
 #   scripts/postgres.sh url DIR       prints the URL of a running server.
 #   scripts/postgres.sh install       only download/extract; prints the bin folder.
@@ -153,15 +158,60 @@ running_port() {
   fi
 }
 
+# A CA (DIR/root.crt) and a server certificate it signed for localhost and 127.0.0.1 (DIR/data/server.*),
+# made once.
+make_certificates() {
+  local dir="$1" data="$1/data"
+  if [ -f "$data/server.crt" ] && [ -f "$dir/root.crt" ]; then
+    return 0
+  fi
+  local tmp="$dir/certs.tmp"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -days 3650 -subj "/CN=tuneup test CA" -keyout "$tmp/ca.key" \
+    -out "$tmp/root.crt" >/dev/null 2>&1 &&
+    openssl req "${ec[@]}" -subj "/CN=localhost" -keyout "$tmp/server.key" -out "$tmp/server.csr" \
+      >/dev/null 2>&1 &&
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+      >"$tmp/ext" &&
+    openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/root.crt" -CAkey "$tmp/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$tmp/ext" -out "$tmp/server.crt" >/dev/null 2>&1 || {
+    rm -rf "$tmp"
+    return 1
+  }
+  cp "$tmp/server.crt" "$tmp/server.key" "$data/"
+  chmod 600 "$data/server.key"
+  if is_root; then
+    chown "$PG_SYSTEM_USER:" "$data/server.crt" "$data/server.key"
+  fi
+  cp "$tmp/root.crt" "$dir/root.crt"
+  chmod a+r "$dir/root.crt"
+  rm -rf "$tmp"
+}
+
+# Debian's newest PostgreSQL bin folder, or nothing.
+debian_bin() {
+  find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1
+}
+
+# start DIR [tls]: pgserver's PostgreSQL with pgvector, or (tls) Debian's with TLS and no pgvector.
 cmd_start() {
-  local dir="${1:-}"
+  local dir="${1:-}" flavor="${2:-vector}"
   if [ -z "$dir" ]; then
     dir="$(mktemp -d "${TMPDIR:-/tmp}/tuneup-pg.XXXXXX")"
     log "data in $dir (stop with: scripts/postgres.sh stop $dir --rm)"
   fi
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
-  install_pgserver
+  local bin
+  if [ "$flavor" = tls ]; then
+    bin="$(debian_bin)"
+    [ -n "$bin" ] || die "Debian's PostgreSQL is not installed (apt-get install postgresql)"
+    command -v openssl >/dev/null 2>&1 || die "openssl is needed for the TLS certificates (apt-get install openssl)"
+  else
+    install_pgserver
+  fi
   if is_root; then
     ensure_system_user
     chown "$PG_SYSTEM_USER:" "$dir"
@@ -176,8 +226,9 @@ cmd_start() {
     url_of "$port"
     return
   fi
-  local bin data="$dir/data"
-  bin="$(bin_dir "$dir")"
+  local data="$dir/data"
+  [ "$flavor" = tls ] || bin="$(bin_dir "$dir")"
+  echo "$bin" >"$dir/bin" # for stop
   if [ ! -f "$data/PG_VERSION" ]; then
     rm -rf "$data"
     as_owner "$bin/initdb" -D "$data" -U "$PG_ROLE" --auth=trust --encoding=UTF8 --no-locale \
@@ -186,11 +237,16 @@ cmd_start() {
       die "initdb failed"
     }
   fi
+  local tls=""
+  if [ "$flavor" = tls ]; then
+    make_certificates "$dir" || die "could not make the TLS certificates"
+    tls="-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+  fi
   local try
   for try in 1 2 3; do
     port="$(free_port)"
     if as_owner "$bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c fsync=off -c synchronous_commit=off -c full_page_writes=off $tls" \
       start >/dev/null 2>&1; then
       break
     fi
@@ -204,7 +260,9 @@ cmd_start() {
   if [ "$("${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]; then
     "${psql[@]}" -d postgres -c "CREATE DATABASE $PG_DB" >&2
   fi
-  "${psql[@]}" -d "$PG_DB" -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS vector" >&2
+  if [ "$flavor" != tls ]; then
+    "${psql[@]}" -d "$PG_DB" -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS vector" >&2
+  fi
   url_of "$port" | tee "$dir/url"
 }
 
@@ -213,7 +271,7 @@ cmd_stop() {
   [ -n "$dir" ] || usage
   if [ -d "$dir" ] && [ -n "$(running_port "$dir")" ]; then
     local bin
-    bin="$(bin_dir "$dir")"
+    bin="$(cat "$dir/bin" 2>/dev/null || bin_dir "$dir")"
     as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
     log "stopped the server in $dir"
   fi
@@ -233,6 +291,7 @@ cmd_url() {
 
 case "${1:-}" in
 start) cmd_start "${2:-}" ;;
+start-tls) cmd_start "${2:-}" tls ;;
 stop) cmd_stop "${2:-}" "${3:-}" ;;
 url) cmd_url "${2:-}" ;;
 install)

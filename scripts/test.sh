@@ -58,6 +58,20 @@ PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tuneup-pg.XXXXXX")"
 trap 'scripts/postgres.sh stop "$PG_DIR" --rm' EXIT
 TUNEUP_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$PG_DIR")"
 export TUNEUP_TEST_POSTGRES_URL
+
+echo "== PostgreSQL with TLS for the sslmode tests (Debian's postgresql; pgserver's build has no TLS)"
+if [ -z "$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null)" ] && need apt-get; then
+  { apt-get install -y -qq --no-install-recommends postgresql openssl >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql openssl >/dev/null 2>&1; }; } ||
+    echo "postgresql could not be installed: the TLS tests will skip" >&2
+fi
+PG_TLS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tuneup-pg-tls.XXXXXX")"
+trap 'scripts/postgres.sh stop "$PG_DIR" --rm; scripts/postgres.sh stop "$PG_TLS_DIR" --rm' EXIT
+if TUNEUP_TEST_POSTGRES_TLS_URL="$(scripts/postgres.sh start-tls "$PG_TLS_DIR")"; then
+  export TUNEUP_TEST_POSTGRES_TLS_URL TUNEUP_TEST_POSTGRES_ROOT_CERT="$PG_TLS_DIR/root.crt"
+else
+  echo "the TLS server did not start: the TLS tests will skip" >&2
+fi
 # The PostgreSQL store tests fail (rather than skip) without the server.
 export TUNEUP_REQUIRE_POSTGRES=1
 

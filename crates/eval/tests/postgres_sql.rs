@@ -529,3 +529,55 @@ fn spider_dev_gold_queries_on_postgres() {
     }
     assert!(ran > examples.len() / 2);
 }
+
+/// Whether the session of `client` is encrypted (pg_stat_ssl).
+fn encrypted(client: &mut postgres::Client) -> bool {
+    client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn sslmode_encrypts_and_verifies_like_libpq() {
+    use tuneup_eval::sql::postgres::PgTarget;
+    let (Ok(url), Ok(root)) = (
+        std::env::var("TUNEUP_TEST_POSTGRES_TLS_URL"),
+        std::env::var("TUNEUP_TEST_POSTGRES_ROOT_CERT"),
+    ) else {
+        eprintln!("skipped: set TUNEUP_TEST_POSTGRES_TLS_URL and _ROOT_CERT (scripts/postgres.sh start-tls DIR)");
+        return;
+    };
+    let with = |params: &str| format!("{url}?{params}");
+    let connect = |params: &str| PgTarget::parse(&with(params)).unwrap().connect();
+
+    assert!(!encrypted(&mut connect("sslmode=disable").unwrap()));
+    // libpq's default (prefer) and require encrypt without checking the certificate.
+    assert!(encrypted(
+        &mut PgTarget::parse(&url).unwrap().connect().unwrap()
+    ));
+    assert!(encrypted(&mut connect("sslmode=require").unwrap()));
+    // The server's certificate is for localhost and 127.0.0.1, signed by the test CA.
+    let verified = format!("sslmode=verify-full&sslrootcert={root}");
+    assert!(encrypted(&mut connect(&verified).unwrap()));
+    assert!(encrypted(
+        &mut connect(&format!("sslmode=verify-ca&sslrootcert={root}")).unwrap()
+    ));
+    let localhost = url.replace("127.0.0.1", "localhost");
+    let by_name = PgTarget::parse(&format!("{localhost}?{verified}")).unwrap();
+    assert!(encrypted(&mut by_name.connect().unwrap()));
+    // Another CA (the public roots) does not vouch for it.
+    let Err(err) = connect("sslmode=verify-full&sslrootcert=system") else {
+        panic!("a certificate from an unknown issuer was accepted")
+    };
+    let message = tuneup_eval::sql::postgres::error_chain(&err);
+    assert!(message.contains("certificate"), "{message}");
+
+    // The evaluator takes the same URLs.
+    let mut evaluator = PgEvaluator::connect(&with(&verified), limits()).unwrap();
+    let rows = evaluator.run("SELECT 1").unwrap().unwrap();
+    assert_eq!(rows.len(), 1);
+}

@@ -511,6 +511,35 @@ fn reconnecting_sees_the_data() {
 }
 
 #[test]
+fn tls_connections_check_the_server_certificate() {
+    // The TLS test server (scripts/postgres.sh start-tls) is Debian's PostgreSQL, without pgvector: a verified
+    // connection gets as far as the extension check.
+    let (Ok(url), Ok(root)) = (
+        std::env::var("TUNEUP_TEST_POSTGRES_TLS_URL"),
+        std::env::var("TUNEUP_TEST_POSTGRES_ROOT_CERT"),
+    ) else {
+        eprintln!("skipped: set TUNEUP_TEST_POSTGRES_TLS_URL and _ROOT_CERT (scripts/postgres.sh start-tls DIR)");
+        return;
+    };
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={root}");
+    let err = PostgresStore::connect_named(&verified, "t_tls")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("vector") && !err.contains("cannot connect"),
+        "{err}"
+    );
+    let wrong = format!("{url}?sslmode=verify-full&sslrootcert=system");
+    let err = PostgresStore::connect_named(&wrong, "t_tls")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot connect") && err.contains("certificate"),
+        "{err}"
+    );
+}
+
+#[test]
 fn location_hides_the_password_and_errors_are_clear() {
     let Some(url) = url() else { return };
     let store = fresh(&url, "t_location");

@@ -21,7 +21,8 @@ use std::sync::{Mutex, MutexGuard};
 use pgvector::Vector;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls, Row};
+use postgres::{Client, Row};
+use tuneup_eval::sql::postgres::PgTarget;
 
 use super::{FileRecord, Filter, Hit, IndexInfo, Store, StoreStats};
 use crate::{Error, Result};
@@ -107,7 +108,8 @@ impl PostgresStore {
     /// Connects to the default index (tables `tuneup_rag_*`) and creates the extension and tables if missing.
     ///
     /// `url` is a libpq connection URL (`postgres://user[:password]@host[:port]/database[?param=value…]`) or a
-    /// `key=value` connection string; TLS is not supported.
+    /// `key=value` connection string; `sslmode`/`sslrootcert` work as in libpq (see
+    /// [`tuneup_eval::sql::postgres::tls`]).
     pub fn connect(url: &str) -> Result<Self> {
         Self::open(url, DEFAULT_PREFIX.to_string(), None)
     }
@@ -146,10 +148,9 @@ impl PostgresStore {
             location: location.clone(),
             message,
         };
-        let config: postgres::Config = url
-            .parse()
+        let target = PgTarget::parse(url)
             .map_err(|e| store_err(format!("invalid connection string: {e}")))?;
-        let mut client = config.connect(NoTls).map_err(|e| {
+        let mut client = target.connect().map_err(|e| {
             store_err(format!(
                 "cannot connect to PostgreSQL: {} (is the server running and reachable? for tests, \
                  scripts/postgres.sh start prints a URL)",

@@ -21,13 +21,14 @@
 
 pub mod guard;
 mod load;
+pub mod tls;
 mod values;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, Column, Config, NoTls, Transaction};
+use postgres::{Client, Column, Transaction};
 
 use super::compare::Row;
 use super::judge::{evaluate, QueryRunner};
@@ -35,6 +36,7 @@ use super::{Comparison, QueryFailure, SqlErrorType, SqlEvalError, SqlLimits, Sql
 use values::{decode, decoder, needs_text_cast, Raw};
 
 pub use load::{copy_sqlite_to_postgres, LoadError, LoadReport, LoadedTable, PgColumnType};
+pub use tls::PgTarget;
 
 /// Connection timeout when the URL sets none (`connect_timeout=SECONDS`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,7 +44,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection to a PostgreSQL server that judges predictions against gold queries, optionally inside one
 /// schema (`search_path`). Reconnects when the connection was closed.
 pub struct PgEvaluator {
-    config: Config,
+    target: PgTarget,
     url: String,
     client: Option<Client>,
     schema: Option<String>,
@@ -52,12 +54,12 @@ pub struct PgEvaluator {
 }
 
 impl PgEvaluator {
-    /// Connects to `url` (`postgres://user[:password]@host[:port]/dbname[?options]` or `key=value` pairs; no
-    /// TLS). Errors name the URL with its password redacted.
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/dbname[?options]` or `key=value` pairs; TLS as
+    /// `sslmode` says, see [`tls`]). Errors name the URL with its password redacted.
     pub fn connect(url: &str, limits: SqlLimits) -> Result<Self, SqlEvalError> {
-        let (config, redacted) = parse_url(url)?;
+        let (target, redacted) = parse_url(url)?;
         let mut evaluator = Self {
-            config,
+            target,
             url: redacted,
             client: None,
             schema: None,
@@ -115,13 +117,10 @@ impl PgEvaluator {
     /// The open connection, reconnecting when there is none or it was closed.
     fn client(&mut self) -> Result<&mut Client, SqlEvalError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            let client = self
-                .config
-                .connect(NoTls)
-                .map_err(|e| SqlEvalError::Connect {
-                    url: self.url.clone(),
-                    message: error_chain(&e),
-                })?;
+            let client = self.target.connect().map_err(|e| SqlEvalError::Connect {
+                url: self.url.clone(),
+                message: error_chain(&e),
+            })?;
             self.client = Some(client);
         }
         self.client.as_mut().ok_or_else(|| SqlEvalError::Connect {
@@ -356,28 +355,26 @@ fn classify(error: &postgres::Error, timeout: Duration) -> QueryFailure {
 
 /// The connection settings of `url` (with [`DEFAULT_CONNECT_TIMEOUT`] and application name `tuneup-eval` unless
 /// it sets them) and the URL with its password redacted.
-fn parse_url(url: &str) -> Result<(Config, String), SqlEvalError> {
+fn parse_url(url: &str) -> Result<(PgTarget, String), SqlEvalError> {
     let redacted = redact_url(url);
-    let mut config: Config = url
-        .parse()
-        .map_err(|e: postgres::Error| SqlEvalError::Connect {
-            url: redacted.clone(),
-            message: format!("malformed URL: {}", error_chain(&e)),
-        })?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    let mut target = PgTarget::parse(url).map_err(|message| SqlEvalError::Connect {
+        url: redacted.clone(),
+        message: format!("malformed URL: {message}"),
+    })?;
+    if target.config.get_connect_timeout().is_none() {
+        target.config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
     }
-    if config.get_application_name().is_none() {
-        config.application_name("tuneup-eval");
+    if target.config.get_application_name().is_none() {
+        target.config.application_name("tuneup-eval");
     }
-    Ok((config, redacted))
+    Ok((target, redacted))
 }
 
-/// A plain connection to `url` (no TLS), e.g. for [`copy_sqlite_to_postgres`]; errors name the URL with its
-/// password redacted.
+/// A connection to `url` (TLS as its `sslmode` says, see [`tls`]), e.g. for [`copy_sqlite_to_postgres`];
+/// errors name the URL with its password redacted.
 pub fn connect(url: &str) -> Result<Client, SqlEvalError> {
-    let (config, url) = parse_url(url)?;
-    config.connect(NoTls).map_err(|e| SqlEvalError::Connect {
+    let (target, url) = parse_url(url)?;
+    target.connect().map_err(|e| SqlEvalError::Connect {
         url,
         message: error_chain(&e),
     })
