@@ -544,11 +544,7 @@ fn encrypted(client: &mut postgres::Client) -> bool {
 #[test]
 fn sslmode_encrypts_and_verifies_like_libpq() {
     use tuneup_eval::sql::postgres::PgTarget;
-    let (Ok(url), Ok(root)) = (
-        std::env::var("TUNEUP_TEST_POSTGRES_TLS_URL"),
-        std::env::var("TUNEUP_TEST_POSTGRES_ROOT_CERT"),
-    ) else {
-        eprintln!("skipped: set TUNEUP_TEST_POSTGRES_TLS_URL and _ROOT_CERT (scripts/postgres.sh start-tls DIR)");
+    let Some((url, root)) = tuneup_test_utils::postgres_tls_test_server() else {
         return;
     };
     let with = |params: &str| format!("{url}?{params}");

@@ -514,11 +514,7 @@ fn reconnecting_sees_the_data() {
 fn tls_connections_check_the_server_certificate() {
     // The TLS test server (scripts/postgres.sh start-tls) is Debian's PostgreSQL, without pgvector: a verified
     // connection gets as far as the extension check.
-    let (Ok(url), Ok(root)) = (
-        std::env::var("TUNEUP_TEST_POSTGRES_TLS_URL"),
-        std::env::var("TUNEUP_TEST_POSTGRES_ROOT_CERT"),
-    ) else {
-        eprintln!("skipped: set TUNEUP_TEST_POSTGRES_TLS_URL and _ROOT_CERT (scripts/postgres.sh start-tls DIR)");
+    let Some((url, root)) = tuneup_test_utils::postgres_tls_test_server() else {
         return;
     };
     let verified = format!("{url}?sslmode=verify-full&sslrootcert={root}");

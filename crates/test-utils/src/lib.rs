@@ -416,6 +416,24 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
     (sq(&diff) / sq(b).max(1e-30)).sqrt()
 }
 
+/// The TLS test server (`scripts/postgres.sh start-tls DIR`: Debian's PostgreSQL, no pgvector) as its URL
+/// (`TUNEUP_TEST_POSTGRES_TLS_URL`) and the path of the CA that signed its certificate
+/// (`TUNEUP_TEST_POSTGRES_ROOT_CERT`); `None` with a message when either is unset, so the test skips.
+pub fn postgres_tls_test_server() -> Option<(String, String)> {
+    match (
+        std::env::var("TUNEUP_TEST_POSTGRES_TLS_URL"),
+        std::env::var("TUNEUP_TEST_POSTGRES_ROOT_CERT"),
+    ) {
+        (Ok(url), Ok(root)) if !url.is_empty() && !root.is_empty() => Some((url, root)),
+        _ => {
+            eprintln!(
+                "skipped: set TUNEUP_TEST_POSTGRES_TLS_URL and TUNEUP_TEST_POSTGRES_ROOT_CERT (scripts/postgres.sh start-tls DIR)"
+            );
+            None
+        }
+    }
+}
+
 /// The test PostgreSQL server's URL from `TUNEUP_TEST_POSTGRES_URL` (`scripts/postgres.sh start DIR` prints one;
 /// `scripts/test.sh` sets it), or `None` with a message so the test skips — unless `TUNEUP_REQUIRE_POSTGRES=1`,
 /// then the test fails.

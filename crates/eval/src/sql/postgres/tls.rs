@@ -76,17 +76,22 @@ impl PgTarget {
             }
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier: Arc<dyn ServerCertVerifier> = match verify {
-            None => Arc::new(EncryptOnly(provider.signature_verification_algorithms)),
-            Some(check_host) => {
+        let chain = match verify {
+            None => None,
+            Some(_) => {
                 let roots = load_roots(ssl.root_cert.as_deref())?;
-                let inner =
+                let chain =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                         .build()
                         .map_err(|e| format!("sslrootcert: {e}"))?;
-                Arc::new(ChainCheck { inner, check_host })
+                Some(chain)
             }
         };
+        let verifier = Arc::new(CertCheck {
+            chain,
+            check_host: verify == Some(true),
+            algorithms: provider.signature_verification_algorithms,
+        });
         let client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?
@@ -256,54 +261,18 @@ fn load_roots(root_cert: Option<&str>) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// `require`/`prefer` without roots: the session is encrypted and the handshake signed by the certificate's key,
-/// but who issued the certificate is not checked (libpq's behaviour).
+/// Checks the server's certificate as the `sslmode` asks. Without `chain` (`require`/`prefer` without roots) the
+/// session is encrypted and the handshake signed by the certificate's key, but who issued the certificate is not
+/// checked (libpq's behaviour); with it (`verify-ca`/`verify-full`) the chain must lead to a trusted root, and the
+/// host name must match when `check_host`. Handshake signatures are checked in every mode.
 #[derive(Debug)]
-struct EncryptOnly(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
-/// `verify-ca` / `verify-full`: the chain must lead to a trusted root; the host name is checked for `verify-full`.
-#[derive(Debug)]
-struct ChainCheck {
-    inner: Arc<WebPkiServerVerifier>,
+struct CertCheck {
+    chain: Option<Arc<WebPkiServerVerifier>>,
     check_host: bool,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for ChainCheck {
+impl ServerCertVerifier for CertCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -312,11 +281,11 @@ impl ServerCertVerifier for ChainCheck {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         // webpki checks the chain first and the name last, so a name error means the chain was good.
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_host => Ok(ServerCertVerified::assertion()),
@@ -330,7 +299,7 @@ impl ServerCertVerifier for ChainCheck {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -339,11 +308,11 @@ impl ServerCertVerifier for ChainCheck {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
