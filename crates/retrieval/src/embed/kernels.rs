@@ -1,9 +1,10 @@
 //! Element-wise kernels of the encoder: bias + activation, residual + layer norm, and scaled softmax.
 //!
-//! Each kernel is written once as plain loops that LLVM vectorizes; on x86-64 CPUs with AVX2 and FMA the same
-//! code is compiled a second time with those features and chosen at run time, so a portable binary still gets
-//! 8-wide arithmetic. `exp` and `erf` are polynomial approximations without branches (so they vectorize),
-//! accurate to a few parts in 10⁷ — well inside what a float32 encoder distinguishes.
+//! Each kernel is written once as plain loops that LLVM vectorizes, and compiled a second time for AVX2 + FMA
+//! chosen at run time (`crate::simd::dispatch!`). `exp` and `erf` are polynomial approximations without branches
+//! (so they vectorize), accurate to a few parts in 10⁷ — well inside what a float32 encoder distinguishes.
+
+use crate::simd::dispatch;
 
 /// The feed-forward activation a BERT config names in `hidden_act`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,34 +29,9 @@ impl Activation {
     }
 }
 
-/// Generates `pub(crate) fn $name` that runs `$body` compiled for AVX2+FMA when the CPU has them.
-macro_rules! dispatch {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
-        $(#[$doc])*
-        pub(crate) fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn generic($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    generic($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU supports the features `avx2` was compiled for (checked just above).
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            generic($($arg),*)
-        }
-    };
-}
-
 dispatch! {
     /// `x ← act(x + bias)` for every row of `x` (rows of `bias.len()` values).
-    fn bias_activation(x: &mut [f32], bias: &[f32], act: Activation) {
+    pub(crate) fn bias_activation(x: &mut [f32], bias: &[f32], act: Activation) {
         for row in x.chunks_exact_mut(bias.len()) {
             match act {
                 Activation::Gelu => row.iter_mut().zip(bias).for_each(|(v, b)| *v = gelu(*v + b)),
@@ -71,7 +47,7 @@ dispatch! {
 dispatch! {
     /// `x ← LayerNorm(x + y + bias)` row by row (rows of `weight.len()` values; `y` is the sublayer's output
     /// before its bias).
-    fn residual_layer_norm(x: &mut [f32], y: &[f32], bias: &[f32], weight: &[f32], shift: &[f32], eps: f32) {
+    pub(crate) fn residual_layer_norm(x: &mut [f32], y: &[f32], bias: &[f32], weight: &[f32], shift: &[f32], eps: f32) {
         let h = weight.len();
         for (row, add) in x.chunks_exact_mut(h).zip(y.chunks_exact(h)) {
             row.iter_mut().zip(add).zip(bias).for_each(|((v, a), b)| *v += a + b);
@@ -82,7 +58,7 @@ dispatch! {
 
 dispatch! {
     /// `x ← LayerNorm(x)` row by row (rows of `weight.len()` values).
-    fn layer_norm(x: &mut [f32], weight: &[f32], shift: &[f32], eps: f32) {
+    pub(crate) fn layer_norm(x: &mut [f32], weight: &[f32], shift: &[f32], eps: f32) {
         for row in x.chunks_exact_mut(weight.len()) {
             normalize_row(row, weight, shift, eps);
         }
@@ -91,7 +67,7 @@ dispatch! {
 
 dispatch! {
     /// `x ← softmax(scale · x)` for every row of `width` values.
-    fn scaled_softmax(x: &mut [f32], width: usize, scale: f32) {
+    pub(crate) fn scaled_softmax(x: &mut [f32], width: usize, scale: f32) {
         for row in x.chunks_exact_mut(width) {
             // Maximum and sum over LANES independent partials, so the loops vectorize (a single running
             // float sum would have to stay in order).

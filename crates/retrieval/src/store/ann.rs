@@ -12,6 +12,7 @@ use instant_distance::{Builder, HnswMap, Point, Search};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::simd::dispatch;
 use crate::{Error, Result};
 
 /// Below this many vectors the exact scan is as fast as the graph, so no graph is built.
@@ -27,21 +28,19 @@ impl Point for UnitVector {
     }
 }
 
-/// The dot product of two equal-length slices.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent accumulators let the compiler vectorize the loop.
-    let mut acc = [0f32; 8];
-    let chunks = a.len() / 8;
-    for i in 0..chunks {
-        for j in 0..8 {
-            acc[j] += a[i * 8 + j] * b[i * 8 + j];
+dispatch! {
+    /// The dot product of two equal-length slices (the shorter length when they differ).
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // Independent partial sums (four AVX registers) let the loop vectorize and hide the add latency.
+        const LANES: usize = 32;
+        let mut acc = [0f32; LANES];
+        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+        let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+        for (x, y) in ca.zip(cb) {
+            acc.iter_mut().zip(x.iter().zip(y)).for_each(|(s, (x, y))| *s += x * y);
         }
+        acc.iter().sum::<f32>() + tail
     }
-    let mut sum: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        sum += a[i] * b[i];
-    }
-    sum
 }
 
 /// Scales `v` to unit length (zero vectors stay zero).
@@ -164,6 +163,24 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_matches_f64_sums_at_every_length() {
+        for len in [0, 1, 5, 31, 32, 33, 384, 1000] {
+            let a: Vec<f32> = (0..len)
+                .map(|i| ((i * 17 % 23) as f32 - 11.0) / 7.0)
+                .collect();
+            let b: Vec<f32> = (0..len)
+                .map(|i| ((i * 29 % 31) as f32 - 15.0) / 9.0)
+                .collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let got = dot(&a, &b) as f64;
+            assert!(
+                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                "len {len}: {got} vs {want}"
+            );
+        }
+    }
 
     fn table(n: usize, dim: usize) -> VectorTable {
         let mut state = 12345u64;
