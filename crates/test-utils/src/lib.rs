@@ -374,20 +374,34 @@ pub fn write_tiny_hf(dir: &Path, spec: &TinySpec) -> candle_core::Result<()> {
     Ok(())
 }
 
-/// The real model folder or file in environment variable `var` (set by `scripts/test.sh`), or `None` with a
-/// message so the test skips — unless `TUNEUP_REQUIRE_MODELS=1`, then the test fails.
-pub fn env_model_path(var: &str) -> Option<std::path::PathBuf> {
+/// The non-empty value of environment variable `var`, or `None` with `skipped: {hint}` printed so the test
+/// skips — unless the variable named by `require` is `1` (`scripts/test.sh` sets `TUNEUP_REQUIRE_MODELS` and
+/// `TUNEUP_REQUIRE_POSTGRES`), then the test fails.
+pub fn env_or_skip(var: &str, require: Option<&str>, hint: &str) -> Option<String> {
     match std::env::var(var) {
-        Ok(p) if !p.is_empty() => Some(p.into()),
+        Ok(value) if !value.is_empty() => Some(value),
         _ => {
-            assert!(
-                std::env::var("TUNEUP_REQUIRE_MODELS").as_deref() != Ok("1"),
-                "{var} must be set when TUNEUP_REQUIRE_MODELS=1 (scripts/test.sh sets it)"
-            );
-            eprintln!("skipped: set {var} to run this test (scripts/test.sh does)");
+            if let Some(require) = require {
+                assert!(
+                    std::env::var(require).as_deref() != Ok("1"),
+                    "{var} must be set when {require}=1 ({hint})"
+                );
+            }
+            eprintln!("skipped: {hint}");
             None
         }
     }
+}
+
+/// The real model folder or file in environment variable `var` (set by `scripts/test.sh`), or `None` with a
+/// message so the test skips — unless `TUNEUP_REQUIRE_MODELS=1`, then the test fails.
+pub fn env_model_path(var: &str) -> Option<std::path::PathBuf> {
+    env_or_skip(
+        var,
+        Some("TUNEUP_REQUIRE_MODELS"),
+        &format!("set {var} to run this test (scripts/test.sh does)"),
+    )
+    .map(Into::into)
 }
 
 /// The all-MiniLM-L6-v2 folder from `TUNEUP_MINILM_DIR` (see [`env_model_path`]).
@@ -420,35 +434,20 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
 /// (`TUNEUP_TEST_POSTGRES_TLS_URL`) and the path of the CA that signed its certificate
 /// (`TUNEUP_TEST_POSTGRES_ROOT_CERT`); `None` with a message when either is unset, so the test skips.
 pub fn postgres_tls_test_server() -> Option<(String, String)> {
-    match (
-        std::env::var("TUNEUP_TEST_POSTGRES_TLS_URL"),
-        std::env::var("TUNEUP_TEST_POSTGRES_ROOT_CERT"),
-    ) {
-        (Ok(url), Ok(root)) if !url.is_empty() && !root.is_empty() => Some((url, root)),
-        _ => {
-            eprintln!(
-                "skipped: set TUNEUP_TEST_POSTGRES_TLS_URL and TUNEUP_TEST_POSTGRES_ROOT_CERT (scripts/postgres.sh start-tls DIR)"
-            );
-            None
-        }
-    }
+    let hint = "set TUNEUP_TEST_POSTGRES_TLS_URL and TUNEUP_TEST_POSTGRES_ROOT_CERT (scripts/postgres.sh start-tls DIR)";
+    // Never required: the TLS server needs Debian's postgresql, which test.sh installs only where it can.
+    let url = env_or_skip("TUNEUP_TEST_POSTGRES_TLS_URL", None, hint)?;
+    let root = env_or_skip("TUNEUP_TEST_POSTGRES_ROOT_CERT", None, hint)?;
+    Some((url, root))
 }
 
 /// The test PostgreSQL server's URL from `TUNEUP_TEST_POSTGRES_URL` (`scripts/postgres.sh start DIR` prints one;
 /// `scripts/test.sh` sets it), or `None` with a message so the test skips — unless `TUNEUP_REQUIRE_POSTGRES=1`,
 /// then the test fails.
 pub fn postgres_test_url() -> Option<String> {
-    match std::env::var("TUNEUP_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("TUNEUP_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "TUNEUP_REQUIRE_POSTGRES=1 but TUNEUP_TEST_POSTGRES_URL is not set (scripts/postgres.sh start DIR prints one)"
-            );
-            eprintln!(
-                "skipped: set TUNEUP_TEST_POSTGRES_URL (scripts/postgres.sh start DIR prints one) to run the PostgreSQL tests"
-            );
-            None
-        }
-    }
+    env_or_skip(
+        "TUNEUP_TEST_POSTGRES_URL",
+        Some("TUNEUP_REQUIRE_POSTGRES"),
+        "set TUNEUP_TEST_POSTGRES_URL (scripts/postgres.sh start DIR prints one) to run the PostgreSQL tests",
+    )
 }

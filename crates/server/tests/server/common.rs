@@ -242,17 +242,7 @@ pub async fn run_client_script(
 /// The value of the client-tool variable `var` (an interpreter path), or `None` (test skipped
 /// with `hint`); a missing one fails the test when `TUNEUP_REQUIRE_MODELS=1`.
 pub fn client_tool(var: &str, hint: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            assert!(
-                std::env::var("TUNEUP_REQUIRE_MODELS").as_deref() != Ok("1"),
-                "{var} must be set when TUNEUP_REQUIRE_MODELS=1 (scripts/test.sh sets it)"
-            );
-            eprintln!("skipped: {hint}");
-            None
-        }
-    }
+    tuneup_test_utils::env_or_skip(var, Some("TUNEUP_REQUIRE_MODELS"), hint)
 }
 
 /// Qwen2.5-Coder when `TUNEUP_QWEN_GGUF` is set (client tests then check real tool calls).
