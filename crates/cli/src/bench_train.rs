@@ -11,6 +11,7 @@ use tuneup_models::ModelFiles;
 use tuneup_train::{bench_training, BenchConfig, Method};
 
 use crate::model::{init_threads, resolve_files};
+use crate::train::parse_precision;
 
 /// Arguments of `tuneup bench train`.
 #[derive(Debug, Args)]
@@ -36,6 +37,10 @@ pub struct TrainBenchArgs {
     /// Keep activations instead of recomputing them.
     #[arg(long)]
     pub no_gradient_checkpointing: bool,
+    /// Products with the frozen base: `auto` (bf16 where the CPU has
+    /// AVX512-BF16), `bf16` or `f32`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bf16", "f32"])]
+    pub precision: String,
     /// Python with torch, transformers and peft: runs
     /// scripts/bench_train_peft.py on the same model and shapes first.
     #[arg(long)]
@@ -82,6 +87,7 @@ fn anchor(python: &PathBuf, gguf: &PathBuf, a: &TrainBenchArgs) -> Result<serde_
 
 /// Runs `tuneup bench train`.
 pub fn run(a: TrainBenchArgs) -> Result<()> {
+    crate::alloc::keep_freed_memory();
     init_threads(Some(a.threads));
     let files = resolve_files(&a.model)?;
     let peft = match (&a.anchor_python, &files) {
@@ -100,6 +106,12 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
             Method::Qlora
         },
         gradient_checkpointing: !a.no_gradient_checkpointing,
+        precision: parse_precision(&a.precision),
+    };
+    let precision = if cfg.precision.uses_bf16() {
+        "bf16"
+    } else {
+        "f32"
     };
     let r = bench_training(&files, &cfg)?;
     let ratio = peft.as_ref().and_then(|p| {
@@ -113,12 +125,12 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
             "{}",
             serde_json::json!({"tuneup": r, "peft": peft, "speed_ratio": ratio.map(|x| x.0), "memory_ratio": ratio.map(|x| x.1),
                 "model": a.model, "batch": a.batch, "seq": a.seq, "rank": a.rank, "threads": a.threads, "method": a.method,
-                "gradient_checkpointing": cfg.gradient_checkpointing})
+                "gradient_checkpointing": cfg.gradient_checkpointing, "precision": precision})
         );
         return Ok(());
     }
     println!(
-        "model {}  batch {}×{}  LoRA r={} on q,k,v,o,gate,up,down  {} threads  {}{}",
+        "model {}  batch {}×{}  LoRA r={} on q,k,v,o,gate,up,down  {} threads  {} ({precision} base products){}",
         a.model,
         a.batch,
         a.seq,

@@ -2,6 +2,7 @@
 //! parses its arguments, calls the library crates and prints.
 
 mod agent;
+mod alloc;
 mod args;
 mod bench;
 mod bench_train;
@@ -19,12 +20,6 @@ mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
-
-/// mimalloc keeps freed memory for reuse: the decoder allocates the same
-/// large activation and logit buffers at every step, which the system
-/// allocator returns to the kernel and faults back in each time.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Make a small open LLM good at one job, on hardware you already own.
 #[derive(Debug, Parser)]

@@ -9,7 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tuneup_models::LoadOptions;
 use tuneup_train::{
-    Decay, LossOn, Method, Observer, Session, StepMetrics, TrainConfig, TrainRecord, Trainable,
+    Decay, LossOn, Method, Observer, Precision, Session, StepMetrics, TrainConfig, TrainRecord,
+    Trainable,
 };
 
 use crate::model::{init_threads, resolve_files};
@@ -36,6 +37,10 @@ pub struct TrainArgs {
     /// `full` (every decoder weight trained; writes an HF model folder).
     #[arg(long, value_parser = ["lora", "qlora", "full"])]
     pub method: Option<String>,
+    /// Products with the frozen base (LoRA, QLoRA): `auto` (bf16 where the
+    /// CPU has AVX512-BF16), `bf16` or `f32`.
+    #[arg(long, value_parser = ["auto", "bf16", "f32"])]
+    pub precision: Option<String>,
     /// Full fine-tuning: also train the token embeddings and output head.
     #[arg(long)]
     pub train_embeddings: bool,
@@ -192,6 +197,9 @@ impl TrainArgs {
                 _ => Method::Qlora,
             };
         }
+        if let Some(p) = &self.precision {
+            c.precision = parse_precision(p);
+        }
         if self.train_embeddings {
             c.train_embeddings = true;
         }
@@ -297,6 +305,7 @@ impl Observer for BarObserver {
 
 /// Runs `tuneup train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    crate::alloc::keep_freed_memory();
     let config = args.config()?;
     init_threads(config.threads);
     let train = read_records(&config.train_file)?;
@@ -311,10 +320,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
             config.model
         ),
         m => eprintln!(
-            "loading {} with {} adapters (rank {}) …",
+            "loading {} with {} adapters (rank {}, base products in {}) …",
             config.model,
             if m == Method::Lora { "LoRA" } else { "QLoRA" },
-            config.lora.rank
+            config.lora.rank,
+            if config.precision.uses_bf16() {
+                "bf16"
+            } else {
+                "f32"
+            }
         ),
     }
     let mut session = Session::prepare(
@@ -403,4 +417,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `auto`, `bf16` or `f32` (clap has checked the value).
+pub(crate) fn parse_precision(p: &str) -> Precision {
+    match p {
+        "bf16" => Precision::Bf16,
+        "f32" => Precision::F32,
+        _ => Precision::Auto,
+    }
 }

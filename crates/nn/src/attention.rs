@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
 use crate::sgemm::{self, MatRef};
+use crate::vmath;
 use crate::Result;
 
 /// Additive causal mask of shape `(seq, offset + seq)` for `seq` new tokens
@@ -195,9 +196,7 @@ impl CausalAttentionOp {
             MatRef::new(k, g.seq, g.d)?.t(),
             &mut p,
         )?;
-        for (r, row) in p.chunks_mut(g.seq).enumerate() {
-            causal_softmax_row(row, r % g.seq, self.scale);
-        }
+        causal_softmax_rows(&mut p, g.seq, self.scale);
         Ok(p)
     }
 }
@@ -270,9 +269,7 @@ impl CustomOp3 for CausalAttentionOp {
                                 // ∂scores·scale, computed in place over ∂p = ∂o·vᵀ.
                                 let mut ds = vec![0f32; g.rows * g.seq];
                                 sgemm::matmul_serial(gi, vi.t(), &mut ds)?;
-                                for (dp, p) in ds.chunks_mut(g.seq).zip(p.chunks(g.seq)) {
-                                    softmax_grad_row(dp, p, self.scale);
-                                }
+                                softmax_grad_rows(&mut ds, &p, g.seq, self.scale);
                                 let dsm = MatRef::new(&ds, g.rows, g.seq)?;
                                 sgemm::matmul_serial(dsm, ki, dq)?;
                                 sgemm::matmul_serial(dsm.t(), qi, dk)
@@ -290,27 +287,31 @@ impl CustomOp3 for CausalAttentionOp {
     }
 }
 
-/// In place over one row of scores for query position `pos`:
-/// `softmax(scores·scale)` over the keys up to `pos`, 0 after it.
-fn causal_softmax_row(row: &mut [f32], pos: usize, scale: f32) {
-    let (live, masked) = row.split_at_mut(pos + 1);
-    let max = live.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * scale;
-    let mut sum = 0f32;
-    for x in live.iter_mut() {
-        *x = (*x * scale - max).exp();
-        sum += *x;
+crate::dispatch! {
+    /// In place over rows of `seq` scores, row `r` the query at position
+    /// `r % seq` (query heads folded into rows): `softmax(scores·scale)` over
+    /// the keys up to that position, 0 after it.
+    fn causal_softmax_rows(p: &mut [f32], seq: usize, scale: f32) {
+        for (r, row) in p.chunks_mut(seq).enumerate() {
+            let (live, masked) = row.split_at_mut(r % seq + 1);
+            let max = vmath::max(live);
+            let inv = 1.0 / vmath::exp_in_place(live, max, scale);
+            live.iter_mut().for_each(|x| *x *= inv);
+            masked.fill(0.0);
+        }
     }
-    let inv = 1.0 / sum;
-    live.iter_mut().for_each(|x| *x *= inv);
-    masked.fill(0.0);
 }
 
-/// In place over one row of `∂p` given the weights `p`:
-/// `scale · p⊙(∂p − rowsum(∂p⊙p))`, the gradient of the scaled scores.
-fn softmax_grad_row(dp: &mut [f32], p: &[f32], scale: f32) {
-    let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
-    for (dp, &p) in dp.iter_mut().zip(p) {
-        *dp = scale * p * (*dp - dot);
+crate::dispatch! {
+    /// In place over rows of `∂p` given the weights `p`:
+    /// `scale · p⊙(∂p − rowsum(∂p⊙p))`, the gradient of the scaled scores.
+    fn softmax_grad_rows(dp: &mut [f32], p: &[f32], seq: usize, scale: f32) {
+        for (dp, p) in dp.chunks_mut(seq).zip(p.chunks(seq)) {
+            let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
+            for (dp, &p) in dp.iter_mut().zip(p) {
+                *dp = scale * p * (*dp - dot);
+            }
+        }
     }
 }
 

@@ -72,7 +72,7 @@ impl PackedBf16 {
         let pairs = k / 2;
         let mut panels = vec![0u32; n * pairs];
         panels
-            .chunks_exact_mut(pairs * NR)
+            .par_chunks_exact_mut(pairs * NR)
             .enumerate()
             .for_each(|(p, panel)| {
                 for j in 0..pairs {
@@ -84,6 +84,58 @@ impl PackedBf16 {
                 }
             });
         Some(PackedBf16 { n, k, panels })
+    }
+
+    /// The packed transpose `Wᵀ` (`k × n`), for products with `W` itself (`∂y · W`, the input gradient of
+    /// `x · Wᵀ`); `None` when that shape does not fit the kernel (`k` a multiple of 32, `n` even). The values
+    /// are those already rounded, so both directions multiply by the same weights.
+    pub fn transposed(&self) -> Option<PackedBf16> {
+        let (n, k) = (self.n, self.k);
+        if !k.is_multiple_of(NR) || !n.is_multiple_of(2) {
+            return None;
+        }
+        let (pairs, t_pairs) = (k / 2, n / 2);
+        let mut panels = vec![0u32; k * t_pairs];
+        // Output panel `q` covers W's columns `q·NR ..`; its pair `j` is W's rows `2j, 2j + 1`, which sit in
+        // source panel `2j / NR` as lanes `2j % NR` and the next one.
+        panels
+            .par_chunks_exact_mut(t_pairs * NR)
+            .enumerate()
+            .for_each(|(q, out)| {
+                for (j, out) in out.chunks_exact_mut(NR).enumerate() {
+                    let src = &self.panels[(2 * j / NR) * pairs * NR..];
+                    let lane = 2 * j % NR;
+                    for (pair, chunk) in out.chunks_exact_mut(2).enumerate() {
+                        let at = (q * NR / 2 + pair) * NR + lane;
+                        let (even, odd) = (src[at], src[at + 1]);
+                        // Column 2·pair of the two rows, then column 2·pair + 1.
+                        chunk[0] = (even & 0xffff) | (odd & 0xffff) << 16;
+                        chunk[1] = (even >> 16) | (odd >> 16) << 16;
+                    }
+                }
+            });
+        Some(PackedBf16 { n: k, k: n, panels })
+    }
+
+    /// `W` as rounded, row-major `n × k` f32.
+    pub fn to_f32(&self) -> Vec<f32> {
+        let (n, k) = (self.n, self.k);
+        let pairs = k / 2;
+        let mut w = vec![0f32; n * k];
+        w.par_chunks_exact_mut(k).enumerate().for_each(|(row, w)| {
+            let panel = &self.panels[(row / NR) * pairs * NR..];
+            for (j, v) in w.chunks_exact_mut(2).enumerate() {
+                let pair = panel[j * NR + row % NR];
+                v[0] = f32::from_bits(pair << 16);
+                v[1] = f32::from_bits(pair & 0xffff_0000);
+            }
+        });
+        w
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.panels.len() * 4
     }
 
     /// Output columns.
@@ -235,6 +287,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn transpose_and_unpack_keep_the_rounded_weights() {
+        let (n, k) = (64, 96);
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 41 % 97) as f32 - 48.0) / 13.0)
+            .collect();
+        let Some(packed) = PackedBf16::pack(&w, n, k) else {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        };
+        let rounded: Vec<f32> = w.iter().map(|&v| from_bf16(to_bf16(v))).collect();
+        assert_eq!(packed.to_f32(), rounded);
+        let t = packed.transposed().expect("96 is a multiple of 32");
+        assert_eq!((t.n(), t.k()), (k, n));
+        let unpacked = t.to_f32();
+        for r in 0..n {
+            for c in 0..k {
+                assert_eq!(unpacked[c * n + r], rounded[r * k + c], "({r}, {c})");
+            }
+        }
+        // ∂y · W through the transpose equals the f64 sum over the rounded values.
+        let m = 13;
+        let g: Vec<f32> = (0..m * n)
+            .map(|i| ((i * 7 % 23) as f32 - 11.0) / 5.0)
+            .collect();
+        let mut out = vec![0f32; m * k];
+        t.matmul_t(&g, &mut out);
+        for r in 0..m {
+            for c in 0..k {
+                let want: f64 = (0..n)
+                    .map(|i| from_bf16(to_bf16(g[r * n + i])) as f64 * rounded[i * k + c] as f64)
+                    .sum();
+                let got = out[r * k + c] as f64;
+                assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "({r}, {c})");
+            }
+        }
+        assert!(PackedBf16::pack(&w[..64 * 40], 64, 40)
+            .expect("packs")
+            .transposed()
+            .is_none());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use candle_core::quantized::{QStorage, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Storage, Tensor};
 
+use crate::bf16_gemm::PackedBf16;
 use crate::cpu::{f32_slice, with_f32};
 use crate::sgemm::{self, MatRef};
 use crate::Result;
@@ -26,6 +27,10 @@ pub enum FrozenWeight {
     Dense(Tensor),
     /// GGUF blocks, expanded per product.
     Quant(Arc<QTensor>),
+    /// Rounded to bfloat16 and packed once for the bf16 GEMM
+    /// ([`Bf16FrozenLinear`](crate::bf16_linear::Bf16FrozenLinear)): the
+    /// products take bf16 inputs with f32 sums.
+    Bf16(Arc<PackedBf16>),
 }
 
 impl FrozenWeight {
@@ -34,6 +39,7 @@ impl FrozenWeight {
         match self {
             Self::Dense(w) => w.dims2(),
             Self::Quant(q) => q.shape().dims2(),
+            Self::Bf16(p) => Ok((p.n(), p.k())),
         }
     }
 
@@ -42,6 +48,7 @@ impl FrozenWeight {
             Self::Dense(w) => w.to_dtype(DType::F32),
             Self::Quant(q) if device.is_cpu() => parallel_dequantize(q),
             Self::Quant(q) => q.dequantize(device),
+            Self::Bf16(p) => Tensor::from_vec(p.to_f32(), (p.n(), p.k()), device),
         }
     }
 }
@@ -92,8 +99,12 @@ pub fn dense_product(x: &[f32], weight: &FrozenWeight) -> Result<Vec<f32>> {
         candle_core::bail!("frozen product: {} inputs for rows of {k}", x.len());
     }
     let m = x.len() / k;
-    let w = weight.dense_f32(&Device::Cpu)?;
     let mut y = vec![0f32; m * n];
+    if let FrozenWeight::Bf16(p) = weight {
+        p.matmul_t(x, &mut y);
+        return Ok(y);
+    }
+    let w = weight.dense_f32(&Device::Cpu)?;
     with_f32(&w, "frozen product", |w| {
         sgemm::matmul(MatRef::new(x, m, k)?, MatRef::new(w, n, k)?.t(), &mut y)
     })?;
@@ -108,8 +119,17 @@ pub(crate) fn dense_input_grad(g: &[f32], weight: &FrozenWeight) -> Result<Vec<f
         candle_core::bail!("frozen product: {} gradients for rows of {n}", g.len());
     }
     let m = g.len() / n;
-    let w = weight.dense_f32(&Device::Cpu)?;
     let mut dx = vec![0f32; m * k];
+    if let Some(t) = match weight {
+        FrozenWeight::Bf16(p) => p.transposed(),
+        _ => None,
+    } {
+        // The transpose is packed per product (about a millisecond per
+        // million weights) rather than kept beside the forward copy.
+        t.matmul_t(g, &mut dx);
+        return Ok(dx);
+    }
+    let w = weight.dense_f32(&Device::Cpu)?;
     with_f32(&w, "frozen product", |w| {
         sgemm::matmul(MatRef::new(g, m, n)?, MatRef::new(w, n, k)?, &mut dx)
     })?;

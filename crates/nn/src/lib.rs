@@ -9,6 +9,7 @@
 
 pub mod attention;
 pub mod bf16_gemm;
+pub mod bf16_linear;
 mod cpu;
 pub mod frozen;
 pub mod frozen_lora;
@@ -21,6 +22,7 @@ pub mod rope;
 pub mod sgemm;
 pub mod swiglu;
 pub mod trained_matmul;
+pub mod vmath;
 
 pub use kv_cache::KvCache;
 pub use linear::{DenseLinear, Linear, LinearRef, QuantLinear};

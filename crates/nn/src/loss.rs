@@ -4,6 +4,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::cpu::{f32_slice, with_f32};
+use crate::vmath;
 use crate::Result;
 
 /// `−Σᵢ log softmax(logitsᵢ)[targetᵢ]` over logits `(rows, vocab)` and u32
@@ -43,11 +44,22 @@ impl CrossEntropyOp {
     }
 }
 
-/// `(max, log Σ exp(x − max))` of one row.
-fn log_sum_exp(row: &[f32]) -> (f32, f32) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-    (max, sum.ln())
+crate::dispatch! {
+    /// `log Σ exp(x)` of one row, computed as `max + log Σ exp(x − max)`.
+    fn log_sum_exp(row: &[f32]) -> f32 {
+        let max = vmath::max(row);
+        max + vmath::sum_exp(row, max).ln()
+    }
+}
+
+crate::dispatch! {
+    /// `g ← scale · exp(x − shift)` (the softmax times `scale` when `shift`
+    /// is the row's log-sum-exp).
+    fn scaled_softmax(g: &mut [f32], row: &[f32], shift: f32, scale: f32) {
+        for (g, &x) in g.iter_mut().zip(row) {
+            *g = scale * vmath::exp(x - shift);
+        }
+    }
 }
 
 impl CustomOp1 for CrossEntropyOp {
@@ -61,10 +73,7 @@ impl CustomOp1 for CrossEntropyOp {
         let losses = xs
             .par_chunks(vocab)
             .enumerate()
-            .map(|(r, row)| {
-                let (max, lse) = log_sum_exp(row);
-                Ok((max + lse - row[self.target(r, vocab)?]) as f64)
-            })
+            .map(|(r, row)| Ok((log_sum_exp(row) - row[self.target(r, vocab)?]) as f64))
             .collect::<Result<Vec<f64>>>()?;
         debug_assert_eq!(losses.len(), rows);
         let total = losses.iter().sum::<f64>() as f32;
@@ -80,11 +89,7 @@ impl CustomOp1 for CrossEntropyOp {
                 .zip(xs.par_chunks(vocab))
                 .enumerate()
                 .try_for_each(|(r, (g, row))| {
-                    let (max, lse) = log_sum_exp(row);
-                    let shift = max + lse;
-                    for (g, &x) in g.iter_mut().zip(row) {
-                        *g = scale * (x - shift).exp();
-                    }
+                    scaled_softmax(g, row, log_sum_exp(row), scale);
                     g[self.target(r, vocab)?] -= scale;
                     Ok(())
                 })

@@ -4,6 +4,7 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
+use crate::vmath::sigmoid;
 use crate::Result;
 
 /// Elements per parallel task.
@@ -23,8 +24,25 @@ pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 
 struct SiluMulOp;
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+crate::dispatch! {
+    /// `y = silu(g)·u` element-wise.
+    fn silu_mul_into(y: &mut [f32], g: &[f32], u: &[f32]) {
+        for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
+            *y = g * sigmoid(g) * u;
+        }
+    }
+}
+
+crate::dispatch! {
+    /// The gradients of `silu(g)·u` for the upstream `dy`, element-wise.
+    fn silu_mul_grad_into(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
+        let inputs = g.iter().zip(u).zip(dy);
+        for ((dg, du), ((&g, &u), &dy)) in dg.iter_mut().zip(du.iter_mut()).zip(inputs) {
+            let s = sigmoid(g);
+            *du = dy * g * s;
+            *dg = dy * u * s * (1.0 + g * (1.0 - s));
+        }
+    }
 }
 
 impl CustomOp2 for SiluMulOp {
@@ -47,11 +65,7 @@ impl CustomOp2 for SiluMulOp {
         let mut y = vec![0f32; g.len()];
         y.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-            .for_each(|(y, (g, u))| {
-                for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
-                    *y = g * sigmoid(g) * u;
-                }
-            });
+            .for_each(|(y, (g, u))| silu_mul_into(y, g, u));
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -73,13 +87,7 @@ impl CustomOp2 for SiluMulOp {
                         .zip(du.par_chunks_mut(CHUNK))
                         .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
                         .zip(dy.par_chunks(CHUNK))
-                        .for_each(|(((dg, du), (g, u)), dy)| {
-                            for i in 0..dg.len() {
-                                let s = sigmoid(g[i]);
-                                du[i] = dy[i] * g[i] * s;
-                                dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
-                            }
-                        });
+                        .for_each(|(((dg, du), (g, u)), dy)| silu_mul_grad_into(dg, du, g, u, dy));
                     Ok(())
                 })
             })

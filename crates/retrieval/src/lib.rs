@@ -19,7 +19,6 @@ mod error;
 pub mod ingest;
 pub mod read;
 pub mod search;
-mod simd;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -9,14 +9,14 @@ use candle_core::Tensor;
 use serde::Serialize;
 use tuneup_models::{load, LoadOptions, ModelFiles};
 
-use crate::config::Method;
+use crate::config::{Method, Precision};
 use crate::error::{Error, Result};
 use crate::examples::{Batch, Example};
 use crate::lora::{LoraConfig, LoraInit, LoraWrapper};
 use crate::metrics::memory_mib;
 use crate::optim::{clip_global_norm, AdamW, AdamWConfig};
 use crate::step::accumulate_gradients;
-use crate::trainable::Dequantize;
+use crate::trainable::adapter_wrapper;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct BenchConfig {
     pub method: Method,
     /// Activation recomputation.
     pub gradient_checkpointing: bool,
+    /// Arithmetic of the base products.
+    pub precision: Precision,
 }
 
 /// Measured throughput and memory.
@@ -78,8 +80,9 @@ pub fn bench_training(files: &ModelFiles, cfg: &BenchConfig) -> Result<BenchRepo
     )?);
     let opts = LoadOptions {
         wrapper: Some(match cfg.method {
-            Method::Qlora => wrapper.clone() as Arc<dyn tuneup_models::LinearWrapper>,
-            Method::Lora => Arc::new(Dequantize(wrapper.clone())),
+            Method::Qlora | Method::Lora => {
+                adapter_wrapper(wrapper.clone(), cfg.method, cfg.precision, &device)
+            }
             Method::Full => {
                 return Err(Error::Config(
                     "the training benchmark measures lora and qlora, not full fine-tuning".into(),

@@ -26,6 +26,33 @@ pub enum Method {
     Full,
 }
 
+/// Arithmetic of the products with the frozen base weights (LoRA and QLoRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// bf16 where the CPU has AVX512-BF16, f32 elsewhere.
+    #[default]
+    Auto,
+    /// bf16 inputs with f32 sums: the base is rounded to bfloat16 and packed
+    /// once (2 bytes per base weight kept for the run), as PyTorch's
+    /// `autocast(bfloat16)`; adapters, gradients and optimiser state stay
+    /// f32. Falls back to f32 on CPUs without AVX512-BF16 and on GPUs.
+    Bf16,
+    /// f32 products; the base stays as stored and is expanded per product.
+    F32,
+}
+
+impl Precision {
+    /// Whether this setting packs the base to bf16 on this machine.
+    pub fn uses_bf16(self) -> bool {
+        self != Precision::F32 && tuneup_nn::bf16_gemm::available()
+    }
+
+    fn is_auto(&self) -> bool {
+        *self == Precision::Auto
+    }
+}
+
 /// Full fine-tuning refuses bases with more parameters than this unless
 /// `force` is set: weights, gradients and two AdamW moments take 16 bytes
 /// per parameter.
@@ -57,6 +84,9 @@ pub struct TrainConfig {
     /// Full fine-tuning of a base above [`FULL_PARAMETER_LIMIT`] parameters.
     #[serde(skip_serializing_if = "is_false")]
     pub force: bool,
+    /// Arithmetic of the frozen base's products (LoRA and QLoRA).
+    #[serde(skip_serializing_if = "Precision::is_auto")]
+    pub precision: Precision,
     /// Adapter shape (LoRA and QLoRA).
     pub lora: LoraConfig,
     /// Optimiser.
@@ -115,6 +145,7 @@ impl Default for TrainConfig {
             method: Method::default(),
             train_embeddings: false,
             force: false,
+            precision: Precision::Auto,
             lora: LoraConfig::default(),
             optimizer: AdamWConfig::default(),
             learning_rate: 2e-4,
@@ -187,5 +218,36 @@ impl TrainConfig {
         c.early_stopping_patience = None;
         c.max_steps = None;
         serde_json::to_string(&c).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_may_set_only_some_keys() {
+        let c: TrainConfig = toml::from_str(
+            "model = \"m\"\ntrain_file = \"t.jsonl\"\nprecision = \"f32\"\n[lora]\nrank = 8\n[optimizer]\nweight_decay = 0.1\n",
+        )
+        .expect("parses");
+        assert_eq!(c.precision, Precision::F32);
+        assert_eq!(c.lora.rank, 8);
+        assert_eq!(c.lora.alpha, LoraConfig::default().alpha);
+        assert_eq!(c.lora.target_modules, LoraConfig::default().target_modules);
+        assert_eq!(c.optimizer.weight_decay, 0.1);
+        assert!(toml::from_str::<TrainConfig>("[lora]\nrnak = 8\n").is_err());
+        assert!(toml::from_str::<TrainConfig>("precision = \"f16\"\n").is_err());
+    }
+
+    #[test]
+    fn precision_auto_keeps_old_fingerprints() {
+        let c = TrainConfig::default();
+        assert!(!c.fingerprint().contains("precision"));
+        let bf16 = TrainConfig {
+            precision: Precision::Bf16,
+            ..TrainConfig::default()
+        };
+        assert_ne!(c.fingerprint(), bf16.fingerprint());
     }
 }

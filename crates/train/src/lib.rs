@@ -31,7 +31,7 @@ pub mod trainer;
 
 pub use attach::attach_adapter;
 pub use bench::{bench_training, BenchConfig, BenchReport};
-pub use config::{Method, TrainConfig, FULL_PARAMETER_LIMIT};
+pub use config::{Method, Precision, TrainConfig, FULL_PARAMETER_LIMIT};
 pub use error::{Error, Result};
 pub use examples::{ChatEncoder, Example, LossOn};
 pub use full::{FullParams, FullWrapper};

@@ -34,7 +34,7 @@ pub const ALL_LINEAR: &[&str] = &[
 
 /// Hyper-parameters of a LoRA adapter (PEFT's `LoraConfig` subset).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LoraConfig {
     /// Rank `r` of the update.
     pub rank: usize,

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use candle_core::Var;
 use tuneup_generate::ChatModel;
 use tuneup_models::{LoadOptions, ModelFiles};
+use tuneup_nn::bf16_linear::Bf16FrozenLinear;
 use tuneup_nn::frozen::FrozenWeight;
 use tuneup_nn::{DenseLinear, LinearRef};
 
-use crate::config::{Method, TrainConfig, FULL_PARAMETER_LIMIT};
+use crate::config::{Method, Precision, TrainConfig, FULL_PARAMETER_LIMIT};
 use crate::error::{Error, Result};
 use crate::full::{self, stored_parameter_count, FullParams, FullWrapper};
 use crate::hf_model;
@@ -139,14 +140,41 @@ impl tuneup_models::LinearWrapper for DequantizeBase {
     }
 }
 
-/// Replaces every quantized base layer by its dequantized dense copy
-/// (`method = "lora"` on a GGUF model).
-pub(crate) struct Dequantize(pub(crate) Arc<LoraWrapper>);
+/// How the loader prepares each base layer before the LoRA wrapper sees it:
+/// `method = "lora"` expands quantized layers to dense f32, and bf16
+/// precision packs every frozen layer (the output head too) for the bf16
+/// GEMM.
+struct AdapterBase {
+    lora: Arc<LoraWrapper>,
+    dequantize: bool,
+    bf16: bool,
+}
 
-impl tuneup_models::LinearWrapper for Dequantize {
-    fn wrap(&self, module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
-        self.0.wrap(module, dense_base(base)?)
+impl tuneup_models::LinearWrapper for AdapterBase {
+    fn wrap(&self, module: &str, mut base: LinearRef) -> tuneup_models::Result<LinearRef> {
+        if self.dequantize {
+            base = dense_base(base)?;
+        }
+        if self.bf16 {
+            base = Bf16FrozenLinear::pack_or_keep(base)?;
+        }
+        self.lora.wrap(module, base)
     }
+}
+
+/// The loader's wrapper for LoRA (`dequantize`) or QLoRA adapters on a base
+/// in the given precision.
+pub(crate) fn adapter_wrapper(
+    lora: Arc<LoraWrapper>,
+    method: Method,
+    precision: Precision,
+    device: &candle_core::Device,
+) -> Arc<dyn tuneup_models::LinearWrapper> {
+    Arc::new(AdapterBase {
+        lora,
+        dequantize: method == Method::Lora,
+        bf16: device.is_cpu() && precision.uses_bf16(),
+    })
 }
 
 type Loaded = (ChatModel, Trainable, Arc<TrainSwitch>);
@@ -167,10 +195,12 @@ fn load_lora(config: &TrainConfig, files: &ModelFiles, opts: &LoadOptions) -> Re
         &opts.device,
     )?);
     let mut opts = opts.clone();
-    opts.wrapper = Some(match config.method {
-        Method::Lora => Arc::new(Dequantize(wrapper.clone())),
-        _ => wrapper.clone() as Arc<dyn tuneup_models::LinearWrapper>,
-    });
+    opts.wrapper = Some(adapter_wrapper(
+        wrapper.clone(),
+        config.method,
+        config.precision,
+        &opts.device,
+    ));
     let model = ChatModel::load(files, &opts).map_err(|e| Error::Config(e.to_string()))?;
     let set = wrapper.adapters();
     if set.modules.is_empty() {

@@ -1,7 +1,8 @@
 //! Gradients of every LoRA factor agree with central finite differences on
 //! a tiny random model; activation recomputation gives the same gradients
 //! as the whole graph; QLoRA (gradients through quantized blocks) agrees
-//! with LoRA over the dequantized weights.
+//! with LoRA over the dequantized weights, and bf16 base products (the
+//! default on CPUs with AVX512-BF16) with f32 ones.
 
 mod common;
 
@@ -12,6 +13,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use common::batch;
 use tuneup_models::{load, LinearWrapper, LoadOptions, LoadedModel, ModelFiles};
+use tuneup_nn::bf16_linear::Bf16FrozenLinear;
 use tuneup_nn::{DenseLinear, LinearRef};
 use tuneup_test_utils::{max_abs_diff, rel_err, write_tiny_gguf, TinySpec};
 use tuneup_train::step::{accumulate_gradients, eval_loss};
@@ -36,22 +38,34 @@ fn lora_config() -> LoraConfig {
     }
 }
 
-/// Makes the base dense before the adapter wraps it.
-struct DenseThenLora(Arc<LoraWrapper>);
-impl LinearWrapper for DenseThenLora {
+/// What the adapter wraps.
+#[derive(Clone, Copy, PartialEq)]
+enum Base {
+    /// The layer as loaded (quantized stays quantized).
+    AsStored,
+    /// A dense f32 copy.
+    Dense,
+    /// The layer packed to bf16 for the training products.
+    Bf16,
+}
+
+/// Prepares the base before the adapter wraps it.
+struct BaseThenLora(Arc<LoraWrapper>, Base);
+impl LinearWrapper for BaseThenLora {
     fn wrap(&self, module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
-        let dense: LinearRef = Arc::new(DenseLinear::new(
-            base.dense_weight()?,
-            base.bias().cloned(),
-        )?);
-        self.0.wrap(module, dense)
+        let base: LinearRef = match self.1 {
+            Base::AsStored => base,
+            Base::Dense => Arc::new(DenseLinear::new(
+                base.dense_weight()?,
+                base.bias().cloned(),
+            )?),
+            Base::Bf16 => Bf16FrozenLinear::pack_or_keep(base)?,
+        };
+        self.0.wrap(module, base)
     }
 }
 
-fn load_tiny(
-    spec: &TinySpec,
-    dense_base: bool,
-) -> (LoadedModel, Arc<LoraWrapper>, tempfile::TempDir) {
+fn load_tiny(spec: &TinySpec, base: Base) -> (LoadedModel, Arc<LoraWrapper>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     write_tiny_gguf(&path, spec).unwrap();
@@ -59,11 +73,7 @@ fn load_tiny(
         LoraWrapper::new(lora_config(), LoraInit::Fresh { seed: 3 }, &Device::Cpu).unwrap(),
     );
     let opts = LoadOptions {
-        wrapper: Some(if dense_base {
-            Arc::new(DenseThenLora(wrapper.clone())) as Arc<dyn LinearWrapper>
-        } else {
-            wrapper.clone()
-        }),
+        wrapper: Some(Arc::new(BaseThenLora(wrapper.clone(), base))),
         ..LoadOptions::default()
     };
     let model = load(&ModelFiles::Gguf(path), &opts).unwrap();
@@ -89,7 +99,7 @@ fn grads(model: &LoadedModel, w: &LoraWrapper, recompute: bool) -> HashMap<Strin
 
 #[test]
 fn lora_gradients_match_finite_differences() {
-    let (model, w, _dir) = load_tiny(&spec(), false);
+    let (model, w, _dir) = load_tiny(&spec(), Base::AsStored);
     let g = grads(&model, &w, false);
     let params = w.adapters().named_vars();
     assert_eq!(params.len(), 2 * 7 * 2, "7 projections × 2 layers × (A, B)");
@@ -132,7 +142,7 @@ fn lora_gradients_match_finite_differences() {
 
 #[test]
 fn recomputation_gives_the_same_gradients() {
-    let (model, w, _dir) = load_tiny(&spec(), false);
+    let (model, w, _dir) = load_tiny(&spec(), Base::AsStored);
     let whole = grads(&model, &w, false);
     let recomputed = grads(&model, &w, true);
     assert_eq!(whole.len(), recomputed.len());
@@ -156,8 +166,8 @@ fn recomputation_gives_the_same_gradients() {
 #[test]
 fn qlora_gradients_flow_through_quantized_blocks() {
     let s = spec().with_weight_type(GgmlDType::Q8_0);
-    let (quant, wq, _d1) = load_tiny(&s, false);
-    let (dense, wd, _d2) = load_tiny(&s, true);
+    let (quant, wq, _d1) = load_tiny(&s, Base::AsStored);
+    let (dense, wd, _d2) = load_tiny(&s, Base::Dense);
     // Same adapter values in both.
     for (m, p) in wq.adapters().modules {
         let other = &wd.adapters().modules[&m];
@@ -174,4 +184,43 @@ fn qlora_gradients_flow_through_quantized_blocks() {
         // Only the activations' 8-bit rounding in the quantized forward differs.
         assert!(rel < 0.05, "{name}: relative difference {rel}");
     }
+}
+
+#[test]
+fn bf16_base_products_give_nearly_the_f32_gradients() {
+    if !tuneup_nn::bf16_gemm::available() {
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+        return;
+    }
+    let (exact, we, _d1) = load_tiny(&spec(), Base::Dense);
+    let (packed, wp, _d2) = load_tiny(&spec(), Base::Bf16);
+    for (m, p) in we.adapters().modules {
+        let other = &wp.adapters().modules[&m];
+        other.a.set(p.a.as_tensor()).unwrap();
+        other.b.set(p.b.as_tensor()).unwrap();
+    }
+    let head = packed.decoder.lm_head().frozen_weight();
+    assert!(
+        matches!(head, Some(tuneup_nn::frozen::FrozenWeight::Bf16(_))),
+        "the output head is packed too"
+    );
+    let mut largest = 0f64;
+    for recompute in [false, true] {
+        let ge = grads(&exact, &we, recompute);
+        let gp = grads(&packed, &wp, recompute);
+        assert_eq!(ge.len(), gp.len());
+        for (name, a) in &ge {
+            let rel = rel_err(&gp[name], a) as f64;
+            // Weights and activations rounded to 8 significant bits, sums in f32.
+            assert!(rel < 0.05, "{name}: relative difference {rel}");
+            largest = largest.max(rel);
+        }
+    }
+    eprintln!("largest relative gradient difference: {largest:.2e}");
+    assert!(largest > 0.0, "the bf16 products were not used");
+    let (le, lp) = (
+        eval_loss(&exact.decoder, &batch()).unwrap(),
+        eval_loss(&packed.decoder, &batch()).unwrap(),
+    );
+    assert!((le - lp).abs() < 1e-2 * le.abs(), "loss {le} vs {lp}");
 }

@@ -1,10 +1,12 @@
 //! Element-wise kernels of the encoder: bias + activation, residual + layer norm, and scaled softmax.
 //!
 //! Each kernel is written once as plain loops that LLVM vectorizes, and compiled a second time for AVX2 + FMA
-//! chosen at run time (`crate::simd::dispatch!`). `exp` and `erf` are polynomial approximations without branches
-//! (so they vectorize), accurate to a few parts in 10⁷ — well inside what a float32 encoder distinguishes.
+//! chosen at run time (`tuneup_nn::dispatch!`). `exp` (`tuneup_nn::vmath`) and `erf` are polynomial approximations
+//! without branches (so they vectorize), accurate to a few parts in 10⁷ — well inside what a float32 encoder
+//! distinguishes.
 
-use crate::simd::dispatch;
+use tuneup_nn::dispatch;
+use tuneup_nn::vmath::{self, exp};
 
 /// The feed-forward activation a BERT config names in `hidden_act`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,35 +71,12 @@ dispatch! {
     /// `x ← softmax(scale · x)` for every row of `width` values.
     pub(crate) fn scaled_softmax(x: &mut [f32], width: usize, scale: f32) {
         for row in x.chunks_exact_mut(width) {
-            // Maximum and sum over LANES independent partials, so the loops vectorize (a single running
-            // float sum would have to stay in order).
-            let mut maxes = [f32::NEG_INFINITY; LANES];
-            let mut chunks = row.chunks_exact(LANES);
-            for chunk in &mut chunks {
-                maxes.iter_mut().zip(chunk).for_each(|(m, v)| *m = m.max(*v));
-            }
-            let max = chunks.remainder().iter().chain(&maxes).fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-            let mut sums = [0f32; LANES];
-            let mut chunks = row.chunks_exact_mut(LANES);
-            for chunk in &mut chunks {
-                sums.iter_mut().zip(chunk).for_each(|(s, v)| {
-                    *v = exp((*v - max) * scale);
-                    *s += *v;
-                });
-            }
-            let mut sum: f32 = sums.iter().sum();
-            for v in chunks.into_remainder() {
-                *v = exp((*v - max) * scale);
-                sum += *v;
-            }
-            let inv = 1.0 / sum;
+            let max = vmath::max(row);
+            let inv = 1.0 / vmath::exp_in_place(row, max, scale);
             row.iter_mut().for_each(|v| *v *= inv);
         }
     }
 }
-
-/// Independent partial sums in the reductions (two AVX registers).
-const LANES: usize = 16;
 
 #[inline(always)]
 fn normalize_row(row: &mut [f32], weight: &[f32], shift: &[f32], eps: f32) {
@@ -109,27 +88,6 @@ fn normalize_row(row: &mut [f32], weight: &[f32], shift: &[f32], eps: f32) {
         .zip(weight)
         .zip(shift)
         .for_each(|((v, w), b)| *v = (*v - mean) * inv * w + b);
-}
-
-/// `eˣ` for `x ≤ 88` (larger values saturate there): `2ⁿ · p(r)` with a degree-6 polynomial on
-/// `|r| ≤ ln2/2`, relative error below 2·10⁻⁷.
-#[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x * LOG2E + ROUND;
-    let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    // The low mantissa bits of `shifted` hold n (two's complement); put n + 127 in the exponent field.
-    let scale = f32::from_bits((shifted.to_bits().wrapping_add(127) & 0x1ff) << 23);
-    p * scale
 }
 
 /// `erf(x)` by Abramowitz & Stegun 7.1.28 (absolute error ≤ 3·10⁻⁷), without branches.
@@ -199,18 +157,6 @@ mod tests {
         let mut x = vec![-1.0, 2.0];
         bias_activation(&mut x, &[0.5, -3.0], Activation::Relu);
         assert_eq!(x, vec![0.0, 0.0]);
-    }
-
-    #[test]
-    fn exp_is_accurate_over_the_softmax_range() {
-        for i in 0..=2000 {
-            let x = -80.0 + i as f32 * 0.08;
-            let want = (x as f64).exp();
-            let rel = ((exp(x) as f64 - want) / want).abs();
-            assert!(rel < 3e-7, "exp({x}): relative error {rel}");
-        }
-        assert!(exp(-1000.0) < 1e-37 && exp(-1000.0) >= 0.0);
-        assert!(exp(200.0).is_finite());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use instant_distance::{Builder, HnswMap, Point, Search};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::simd::dispatch;
 use crate::{Error, Result};
+use tuneup_nn::dispatch;
 
 /// Below this many vectors the exact scan is as fast as the graph, so no graph is built.
 pub const MIN_GRAPH_SIZE: usize = 20_000;
