@@ -36,6 +36,27 @@ macro_rules! dispatch {
 /// vectorize.
 const LANES: usize = 16;
 
+/// The dot product of two slices (over the shorter length).
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Independent partial sums (four AVX registers) let the loop vectorize and hide the add latency.
+    const DOT_LANES: usize = 32;
+    let mut acc = [0f32; DOT_LANES];
+    let (ca, cb) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        acc.iter_mut()
+            .zip(x.iter().zip(y))
+            .for_each(|(s, (x, y))| *s += x * y);
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// `eˣ` for `x ≤ 88` (larger values saturate there; below −87 it returns
 /// e⁻⁸⁷ ≈ 1.6·10⁻³⁸): `2ⁿ · p(r)` with a degree-6 polynomial on
 /// `|r| ≤ ln2/2`, relative error below 2·10⁻⁷.

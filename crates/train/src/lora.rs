@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tuneup_models::LinearWrapper;
-use tuneup_nn::frozen_lora::{frozen_lora_matmul, Dropout, LoraFactors};
+use tuneup_nn::frozen_lora::{add_lora_update, frozen_lora_matmul, Dropout, LoraFactors};
 use tuneup_nn::{Linear, LinearRef};
 
 use crate::error::{Error, Result};
@@ -229,10 +229,10 @@ impl Linear for LoraLinear {
             }
         }
         let y = self.base.forward(x)?;
-        let mut x2 = x.reshape(((), k))?;
-        if let Some(d) = dropout {
-            x2 = (x2 * d.mask(rows, k, x.device())?)?;
-        }
+        let Some(d) = dropout else {
+            return add_lora_update(&y, x, a, b, self.scale);
+        };
+        let x2 = (x.reshape(((), k))? * d.mask(rows, k, x.device())?)?;
         let h = (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * self.scale)?;
         let h = h.reshape(y.shape())?;
         y + h

@@ -31,15 +31,7 @@ impl Point for UnitVector {
 dispatch! {
     /// The dot product of two equal-length slices (the shorter length when they differ).
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-        // Independent partial sums (four AVX registers) let the loop vectorize and hide the add latency.
-        const LANES: usize = 32;
-        let mut acc = [0f32; LANES];
-        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-        let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-        for (x, y) in ca.zip(cb) {
-            acc.iter_mut().zip(x.iter().zip(y)).for_each(|(s, (x, y))| *s += x * y);
-        }
-        acc.iter().sum::<f32>() + tail
+        tuneup_nn::vmath::dot(a, b)
     }
 }
 
