@@ -108,11 +108,7 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
         gradient_checkpointing: !a.no_gradient_checkpointing,
         precision: parse_precision(&a.precision),
     };
-    let precision = if cfg.precision.uses_bf16() {
-        "bf16"
-    } else {
-        "f32"
-    };
+    let precision = cfg.precision.effective();
     let r = bench_training(&files, &cfg)?;
     let ratio = peft.as_ref().and_then(|p| {
         Some((

@@ -324,11 +324,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             config.model,
             if m == Method::Lora { "LoRA" } else { "QLoRA" },
             config.lora.rank,
-            if config.precision.uses_bf16() {
-                "bf16"
-            } else {
-                "f32"
-            }
+            config.precision.effective()
         ),
     }
     let mut session = Session::prepare(

@@ -164,19 +164,13 @@ pub fn frozen_lora_matmul(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) 
     op(&x.reshape(((), in_features))?)?.reshape(dims)
 }
 
-/// `y + scale·(x Aᵀ) Bᵀ` for inference (no dropout): the
-/// LoRA update added to the base layer's output `y` (shape `(…, out)`).
-/// On the CPU in f32 this is two `matrixmultiply` products on the raw
-/// buffers — a handful of candle ops per module per token made decoding
-/// with an adapter three times slower than without. Tensors that are part
-/// of a graph go through candle ops, so gradients still flow.
-pub fn add_lora_update(
-    y: &Tensor,
-    x: &Tensor,
-    a: &Tensor,
-    b: &Tensor,
-    scale: f64,
-) -> Result<Tensor> {
+/// `y + scale·((x⊙mask) Aᵀ) Bᵀ`: the LoRA update added to the base layer's
+/// output `y` (shape `(…, out)`). For inference (CPU f32, no graph, no
+/// dropout) this is two products on the raw buffers — a handful of candle
+/// ops per module per token made decoding with an adapter three times
+/// slower than without; otherwise candle ops, so gradients flow.
+pub fn add_lora_update(y: &Tensor, x: &Tensor, lora: &LoraFactors) -> Result<Tensor> {
+    let (a, b) = (&lora.a, &lora.b);
     let (r, k) = a.dims2()?;
     let (n, br) = b.dims2()?;
     if br != r || x.dims().last() != Some(&k) || y.dims().last() != Some(&n) {
@@ -189,11 +183,17 @@ pub fn add_lora_update(
         );
     }
     let tracked = [y, x, a, b].iter().any(|t| t.track_op());
-    if tracked || !all_cpu_f32(&[y, x, a, b]) {
-        // Part of a graph (the raw-buffer path would cut it), or not CPU f32.
-        let h = x.reshape(((), k))?.matmul(&a.t()?)?.matmul(&b.t()?)?;
-        return y + (h * scale)?.reshape(y.shape())?;
+    if tracked || lora.dropout.is_some() || !all_cpu_f32(&[y, x, a, b]) {
+        let mut x2 = x.reshape(((), k))?;
+        if let Some(d) = &lora.dropout {
+            let mask = d.mask(x2.dims()[0], k, x.device())?;
+            x2 = x2.broadcast_mul(&mask.to_dtype(x.dtype())?)?;
+        }
+        let (a, b) = (a.to_dtype(x.dtype())?, b.to_dtype(x.dtype())?);
+        let h = (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * lora.scale)?;
+        return y + h.reshape(y.shape())?;
     }
+    let scale = lora.scale;
     let m = x.elem_count() / k;
     let mut out = y.flatten_all()?.to_vec1::<f32>()?;
     with_f32(x, "LoRA update", |xs| {
@@ -254,17 +254,7 @@ crate::dispatch! {
 /// The same function from candle ops (non-CPU devices, other dtypes).
 fn composed(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) -> Result<Tensor> {
     let (n, k) = weight.dims()?;
-    let y = frozen_matmul(x, weight, n, k)?;
-    let mut x2 = x.reshape(((), k))?;
-    if let Some(d) = &lora.dropout {
-        let mask = d.mask(x2.dims()[0], k, x.device())?;
-        x2 = x2.broadcast_mul(&mask.to_dtype(x.dtype())?)?;
-    }
-    let a = lora.a.to_dtype(x.dtype())?;
-    let b = lora.b.to_dtype(x.dtype())?;
-    let h = (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * lora.scale)?;
-    let h = h.reshape(y.shape())?;
-    y + h
+    add_lora_update(&frozen_matmul(x, weight, n, k)?, x, lora)
 }
 
 struct FrozenLoraOp {
@@ -486,7 +476,13 @@ mod tests {
         for rows in [1, 3, 130] {
             let x = Tensor::randn(0f32, 1.0, (1, rows, k), &dev)?;
             let y = Tensor::randn(0f32, 1.0, (1, rows, n), &dev)?;
-            let got = add_lora_update(&y, &x, &a, &b, 1.5)?;
+            let lora = LoraFactors {
+                a: a.clone(),
+                b: b.clone(),
+                scale: 1.5,
+                dropout: None,
+            };
+            let got = add_lora_update(&y, &x, &lora)?;
             let want = (&y + (x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)? * 1.5)?)?;
             assert_eq!(got.dims(), want.dims());
             let d = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
@@ -494,7 +490,13 @@ mod tests {
         }
         let x = Tensor::zeros((2, k + 1), DType::F32, &dev)?;
         let y = Tensor::zeros((2, n), DType::F32, &dev)?;
-        assert!(add_lora_update(&y, &x, &a, &b, 1.0).is_err());
+        let lora = LoraFactors {
+            a,
+            b,
+            scale: 1.0,
+            dropout: None,
+        };
+        assert!(add_lora_update(&y, &x, &lora).is_err());
         Ok(())
     }
 

@@ -48,6 +48,15 @@ impl Precision {
         self != Precision::F32 && tuneup_nn::bf16_gemm::available()
     }
 
+    /// What this setting runs as on this machine: `"bf16"` or `"f32"`.
+    pub fn effective(self) -> &'static str {
+        if self.uses_bf16() {
+            "bf16"
+        } else {
+            "f32"
+        }
+    }
+
     fn is_auto(&self) -> bool {
         *self == Precision::Auto
     }

@@ -202,8 +202,6 @@ impl LoraLinear {
 
 impl Linear for LoraLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let k = self.base.in_features();
-        let rows = x.elem_count() / k.max(1);
         let (a, b, dropout) = match self.control.key() {
             Some(key) => (
                 self.pair.a.as_tensor(),
@@ -212,15 +210,15 @@ impl Linear for LoraLinear {
             ),
             None => (&self.a, &self.b, None),
         };
+        let lora = LoraFactors {
+            a: a.clone(),
+            b: b.clone(),
+            scale: self.scale,
+            dropout,
+        };
         if x.track_op() {
             if let Some(weight) = self.base.frozen_weight() {
                 // Training: base product and LoRA update as one op.
-                let lora = LoraFactors {
-                    a: a.clone(),
-                    b: b.clone(),
-                    scale: self.scale,
-                    dropout,
-                };
                 let y = frozen_lora_matmul(x, weight, &lora)?;
                 return match self.base.bias() {
                     Some(bias) => y.broadcast_add(&bias.to_dtype(y.dtype())?),
@@ -228,14 +226,7 @@ impl Linear for LoraLinear {
                 };
             }
         }
-        let y = self.base.forward(x)?;
-        let Some(d) = dropout else {
-            return add_lora_update(&y, x, a, b, self.scale);
-        };
-        let x2 = (x.reshape(((), k))? * d.mask(rows, k, x.device())?)?;
-        let h = (x2.matmul(&a.t()?)?.matmul(&b.t()?)? * self.scale)?;
-        let h = h.reshape(y.shape())?;
-        y + h
+        add_lora_update(&self.base.forward(x)?, x, &lora)
     }
     fn in_features(&self) -> usize {
         self.base.in_features()
