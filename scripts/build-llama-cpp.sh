@@ -17,6 +17,7 @@
 # Environment knobs:
 #   LLAMA_CPP_PYTHON_VERSION   sdist version to use (default: pinned below)
 #   JOBS                       parallel build jobs (default: nproc)
+#   LLAMA_CPP_TARGETS          which tools to build (default: all six)
 #   TUNEUP_HOME                cache root
 set -euo pipefail
 
@@ -28,7 +29,9 @@ SRC="$ROOT/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION"
 LLAMA_SRC="$SRC/vendor/llama.cpp"
 BUILD="$ROOT/build-$LLAMA_CPP_PYTHON_VERSION"
 JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
-TARGETS=(llama llama-bench llama-tokenize llama-cli llama-simple llama-server)
+# LLAMA_CPP_TARGETS: space-separated subset to build (default: all the tools below;
+# `llama-bench llama-cli` is enough for scripts/bench-vs-llama-cpp.sh).
+read -r -a TARGETS <<<"${LLAMA_CPP_TARGETS:-llama llama-bench llama-tokenize llama-cli llama-simple llama-server}"
 
 log() { printf '[build-llama-cpp] %s\n' "$*" >&2; }
 

@@ -1,6 +1,7 @@
 //! The shared driver of the quantized kernels: quantize the activations once,
 //! split the weight rows over threads, and hand each kernel one weight row at
-//! a time together with up to [`ROW_GROUP`] activation rows.
+//! a time together with up to [`ROW_GROUP`] (VNNI kernels: [`WIDE_ROW_GROUP`])
+//! activation rows.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use rayon::prelude::*;
 
 use super::activations::{ActKind, ActRows, ActSlice};
 use super::symmetric::{Symmetric, SymmetricBlock};
+#[cfg(target_arch = "x86_64")]
+use super::tiled;
 use super::{q4_0, q4_1, q4_k, q5_0, q6_k, q8_0};
 
 /// Below this many multiply-adds per call the work runs on the calling thread:
@@ -19,6 +22,11 @@ const PARALLEL_MIN_WORK: usize = 1 << 16;
 /// Activation rows processed together against one weight row, so that the
 /// unpacked weights are reused from registers during prefill.
 pub(crate) const ROW_GROUP: usize = 4;
+
+/// Activation rows per weight row for the VNNI kernels of the 32-weight
+/// formats: AVX-512VL's 32 vector registers hold eight rows' accumulators,
+/// so each weight block is decoded once for eight rows.
+pub(crate) const WIDE_ROW_GROUP: usize = 8;
 
 /// One GGUF weight block format with a dot-product kernel.
 pub(crate) trait BlockFormat {
@@ -38,6 +46,22 @@ pub(crate) trait BlockFormat {
     /// The CPU must support AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_rows_avx2(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]);
+    /// AVX-512 VNNI kernel, same contract but for up to
+    /// `Self::row_group(Kernel::Vnni)` rows; formats without one run the
+    /// AVX2 kernel.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2, FMA, F16C, AVX512-VNNI and AVX512-VL.
+    /// Activation rows the kernel takes per call.
+    fn row_group(_kernel: Kernel) -> usize {
+        ROW_GROUP
+    }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_rows_vnni(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]) {
+        // SAFETY: the caller's guarantee includes AVX2, FMA and F16C.
+        unsafe { Self::dot_rows_avx2(wrow, nb, act, out) }
+    }
 }
 
 /// The GGUF block types with a kernel of our own.
@@ -148,9 +172,9 @@ impl QuantWeights {
         let (w, n, k) = (&self.data[..], self.n, self.k);
         match self.block {
             BlockType::Q4_1 => matmul::<q4_1::Q4_1>(kernel, w, n, k, x, y),
-            BlockType::Q4_0 => matmul::<Symmetric<q4_0::Q4_0>>(kernel, w, n, k, x, y),
-            BlockType::Q5_0 => matmul::<Symmetric<q5_0::Q5_0>>(kernel, w, n, k, x, y),
-            BlockType::Q8_0 => matmul::<Symmetric<q8_0::Q8_0>>(kernel, w, n, k, x, y),
+            BlockType::Q4_0 => matmul_symmetric::<q4_0::Q4_0>(kernel, w, n, k, x, y),
+            BlockType::Q5_0 => matmul_symmetric::<q5_0::Q5_0>(kernel, w, n, k, x, y),
+            BlockType::Q8_0 => matmul_symmetric::<q8_0::Q8_0>(kernel, w, n, k, x, y),
             BlockType::Q4K => matmul::<q4_k::Q4K>(kernel, w, n, k, x, y),
             BlockType::Q6K => matmul::<q6_k::Q6K>(kernel, w, n, k, x, y),
         }
@@ -174,20 +198,113 @@ pub(crate) enum Kernel {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// AVX2 with the byte dot products in AVX-512 VNNI (`vpdpbusd`).
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
 }
 
-/// The fastest kernel this CPU runs.
-pub(crate) fn select_kernel() -> Kernel {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
+impl Kernel {
+    /// Every kernel this CPU runs, slowest first.
+    pub(crate) fn supported() -> Vec<Kernel> {
+        #[allow(unused_mut)]
+        let mut kernels = vec![Kernel::Scalar];
+        #[cfg(target_arch = "x86_64")]
         {
-            return Kernel::Avx2;
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+            {
+                kernels.push(Kernel::Avx2);
+                if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+                    kernels.push(Kernel::Vnni);
+                }
+            }
         }
+        kernels
     }
-    Kernel::Scalar
+}
+
+/// The fastest kernel this CPU runs, unless `TUNEUP_KERNEL` (`scalar`,
+/// `avx2` or `vnni`) names a slower one it also runs (for A/B benchmarks).
+pub(crate) fn select_kernel() -> Kernel {
+    static SELECTED: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    *SELECTED.get_or_init(|| {
+        let supported = Kernel::supported();
+        let wanted = std::env::var("TUNEUP_KERNEL").ok();
+        wanted
+            .and_then(|name| {
+                supported
+                    .iter()
+                    .copied()
+                    .find(|k| format!("{k:?}").eq_ignore_ascii_case(name.trim()))
+            })
+            .unwrap_or(supported[supported.len() - 1])
+    })
+}
+
+/// [`matmul`] for a symmetric 32-weight format: long prefills on AVX-512
+/// VNNI take the tiled GEMM ([`tiled`]), everything else the per-row kernels.
+fn matmul_symmetric<B: SymmetricBlock>(
+    kernel: Kernel,
+    w: &[u8],
+    n: usize,
+    k: usize,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Vnni
+        && x.len().is_multiple_of(k)
+        && x.len() / k >= tiled::MIN_ROWS
+        && n >= tiled::STRIP
+        && y.len() == (x.len() / k) * n
+    {
+        return matmul_tiled::<B>(w, n, k, x, y);
+    }
+    matmul::<Symmetric<B>>(kernel, w, n, k, x, y)
+}
+
+/// The tiled VNNI GEMM: strips of eight weight rows over threads; the last
+/// `n mod 8` rows run the per-row kernel.
+#[cfg(target_arch = "x86_64")]
+fn matmul_tiled<B: SymmetricBlock>(w: &[u8], n: usize, k: usize, x: &[f32], y: &mut [f32]) {
+    let m = x.len() / k;
+    let act = ActRows::quantize(ActKind::Q8_0, x, k);
+    let xu = tiled::unsigned(&act.qs);
+    let out = Output {
+        y: y.as_mut_ptr(),
+        n,
+    };
+    let (nb, row_bytes) = (k / 32, (k / 32) * B::BYTES);
+    let strips = n / tiled::STRIP;
+    let shared = &out; // the closure captures the whole `Sync` struct
+    let run = |range: std::ops::Range<usize>| {
+        let mut strip = tiled::Strip::new();
+        for s in range {
+            let j0 = s * tiled::STRIP;
+            // SAFETY: `Kernel::Vnni` (checked by the caller) was only selected
+            // after `is_x86_feature_detected!` confirmed AVX2, FMA, F16C,
+            // AVX512-VNNI and AVX512-VL; rows `j0..j0 + 8` exist, and columns
+            // `j0..j0 + 8` of every output row belong to this strip alone.
+            unsafe {
+                strip.decode::<B>(w, row_bytes, j0, nb);
+                strip.multiply(&xu, &act.d, k, m, shared.y.add(j0), n);
+            }
+        }
+    };
+    let threads = rayon::current_num_threads().max(1);
+    if threads == 1 || strips < 2 {
+        run(0..strips);
+    } else {
+        let chunk = strips.div_ceil(threads * 4).max(1);
+        (0..strips.div_ceil(chunk))
+            .into_par_iter()
+            .for_each(|c| run(c * chunk..((c + 1) * chunk).min(strips)));
+    }
+    let tail = strips * tiled::STRIP..n;
+    if !tail.is_empty() {
+        rows_range::<Symmetric<B>>(Kernel::Vnni, w, row_bytes, tail, &act, &out);
+    }
 }
 
 /// `y = x Wᵀ` for `W` in format `F`, parallel over weight rows.
@@ -237,6 +354,9 @@ unsafe impl Sync for Output {}
 /// Activation bytes kept hot in L1 while the weight rows stream past them.
 const ACT_TILE_BYTES: usize = 16 * 1024;
 
+/// Weight bytes kept in L2 while all the activation tiles pass over them.
+const WEIGHT_CHUNK_BYTES: usize = 192 * 1024;
+
 /// Computes columns `rows` (weight rows) of the output for every activation
 /// row, in tiles of activation rows that stay in L1.
 fn rows_range<F: BlockFormat>(
@@ -249,30 +369,42 @@ fn rows_range<F: BlockFormat>(
 ) {
     let (k, nb) = (act.k, act.k / F::QK);
     let m = act.qs.len() / k;
-    let tile = ((ACT_TILE_BYTES / k).max(ROW_GROUP) / ROW_GROUP) * ROW_GROUP;
-    let mut o = [0f32; ROW_GROUP];
-    for t0 in (0..m).step_by(tile) {
-        let t1 = (t0 + tile).min(m);
-        for j in rows.clone() {
-            let wrow = &w[j * row_bytes..(j + 1) * row_bytes];
-            let mut r0 = t0;
-            while r0 < t1 {
-                let g = (t1 - r0).min(ROW_GROUP);
-                let a = act.slice(r0, g);
-                let o = &mut o[..g];
-                match kernel {
-                    Kernel::Scalar => F::dot_rows_scalar(wrow, nb, a, o),
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `Kernel::Avx2` is only selected after
-                    // `is_x86_feature_detected!` confirmed AVX2, FMA and F16C.
-                    Kernel::Avx2 => unsafe { F::dot_rows_avx2(wrow, nb, a, o) },
+    let group = F::row_group(kernel);
+    let tile = ((ACT_TILE_BYTES / k).max(group) / group) * group;
+    let chunk = (WEIGHT_CHUNK_BYTES / row_bytes.max(1)).max(1);
+    let mut o = [0f32; WIDE_ROW_GROUP];
+    // Weight rows in chunks that stay in L2 while every activation tile
+    // passes over them: each weight byte comes from memory once.
+    for c0 in rows.clone().step_by(chunk) {
+        let chunk_rows = c0..(c0 + chunk).min(rows.end);
+        for t0 in (0..m).step_by(tile) {
+            let t1 = (t0 + tile).min(m);
+            for j in chunk_rows.clone() {
+                let wrow = &w[j * row_bytes..(j + 1) * row_bytes];
+                let mut r0 = t0;
+                while r0 < t1 {
+                    let g = (t1 - r0).min(group);
+                    let a = act.slice(r0, g);
+                    let o = &mut o[..g];
+                    match kernel {
+                        Kernel::Scalar => F::dot_rows_scalar(wrow, nb, a, o),
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: `Kernel::Avx2` is only selected after
+                        // `is_x86_feature_detected!` confirmed AVX2, FMA and F16C.
+                        Kernel::Avx2 => unsafe { F::dot_rows_avx2(wrow, nb, a, o) },
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: `Kernel::Vnni` is only selected after
+                        // `is_x86_feature_detected!` confirmed AVX2, FMA, F16C,
+                        // AVX512-VNNI and AVX512-VL.
+                        Kernel::Vnni => unsafe { F::dot_rows_vnni(wrow, nb, a, o) },
+                    }
+                    for (i, &v) in o.iter().enumerate() {
+                        // SAFETY: `r0 + i < m` and `j < n`, so the index lies in
+                        // the `m · n` output; column `j` belongs to this thread.
+                        unsafe { *out.y.add((r0 + i) * out.n + j) = v };
+                    }
+                    r0 += g;
                 }
-                for (i, &v) in o.iter().enumerate() {
-                    // SAFETY: `r0 + i < m` and `j < n`, so the index lies in
-                    // the `m · n` output; column `j` belongs to this thread.
-                    unsafe { *out.y.add((r0 + i) * out.n + j) = v };
-                }
-                r0 += g;
             }
         }
     }

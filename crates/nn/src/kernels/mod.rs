@@ -20,5 +20,7 @@ mod simd;
 mod symmetric;
 #[cfg(test)]
 mod tests;
+#[cfg(target_arch = "x86_64")]
+mod tiled;
 
 pub use matmul::{BlockType, QuantWeights};

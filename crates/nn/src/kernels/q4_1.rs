@@ -7,7 +7,7 @@
 //! `d · d_x · Σ(q_w · q_x) + m · s_x`, as in ggml's `ggml_vec_dot_q4_1_q8_1`.
 
 use super::activations::{ActKind, ActSlice};
-use super::matmul::BlockFormat;
+use super::matmul::{BlockFormat, Kernel, ROW_GROUP, WIDE_ROW_GROUP};
 
 /// The Q4_1 block format.
 pub(crate) struct Q4_1;
@@ -46,73 +46,103 @@ impl BlockFormat for Q4_1 {
         // SAFETY: forwarded from the caller (AVX2, FMA, F16C present).
         unsafe { dispatch_rows!(avx2::dot_rows(wrow, nb, act, out)) }
     }
+
+    fn row_group(kernel: Kernel) -> usize {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => WIDE_ROW_GROUP,
+            _ => ROW_GROUP,
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_rows_vnni(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]) {
+        use super::simd::{dispatch_rows, dispatch_rows_wide};
+        // SAFETY: forwarded from the caller (AVX2, FMA, F16C, AVX-512 VNNI/VL present).
+        unsafe { dispatch_rows_wide!(vnni::dot_rows(wrow, nb, act, out)) }
+    }
+}
+
+/// Defines `dot_rows::<R>` compiled for the target features `$features`,
+/// with `$dot` as the byte dot product (the AVX2 and VNNI kernels share this
+/// text).
+#[cfg(target_arch = "x86_64")]
+macro_rules! q4_1_kernel {
+    ($features:literal, $dot:ident) => {
+        use super::super::activations::ActSlice;
+        use super::super::simd::{alternate_blocks, hsum, nibbles_32, $dot};
+        use super::{BlockFormat, Q4_1};
+        use std::arch::x86_64::*;
+
+        /// Dots one Q4_1 weight row with `R` activation rows into `out[0..R]`.
+        ///
+        /// # Safety
+        ///
+        /// The CPU must support `$features`. Slice lengths are asserted.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn dot_rows<const R: usize>(
+            wrow: &[u8],
+            nb: usize,
+            act: ActSlice<'_>,
+            out: &mut [f32],
+        ) {
+            let k = nb * 32;
+            assert!(wrow.len() >= nb * Q4_1::BYTES && out.len() >= R);
+            assert!(act.qs.len() >= R * k && act.d.len() >= R * nb && act.s.len() >= R * nb);
+            let mut acc = [[_mm256_setzero_ps(); R]; 2];
+            let mut accm = [[_mm_setzero_ps(); R]; 2];
+            let (wp, xp, dp, sp) = (
+                wrow.as_ptr(),
+                act.qs.as_ptr(),
+                act.d.as_ptr(),
+                act.s.as_ptr(),
+            );
+            // Two accumulator sets over alternate blocks shorten the FMA chains.
+            macro_rules! block {
+                ($b:expr, $set:expr) => {{
+                    let b = $b;
+                    // SAFETY: block `b < nb` lies within `wrow` (asserted above).
+                    let (dm, w) = unsafe {
+                        let blk = wp.add(b * Q4_1::BYTES);
+                        // d and m are two consecutive little-endian f16 values.
+                        let dm16 = _mm_cvtsi32_si128((blk as *const i32).read_unaligned());
+                        (_mm_cvtph_ps(dm16), nibbles_32(blk.add(4)))
+                    };
+                    let mw = _mm_movehdup_ps(dm);
+                    for r in 0..R {
+                        let i = r * nb + b;
+                        // SAFETY: `i < R * nb` and `r * k + b * 32 + 32 <= R * k`
+                        // (asserted above); the loads are unaligned.
+                        let (xv, dx, sx) = unsafe {
+                            (
+                                _mm256_loadu_si256(xp.add(r * k + b * 32) as *const __m256i),
+                                _mm_load_ss(dp.add(i)),
+                                _mm_load_ss(sp.add(i)),
+                            )
+                        };
+                        let p = $dot(w, xv);
+                        let scale = _mm256_broadcastss_ps(_mm_mul_ss(dm, dx));
+                        acc[$set][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[$set][r]);
+                        accm[$set][r] = _mm_fmadd_ss(mw, sx, accm[$set][r]);
+                    }
+                }};
+            }
+            alternate_blocks!(nb, block);
+            for r in 0..R {
+                let v = _mm256_add_ps(acc[0][r], acc[1][r]);
+                let m = _mm_add_ss(accm[0][r], accm[1][r]);
+                out[r] = hsum(v) + _mm_cvtss_f32(m);
+            }
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::activations::ActSlice;
-    use super::super::simd::{alternate_blocks, dot_u8_i8, hsum, nibbles_32};
-    use super::{BlockFormat, Q4_1};
-    use std::arch::x86_64::*;
+    q4_1_kernel!("avx2,fma,f16c", dot_u8_i8);
+}
 
-    /// Dots one Q4_1 weight row with `R` activation rows into `out[0..R]`.
-    ///
-    /// # Safety
-    ///
-    /// The CPU must support AVX2, FMA and F16C. Slice lengths are asserted.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_rows<const R: usize>(
-        wrow: &[u8],
-        nb: usize,
-        act: ActSlice<'_>,
-        out: &mut [f32],
-    ) {
-        let k = nb * 32;
-        assert!(wrow.len() >= nb * Q4_1::BYTES && out.len() >= R);
-        assert!(act.qs.len() >= R * k && act.d.len() >= R * nb && act.s.len() >= R * nb);
-        let mut acc = [[_mm256_setzero_ps(); R]; 2];
-        let mut accm = [[_mm_setzero_ps(); R]; 2];
-        let (wp, xp, dp, sp) = (
-            wrow.as_ptr(),
-            act.qs.as_ptr(),
-            act.d.as_ptr(),
-            act.s.as_ptr(),
-        );
-        // Two accumulator sets over alternate blocks shorten the FMA chains.
-        macro_rules! block {
-            ($b:expr, $set:expr) => {{
-                let b = $b;
-                // SAFETY: block `b < nb` lies within `wrow` (asserted above).
-                let (dm, w) = unsafe {
-                    let blk = wp.add(b * Q4_1::BYTES);
-                    // d and m are two consecutive little-endian f16 values.
-                    let dm16 = _mm_cvtsi32_si128((blk as *const i32).read_unaligned());
-                    (_mm_cvtph_ps(dm16), nibbles_32(blk.add(4)))
-                };
-                let mw = _mm_movehdup_ps(dm);
-                for r in 0..R {
-                    let i = r * nb + b;
-                    // SAFETY: `i < R * nb` and `r * k + b * 32 + 32 <= R * k`
-                    // (asserted above); the loads are unaligned.
-                    let (xv, dx, sx) = unsafe {
-                        (
-                            _mm256_loadu_si256(xp.add(r * k + b * 32) as *const __m256i),
-                            _mm_load_ss(dp.add(i)),
-                            _mm_load_ss(sp.add(i)),
-                        )
-                    };
-                    let p = dot_u8_i8(w, xv);
-                    let scale = _mm256_broadcastss_ps(_mm_mul_ss(dm, dx));
-                    acc[$set][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[$set][r]);
-                    accm[$set][r] = _mm_fmadd_ss(mw, sx, accm[$set][r]);
-                }
-            }};
-        }
-        alternate_blocks!(nb, block);
-        for r in 0..R {
-            let v = _mm256_add_ps(acc[0][r], acc[1][r]);
-            let m = _mm_add_ss(accm[0][r], accm[1][r]);
-            out[r] = hsum(v) + _mm_cvtss_f32(m);
-        }
-    }
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    q4_1_kernel!("avx2,fma,f16c,avx512vnni,avx512vl", dot_u8_i8_vnni);
 }

@@ -1,22 +1,37 @@
 //! AVX2 helpers shared by the block kernels (ggml's `bytes_from_nibbles_32`,
-//! `bytes_from_bits_32`, `mul_sum_i8_pairs` and horizontal sums).
+//! `bytes_from_bits_32`, `mul_sum_i8_pairs` and horizontal sums), and the
+//! AVX-512 VNNI form of the byte dot product.
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
-/// Calls `$module::dot_rows::<R>(args…)` with `R = $out.len()` (1 to 4).
+/// Calls `$module::dot_rows::<[T,] R>(args…)` with `R = $out.len()` (1 to 4).
 macro_rules! dispatch_rows {
-    ($module:ident::dot_rows($w:expr, $nb:expr, $act:expr, $out:expr)) => {
+    ($module:ident::dot_rows$(::<$t:ident>)?($w:expr, $nb:expr, $act:expr, $out:expr)) => {
         match $out.len() {
-            4 => $module::dot_rows::<4>($w, $nb, $act, $out),
-            3 => $module::dot_rows::<3>($w, $nb, $act, $out),
-            2 => $module::dot_rows::<2>($w, $nb, $act, $out),
-            _ => $module::dot_rows::<1>($w, $nb, $act, $out),
+            4 => $module::dot_rows::<$($t,)? 4>($w, $nb, $act, $out),
+            3 => $module::dot_rows::<$($t,)? 3>($w, $nb, $act, $out),
+            2 => $module::dot_rows::<$($t,)? 2>($w, $nb, $act, $out),
+            _ => $module::dot_rows::<$($t,)? 1>($w, $nb, $act, $out),
         }
     };
 }
 pub(crate) use dispatch_rows;
+
+/// [`dispatch_rows`] for 1 to 8 rows (the VNNI kernels).
+macro_rules! dispatch_rows_wide {
+    ($module:ident::dot_rows$(::<$t:ident>)?($w:expr, $nb:expr, $act:expr, $out:expr)) => {
+        match $out.len() {
+            8 => $module::dot_rows::<$($t,)? 8>($w, $nb, $act, $out),
+            7 => $module::dot_rows::<$($t,)? 7>($w, $nb, $act, $out),
+            6 => $module::dot_rows::<$($t,)? 6>($w, $nb, $act, $out),
+            5 => $module::dot_rows::<$($t,)? 5>($w, $nb, $act, $out),
+            _ => dispatch_rows!($module::dot_rows$(::<$t>)?($w, $nb, $act, $out)),
+        }
+    };
+}
+pub(crate) use dispatch_rows_wide;
 
 /// Runs `$block!(b, set)` for every block `b < $nb`, alternating two
 /// accumulator sets (0 and 1) over consecutive blocks to shorten the FMA
@@ -74,6 +89,30 @@ pub(crate) fn bits_32(bits: u32) -> __m256i {
 #[target_feature(enable = "avx2")]
 pub(crate) fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1))
+}
+
+/// [`dot_u8_i8`] in one AVX-512 VNNI instruction (`vpdpbusd`, which never
+/// saturates): the same sums, so both kernels give identical results.
+#[inline]
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+pub(crate) fn dot_u8_i8_vnni(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, y)
+}
+
+/// `acc + madd_epi16(a, b)`: products of signed 16-bit pairs, summed into
+/// the eight i32 lanes of `acc`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn madd_acc(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
+}
+
+/// [`madd_acc`] in one AVX-512 VNNI instruction (`vpdpwssd`): the same
+/// integer sums.
+#[inline]
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+pub(crate) fn madd_acc_vnni(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    _mm256_dpwssd_epi32(acc, a, b)
 }
 
 /// Horizontal sum of eight f32 lanes.

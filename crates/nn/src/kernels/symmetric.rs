@@ -7,7 +7,9 @@
 use std::marker::PhantomData;
 
 use super::activations::{ActKind, ActSlice};
-use super::matmul::BlockFormat;
+use super::matmul::{BlockFormat, Kernel, ROW_GROUP, WIDE_ROW_GROUP};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{dispatch_rows, dispatch_rows_wide};
 
 /// The [`BlockFormat`] of a [`SymmetricBlock`].
 pub(crate) struct Symmetric<B>(PhantomData<B>);
@@ -50,68 +52,89 @@ impl<B: SymmetricBlock> BlockFormat for Symmetric<B> {
 
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_rows_avx2(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]) {
-        use avx2::dot_rows;
         // SAFETY: forwarded from the caller (AVX2, FMA, F16C present).
-        unsafe {
-            match out.len() {
-                4 => dot_rows::<B, 4>(wrow, nb, act, out),
-                3 => dot_rows::<B, 3>(wrow, nb, act, out),
-                2 => dot_rows::<B, 2>(wrow, nb, act, out),
-                _ => dot_rows::<B, 1>(wrow, nb, act, out),
-            }
+        unsafe { dispatch_rows!(avx2::dot_rows::<B>(wrow, nb, act, out)) }
+    }
+
+    fn row_group(kernel: Kernel) -> usize {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => WIDE_ROW_GROUP,
+            _ => ROW_GROUP,
         }
     }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_rows_vnni(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]) {
+        // SAFETY: forwarded from the caller (AVX2, FMA, F16C, AVX-512 VNNI/VL present).
+        unsafe { dispatch_rows_wide!(vnni::dot_rows::<B>(wrow, nb, act, out)) }
+    }
+}
+
+/// Defines `dot_rows::<B, R>` compiled for the target features `$features`,
+/// with `$dot` as the byte dot product (the AVX2 and VNNI kernels share this
+/// text).
+#[cfg(target_arch = "x86_64")]
+macro_rules! symmetric_kernel {
+    ($features:literal, $dot:ident) => {
+        use super::super::activations::ActSlice;
+        use super::super::simd::{alternate_blocks, hsum, $dot};
+        use super::SymmetricBlock;
+        use std::arch::x86_64::*;
+
+        /// Dots one weight row of `B` blocks with `R` activation rows.
+        ///
+        /// # Safety
+        ///
+        /// The CPU must support `$features`. Slice lengths are asserted.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn dot_rows<B: SymmetricBlock, const R: usize>(
+            wrow: &[u8],
+            nb: usize,
+            act: ActSlice<'_>,
+            out: &mut [f32],
+        ) {
+            let k = nb * 32;
+            assert!(wrow.len() >= nb * B::BYTES && out.len() >= R);
+            assert!(act.qs.len() >= R * k && act.d.len() >= R * nb);
+            let mut acc = [[_mm256_setzero_ps(); R]; 2];
+            let (wp, xp) = (wrow.as_ptr(), act.qs.as_ptr());
+            // Two accumulator sets over alternate blocks shorten the FMA chains.
+            macro_rules! block {
+                ($b:expr, $set:expr) => {{
+                    let b = $b;
+                    // SAFETY: block `b < nb` lies within `wrow` (asserted above).
+                    let (d, w) = unsafe { B::decode_avx2(wp.add(b * B::BYTES)) };
+                    // |w| once per block; each row only moves w's signs onto x.
+                    let aw = _mm256_sign_epi8(w, w);
+                    for r in 0..R {
+                        // SAFETY: `r * k + b * 32 + 32 <= R * k` and
+                        // `r * nb + b < R * nb` (asserted above).
+                        let (xv, dx) = unsafe {
+                            (
+                                _mm256_loadu_si256(xp.add(r * k + b * 32) as *const __m256i),
+                                *act.d.get_unchecked(r * nb + b),
+                            )
+                        };
+                        let p = _mm256_cvtepi32_ps($dot(aw, _mm256_sign_epi8(xv, w)));
+                        acc[$set][r] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * dx), acc[$set][r]);
+                    }
+                }};
+            }
+            alternate_blocks!(nb, block);
+            for r in 0..R {
+                out[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r]));
+            }
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::activations::ActSlice;
-    use super::super::simd::{alternate_blocks, dot_u8_i8, hsum};
-    use super::SymmetricBlock;
-    use std::arch::x86_64::*;
+    symmetric_kernel!("avx2,fma,f16c", dot_u8_i8);
+}
 
-    /// Dots one weight row of `B` blocks with `R` activation rows.
-    ///
-    /// # Safety
-    ///
-    /// The CPU must support AVX2, FMA and F16C. Slice lengths are asserted.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_rows<B: SymmetricBlock, const R: usize>(
-        wrow: &[u8],
-        nb: usize,
-        act: ActSlice<'_>,
-        out: &mut [f32],
-    ) {
-        let k = nb * 32;
-        assert!(wrow.len() >= nb * B::BYTES && out.len() >= R);
-        assert!(act.qs.len() >= R * k && act.d.len() >= R * nb);
-        let mut acc = [[_mm256_setzero_ps(); R]; 2];
-        let (wp, xp) = (wrow.as_ptr(), act.qs.as_ptr());
-        // Two accumulator sets over alternate blocks shorten the FMA chains.
-        macro_rules! block {
-            ($b:expr, $set:expr) => {{
-                let b = $b;
-                // SAFETY: block `b < nb` lies within `wrow` (asserted above).
-                let (d, w) = unsafe { B::decode_avx2(wp.add(b * B::BYTES)) };
-                // |w| once per block; each row only moves w's signs onto x.
-                let aw = _mm256_sign_epi8(w, w);
-                for r in 0..R {
-                    // SAFETY: `r * k + b * 32 + 32 <= R * k` and
-                    // `r * nb + b < R * nb` (asserted above).
-                    let (xv, dx) = unsafe {
-                        (
-                            _mm256_loadu_si256(xp.add(r * k + b * 32) as *const __m256i),
-                            *act.d.get_unchecked(r * nb + b),
-                        )
-                    };
-                    let p = _mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(xv, w)));
-                    acc[$set][r] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * dx), acc[$set][r]);
-                }
-            }};
-        }
-        alternate_blocks!(nb, block);
-        for r in 0..R {
-            out[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r]));
-        }
-    }
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    symmetric_kernel!("avx2,fma,f16c,avx512vnni,avx512vl", dot_u8_i8_vnni);
 }

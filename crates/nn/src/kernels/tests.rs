@@ -5,7 +5,7 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
-use super::matmul::{select_kernel, Kernel};
+use super::matmul::Kernel;
 use super::{BlockType, QuantWeights};
 
 const ALL: [GgmlDType; 6] = [
@@ -74,8 +74,16 @@ fn shapes(dtype: GgmlDType) -> Vec<(usize, usize, usize)> {
     } else {
         96
     };
-    // m = 7 runs a group of four rows and a group of three.
-    vec![(97, k, 1), (97, k, 2), (33, k, 7), (300, 2 * k, 5)]
+    // m = 7 runs a group of four rows and a group of three; m = 23 and 40
+    // take the tiled prefill GEMM where there is one (n = 97: a 1-row tail).
+    vec![
+        (97, k, 1),
+        (97, k, 2),
+        (33, k, 7),
+        (300, 2 * k, 5),
+        (97, k, 23),
+        (64, 2 * k, 40),
+    ]
 }
 
 #[test]
@@ -126,22 +134,70 @@ fn kernels_match_candle_qmatmul() {
 
 #[test]
 fn simd_matches_scalar() {
-    let simd = select_kernel();
-    if simd == Kernel::Scalar {
-        return;
+    for simd in Kernel::supported().into_iter().skip(1) {
+        for dtype in ALL {
+            for (n, k, m) in shapes(dtype) {
+                let c = setup(dtype, n, k, m);
+                let (mut ys, mut yv) = (vec![0f32; m * n], vec![0f32; m * n]);
+                c.weights.matmul_with(Kernel::Scalar, &c.x, &mut ys);
+                c.weights.matmul_with(simd, &c.x, &mut yv);
+                let scale = ys.iter().fold(0f32, |a, v| a.max(v.abs()));
+                for (a, b) in ys.iter().zip(&yv) {
+                    assert!(
+                        (a - b).abs() <= 2e-5 * scale,
+                        "{simd:?} {dtype:?} n={n} k={k} m={m}: {a} vs {b}"
+                    );
+                }
+            }
+        }
     }
+}
+
+/// `vpdpbusd` forms the same integer sums as AVX2's `maddubs`/`madd` pair,
+/// so the per-row VNNI kernels must agree with the AVX2 ones bit for bit
+/// (decoding stays identical across machines with and without VNNI). Long
+/// prefills (the tiled GEMM) sum in another order and are covered by
+/// `simd_matches_scalar`.
+#[test]
+fn vnni_is_bit_identical_to_avx2() {
+    let supported = Kernel::supported();
+    let (Some(&avx2), Some(&vnni)) = (
+        supported.iter().find(|k| format!("{k:?}") == "Avx2"),
+        supported.iter().find(|k| format!("{k:?}") == "Vnni"),
+    ) else {
+        eprintln!("skipped: this CPU has no AVX-512 VNNI");
+        return;
+    };
     for dtype in ALL {
         for (n, k, m) in shapes(dtype) {
+            if m >= super::tiled::MIN_ROWS {
+                continue;
+            }
             let c = setup(dtype, n, k, m);
-            let (mut ys, mut yv) = (vec![0f32; m * n], vec![0f32; m * n]);
-            c.weights.matmul_with(Kernel::Scalar, &c.x, &mut ys);
-            c.weights.matmul_with(simd, &c.x, &mut yv);
-            let scale = ys.iter().fold(0f32, |a, v| a.max(v.abs()));
-            for (a, b) in ys.iter().zip(&yv) {
-                assert!(
-                    (a - b).abs() <= 2e-5 * scale,
-                    "{dtype:?} n={n} k={k} m={m}: {a} vs {b}"
-                );
+            let (mut ya, mut yv) = (vec![0f32; m * n], vec![0f32; m * n]);
+            c.weights.matmul_with(avx2, &c.x, &mut ya);
+            c.weights.matmul_with(vnni, &c.x, &mut yv);
+            assert!(ya == yv, "{dtype:?} n={n} k={k} m={m}");
+        }
+    }
+}
+
+/// Speculative decoding verifies drafted tokens in one batch and relies on
+/// every row coming out exactly as a single-row (decode) product would.
+#[test]
+fn rows_do_not_depend_on_the_batch() {
+    for kernel in Kernel::supported() {
+        for dtype in ALL {
+            let (n, k, _) = shapes(dtype)[0];
+            let m = 11;
+            let c = setup(dtype, n, k, m);
+            let mut all = vec![0f32; m * n];
+            c.weights.matmul_with(kernel, &c.x, &mut all);
+            for r in [0, 5, m - 1] {
+                let mut one = vec![0f32; n];
+                c.weights
+                    .matmul_with(kernel, &c.x[r * k..(r + 1) * k], &mut one);
+                assert_eq!(one, all[r * n..(r + 1) * n], "{kernel:?} {dtype:?} row {r}");
             }
         }
     }
@@ -187,11 +243,16 @@ fn timing_decode_shapes() {
         let c = setup(dtype, n, k, m);
         let mut y = vec![0f32; n * m];
         let iters = (500 / m.max(1) + 5) as u32;
-        let t = Instant::now();
-        for _ in 0..iters {
-            c.weights.matmul(&c.x, &mut y);
+        let mut ours = 0;
+        c.weights.matmul(&c.x, &mut y); // warm-up: page faults, thread start
+        for kernel in Kernel::supported().into_iter().skip(1) {
+            let t = Instant::now();
+            for _ in 0..iters {
+                c.weights.matmul_with(kernel, &c.x, &mut y);
+            }
+            ours = t.elapsed().as_nanos() / iters as u128;
+            println!("{dtype:?} n={n} k={k} m={m}: {kernel:?} {ours} ns");
         }
-        let ours = t.elapsed().as_nanos() / iters as u128;
         let x = Tensor::from_vec(c.x.clone(), (m, k), &Device::Cpu).unwrap();
         let qm = QMatMul::from_qtensor(c.qtensor).unwrap();
         let t = Instant::now();
