@@ -292,15 +292,7 @@ fn matmul_tiled<B: SymmetricBlock>(w: &[u8], n: usize, k: usize, x: &[f32], y: &
             }
         }
     };
-    let threads = rayon::current_num_threads().max(1);
-    if threads == 1 || strips < 2 {
-        run(0..strips);
-    } else {
-        let chunk = strips.div_ceil(threads * 4).max(1);
-        (0..strips.div_ceil(chunk))
-            .into_par_iter()
-            .for_each(|c| run(c * chunk..((c + 1) * chunk).min(strips)));
-    }
+    split_over_threads(strips, strips < 2, run);
     let tail = strips * tiled::STRIP..n;
     if !tail.is_empty() {
         rows_range::<Symmetric<B>>(Kernel::Vnni, w, row_bytes, tail, &act, &out);
@@ -328,16 +320,21 @@ fn matmul<F: BlockFormat>(kernel: Kernel, w: &[u8], n: usize, k: usize, x: &[f32
     let run = |rows: std::ops::Range<usize>| {
         rows_range::<F>(kernel, w, row_bytes, rows, &act, &out);
     };
+    split_over_threads(n, n * k * m < PARALLEL_MIN_WORK || n < 2, run);
+}
+
+/// Runs `run` over `0..count`, split into a few chunks per thread (so that a
+/// slow thread does not hold up the others), or whole on this thread when
+/// `serial` or there is one thread.
+fn split_over_threads(count: usize, serial: bool, run: impl Fn(std::ops::Range<usize>) + Sync) {
     let threads = rayon::current_num_threads().max(1);
-    if threads == 1 || n * k * m < PARALLEL_MIN_WORK || n < 2 {
-        run(0..n);
+    if threads == 1 || serial {
+        run(0..count);
     } else {
-        // A few chunks per thread so that a slow thread does not hold up
-        // the others.
-        let chunk = n.div_ceil(threads * 4).max(1);
-        (0..n.div_ceil(chunk))
+        let chunk = count.div_ceil(threads * 4).max(1);
+        (0..count.div_ceil(chunk))
             .into_par_iter()
-            .for_each(|c| run(c * chunk..((c + 1) * chunk).min(n)));
+            .for_each(|c| run(c * chunk..((c + 1) * chunk).min(count)));
     }
 }
 
