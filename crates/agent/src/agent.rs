@@ -268,7 +268,9 @@ impl<'m> Agent<'m> {
         let offset = messages.len() - self.memory.messages().len();
         let turn = messages.split_off(offset + start);
         let question = turn[0]["content"].as_str().unwrap_or_default();
-        let mut text = format!("{question}\n\nTool results:");
+        // "Question:" first and "do not repeat" last: with the question bare at the top, small models (Qwen2.5-Coder-0.5B)
+        // tend to echo it instead of answering.
+        let mut text = format!("Question: {question}\n\nTool results:");
         for m in turn.iter().filter(|m| m["role"] == "tool") {
             let call = turn
                 .iter()
@@ -284,7 +286,7 @@ impl<'m> Agent<'m> {
                 m["name"].as_str().unwrap_or_default()
             ));
         }
-        text.push_str("\n\nAnswer the question above using these results.");
+        text.push_str("\n\nUsing these results, write the answer to the question (do not repeat the question).");
         messages.push(json!({"role": "user", "content": text}));
         messages
     }
