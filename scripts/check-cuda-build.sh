@@ -6,7 +6,9 @@
 # loads libcuda at run time, so nothing here needs a driver.
 #
 #   scripts/check-cuda-build.sh            # cargo check (type-checks everything, compiles the kernels)
-#   MODE=build scripts/check-cuda-build.sh # full release build of the binary
+#   MODE=build scripts/check-cuda-build.sh # full release build of the binary: every crate compiles to
+#                                          # machine code; the final link needs libcuda (the NVIDIA
+#                                          # driver), cuBLAS, cuRAND and NVRTC, i.e. a machine with CUDA
 #
 # Where a CUDA toolkit is installed (nvcc on PATH), it is used as it is.
 set -euo pipefail
