@@ -46,6 +46,10 @@ pub(crate) trait BlockFormat {
     /// The CPU must support AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_rows_avx2(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]);
+    /// Activation rows the kernel takes per call.
+    fn row_group(_kernel: Kernel) -> usize {
+        ROW_GROUP
+    }
     /// AVX-512 VNNI kernel, same contract but for up to
     /// `Self::row_group(Kernel::Vnni)` rows; formats without one run the
     /// AVX2 kernel.
@@ -53,10 +57,6 @@ pub(crate) trait BlockFormat {
     /// # Safety
     ///
     /// The CPU must support AVX2, FMA, F16C, AVX512-VNNI and AVX512-VL.
-    /// Activation rows the kernel takes per call.
-    fn row_group(_kernel: Kernel) -> usize {
-        ROW_GROUP
-    }
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_rows_vnni(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]) {
         // SAFETY: the caller's guarantee includes AVX2, FMA and F16C.
