@@ -46,9 +46,15 @@ pub(crate) trait BlockFormat {
     /// The CPU must support AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_rows_avx2(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]);
+    /// Whether the VNNI kernel takes [`WIDE_ROW_GROUP`] rows per call.
+    const WIDE_VNNI: bool = false;
     /// Activation rows the kernel takes per call.
-    fn row_group(_kernel: Kernel) -> usize {
-        ROW_GROUP
+    fn row_group(kernel: Kernel) -> usize {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni if Self::WIDE_VNNI => WIDE_ROW_GROUP,
+            _ => ROW_GROUP,
+        }
     }
     /// AVX-512 VNNI kernel, same contract but for up to
     /// `Self::row_group(Kernel::Vnni)` rows; formats without one run the

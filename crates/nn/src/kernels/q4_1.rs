@@ -7,7 +7,7 @@
 //! `d · d_x · Σ(q_w · q_x) + m · s_x`, as in ggml's `ggml_vec_dot_q4_1_q8_1`.
 
 use super::activations::{ActKind, ActSlice};
-use super::matmul::{BlockFormat, Kernel, ROW_GROUP, WIDE_ROW_GROUP};
+use super::matmul::BlockFormat;
 
 /// The Q4_1 block format.
 pub(crate) struct Q4_1;
@@ -47,13 +47,7 @@ impl BlockFormat for Q4_1 {
         unsafe { dispatch_rows!(avx2::dot_rows(wrow, nb, act, out)) }
     }
 
-    fn row_group(kernel: Kernel) -> usize {
-        match kernel {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni => WIDE_ROW_GROUP,
-            _ => ROW_GROUP,
-        }
-    }
+    const WIDE_VNNI: bool = true;
 
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_rows_vnni(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]) {

@@ -7,7 +7,7 @@
 use std::marker::PhantomData;
 
 use super::activations::{ActKind, ActSlice};
-use super::matmul::{BlockFormat, Kernel, ROW_GROUP, WIDE_ROW_GROUP};
+use super::matmul::BlockFormat;
 #[cfg(target_arch = "x86_64")]
 use super::simd::{dispatch_rows, dispatch_rows_wide};
 
@@ -56,13 +56,7 @@ impl<B: SymmetricBlock> BlockFormat for Symmetric<B> {
         unsafe { dispatch_rows!(avx2::dot_rows::<B>(wrow, nb, act, out)) }
     }
 
-    fn row_group(kernel: Kernel) -> usize {
-        match kernel {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni => WIDE_ROW_GROUP,
-            _ => ROW_GROUP,
-        }
-    }
+    const WIDE_VNNI: bool = true;
 
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_rows_vnni(wrow: &[u8], nb: usize, act: ActSlice<'_>, out: &mut [f32]) {
