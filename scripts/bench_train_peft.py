@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """The anchor for `tuneup bench train`: Hugging Face transformers + PEFT LoRA
-training on PyTorch CPU, same model file, same shapes.
+training on PyTorch (CPU, or CUDA with --device cuda), same model, same shapes.
 
   LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
   python scripts/bench_train_peft.py MODEL.gguf --batch 4 --seq 256 --rank 16 --steps 5 --threads 2
 
-Loads the GGUF through transformers (dequantized to float32), attaches LoRA
+Loads the GGUF through transformers (dequantized to float32), or an HF folder, attaches LoRA
 (r, alpha = 2r, dropout 0.05) to q,k,v,o,gate,up,down, and trains with AdamW
 on fixed token batches (loss on every token). Prints one JSON line: tokens/s
-over the timed steps (after one warm-up step) and peak resident memory.
+over the timed steps (after one warm-up step) and peak resident memory (on
+CUDA also the peak of PyTorch's GPU allocations).
 """
 import argparse
 import json
@@ -23,17 +24,22 @@ from transformers import AutoModelForCausalLM
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("gguf")
+    ap.add_argument("model", help="a GGUF file or a Hugging Face model folder")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    folder, name = os.path.split(os.path.abspath(args.gguf))
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
+    if os.path.isdir(args.model):
+        model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.float32)
+    else:
+        folder, name = os.path.split(os.path.abspath(args.model))
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
+    model = model.to(args.device)
     cfg = LoraConfig(
         r=args.rank,
         lora_alpha=2 * args.rank,
@@ -45,7 +51,8 @@ def main():
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     vocab = model.config.vocab_size
-    ids = torch.randint(10, min(vocab, 4000), (args.batch, args.seq))
+    ids = torch.randint(10, min(vocab, 4000), (args.batch, args.seq), device=args.device)
+    cuda = args.device == "cuda"
     times = []
     for step in range(args.steps + 1):
         t = time.perf_counter()
@@ -53,6 +60,8 @@ def main():
         out.loss.backward()
         opt.step()
         opt.zero_grad()
+        if cuda:
+            torch.cuda.synchronize()
         if step > 0:
             times.append(time.perf_counter() - t)
     tokens = args.batch * args.seq
@@ -64,6 +73,8 @@ def main():
         "peak_rss_mib": peak_mib,
         "batch": args.batch, "seq": args.seq, "rank": args.rank, "threads": args.threads,
         "loss": float(out.loss),
+        "device": args.device,
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
     }))
 
 

@@ -10,7 +10,7 @@ use clap::Args;
 use tuneup_models::ModelFiles;
 use tuneup_train::{bench_training, BenchConfig, Method};
 
-use crate::model::{init_threads, resolve_files};
+use crate::model::{device, init_threads, resolve_files};
 use crate::train::parse_precision;
 
 /// Arguments of `tuneup bench train`.
@@ -48,17 +48,27 @@ pub struct TrainBenchArgs {
     /// CPU threads.
     #[arg(short = 't', long, default_value_t = 2)]
     pub threads: usize,
+    /// Train on the first CUDA GPU (needs a build with `--features cuda`);
+    /// the anchor then runs on the GPU too.
+    #[arg(long)]
+    pub gpu: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-fn anchor(python: &PathBuf, gguf: &PathBuf, a: &TrainBenchArgs) -> Result<serde_json::Value> {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_train_peft.py");
+fn anchor(python: &PathBuf, model: &PathBuf, a: &TrainBenchArgs) -> Result<serde_json::Value> {
+    // The checkout's script: from the current folder, else where this binary was built.
+    let script = [
+        PathBuf::from("scripts/bench_train_peft.py"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_train_peft.py"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .context("scripts/bench_train_peft.py not found: run from the tuneup checkout")?;
     let mut cmd = Command::new(python);
     cmd.arg(&script)
-        .arg(gguf)
+        .arg(model)
         .args(["--batch", &a.batch.to_string(), "--seq", &a.seq.to_string()])
         .args([
             "--rank",
@@ -66,7 +76,8 @@ fn anchor(python: &PathBuf, gguf: &PathBuf, a: &TrainBenchArgs) -> Result<serde_
             "--steps",
             &a.steps.to_string(),
         ])
-        .args(["--threads", &a.threads.to_string()]);
+        .args(["--threads", &a.threads.to_string()])
+        .args(["--device", if a.gpu { "cuda" } else { "cpu" }]);
     let jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
     if std::path::Path::new(jemalloc).exists() {
         cmd.env("LD_PRELOAD", jemalloc);
@@ -91,8 +102,9 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
     init_threads(Some(a.threads));
     let files = resolve_files(&a.model)?;
     let peft = match (&a.anchor_python, &files) {
-        (Some(py), ModelFiles::Gguf(path)) => Some(anchor(py, path, &a)?),
-        (Some(_), ModelFiles::HfFolder(_)) => bail!("the PEFT anchor script loads GGUF files"),
+        (Some(py), ModelFiles::Gguf(path) | ModelFiles::HfFolder(path)) => {
+            Some(anchor(py, path, &a)?)
+        }
         (None, _) => None,
     };
     let cfg = BenchConfig {
@@ -107,6 +119,7 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
         },
         gradient_checkpointing: !a.no_gradient_checkpointing,
         precision: parse_precision(&a.precision),
+        device: device(a.gpu)?,
     };
     let precision = cfg.precision.effective();
     let r = bench_training(&files, &cfg)?;

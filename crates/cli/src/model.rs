@@ -35,7 +35,8 @@ pub fn resolve_files(name: &str) -> Result<ModelFiles> {
     })
 }
 
-fn device(gpu: bool) -> Result<Device> {
+/// The first CUDA GPU when `gpu`, else the CPU.
+pub fn device(gpu: bool) -> Result<Device> {
     if gpu {
         Device::new_cuda(0).context("opening CUDA device 0 (build with --features cuda)")
     } else {

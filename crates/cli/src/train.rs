@@ -13,7 +13,7 @@ use tuneup_train::{
     Trainable,
 };
 
-use crate::model::{init_threads, resolve_files};
+use crate::model::{device, init_threads, resolve_files};
 
 /// Arguments of `tuneup train`. Flags override the TOML file.
 #[derive(Debug, Args)]
@@ -119,6 +119,9 @@ pub struct TrainArgs {
     /// CPU threads (default: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    /// Train on the first CUDA GPU (needs a build with `--features cuda`).
+    #[arg(long)]
+    pub gpu: bool,
     /// Print the final summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -187,6 +190,7 @@ impl TrainArgs {
         if self.threads.is_some() {
             c.threads = self.threads;
         }
+        c.gpu |= self.gpu;
         if self.early_stopping.is_some() {
             c.early_stopping_patience = self.early_stopping;
         }
@@ -330,7 +334,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut session = Session::prepare(
         config.clone(),
         &files,
-        &LoadOptions::default(),
+        &LoadOptions {
+            device: device(config.gpu)?,
+            ..LoadOptions::default()
+        },
         &train,
         &validation,
     )

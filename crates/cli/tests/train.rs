@@ -398,6 +398,26 @@ fn bad_input_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no model"));
 
     let Some(model) = model() else { return };
+    if !cfg!(feature = "cuda") {
+        let (good, _) = write_data(home.path());
+        let out = tuneup(
+            home.path(),
+            &[
+                "train",
+                "-m",
+                model.to_str().unwrap(),
+                "--train",
+                good.to_str().unwrap(),
+                "--gpu",
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("opening CUDA device 0 (build with --features cuda)"),
+            "--gpu without CUDA says so: {err}"
+        );
+    }
     let bogus = home.path().join("adapter");
     std::fs::create_dir_all(&bogus).unwrap();
     std::fs::write(

@@ -111,8 +111,13 @@ impl Dropout {
         }
     }
 
-    /// The mask as a `(rows, cols)` tensor (composed paths).
+    /// The mask as a `(rows, cols)` tensor (composed paths); on a CUDA GPU
+    /// made there, with the same values.
     pub fn mask(&self, rows: usize, cols: usize, device: &Device) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if let Device::Cuda(d) = device {
+            return crate::cuda_dropout::mask(self, rows, cols, d);
+        }
         let mut m = vec![0f32; rows * cols];
         m.par_chunks_mut(CHUNK)
             .enumerate()

@@ -11,6 +11,8 @@ pub mod attention;
 pub mod bf16_gemm;
 pub mod bf16_linear;
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda_dropout;
 pub mod frozen;
 pub mod frozen_lora;
 pub mod kernels;

@@ -35,6 +35,8 @@ pub struct BenchConfig {
     pub gradient_checkpointing: bool,
     /// Arithmetic of the base products.
     pub precision: Precision,
+    /// Where the model and the batches live (CPU or a CUDA GPU).
+    pub device: candle_core::Device,
 }
 
 /// Measured throughput and memory.
@@ -72,7 +74,7 @@ pub fn bench_training(files: &ModelFiles, cfg: &BenchConfig) -> Result<BenchRepo
         .to_vec(),
         use_rslora: false,
     };
-    let device = candle_core::Device::Cpu;
+    let device = cfg.device.clone();
     let wrapper = Arc::new(LoraWrapper::new(
         lora,
         LoraInit::Fresh { seed: 0 },
@@ -89,6 +91,7 @@ pub fn bench_training(files: &ModelFiles, cfg: &BenchConfig) -> Result<BenchRepo
                 ))
             }
         }),
+        device: device.clone(),
         ..LoadOptions::default()
     };
     let model = load(files, &opts)?;
@@ -128,6 +131,8 @@ pub fn bench_training(files: &ModelFiles, cfg: &BenchConfig) -> Result<BenchRepo
         loss = sum / batch.target_count as f64;
         clip_global_norm(&mut grads, 1.0)?;
         opt.step(&grads, 1e-4)?;
+        // A GPU runs the optimiser's kernels after `step` returns.
+        device.synchronize()?;
         if step > 0 {
             times.push(t.elapsed().as_secs_f64());
         }

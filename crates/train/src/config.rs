@@ -142,6 +142,9 @@ pub struct TrainConfig {
     pub early_stopping_patience: Option<usize>,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
+    /// Train on the first CUDA GPU (a build with `--features cuda`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub gpu: bool,
 }
 
 impl Default for TrainConfig {
@@ -178,6 +181,7 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             early_stopping_patience: None,
             threads: None,
+            gpu: false,
         }
     }
 }
@@ -220,6 +224,7 @@ impl TrainConfig {
         // Where it runs and how often it reports may change on resume.
         c.output_dir = PathBuf::new();
         c.threads = None;
+        c.gpu = false;
         c.force = false;
         c.eval_every = 0;
         c.save_every = 0;
@@ -258,5 +263,18 @@ mod tests {
             ..TrainConfig::default()
         };
         assert_ne!(c.fingerprint(), bf16.fingerprint());
+    }
+
+    #[test]
+    fn the_device_is_not_part_of_the_run() {
+        let gpu: TrainConfig = toml::from_str("model = \"m\"\ngpu = true\n").expect("parses");
+        assert!(gpu.gpu);
+        let cpu = TrainConfig {
+            model: "m".into(),
+            ..TrainConfig::default()
+        };
+        // A run checkpointed on one device resumes on the other.
+        assert_eq!(gpu.fingerprint(), cpu.fingerprint());
+        assert!(!cpu.fingerprint().contains("gpu"));
     }
 }
