@@ -3,9 +3,10 @@
 use candle_core::{DType, Device, Tensor, D};
 use rayon::prelude::*;
 use tuneup_nn::attention::{
-    causal_mask, causal_self_attention, grouped_query_attention_with, round_f16, AttentionPrecision,
+    causal_mask, causal_self_attention, grouped_query_attention_with, packed_self_attention,
+    round_f16, AttentionPrecision,
 };
-use tuneup_nn::{KvCache, LinearRef, RmsNorm, RotaryEmbedding};
+use tuneup_nn::{KvCache, LinearRef, RmsNorm, RotaryEmbedding, Segments};
 
 use crate::config::{Activation, DecoderConfig};
 use crate::error::{Error, Result};
@@ -45,6 +46,14 @@ pub enum GateUpProjection {
     },
     /// One projection whose output is `[gate | up]`.
     Fused(LinearRef),
+}
+
+/// Which keys the queries of a pass see: the additive `mask` (causal), or
+/// for packed training rows their own example's (`segments`).
+#[derive(Clone, Copy)]
+struct Mask<'a> {
+    mask: Option<&'a Tensor>,
+    segments: Option<&'a Segments>,
 }
 
 /// One pre-norm transformer block.
@@ -413,12 +422,15 @@ impl Decoder {
 
     /// Runs layer `index` over whole sequences `x` `(batch, seq, hidden)`
     /// without a cache; `mask` is [`Decoder::causal_mask`] of the sequence
-    /// length (or `None` for one token). Differentiable.
+    /// length (or `None` for one token). With `segments` (packed rows) each
+    /// token attends only to its own example and `mask` is not used.
+    /// Differentiable.
     pub fn layer_forward_full(
         &self,
         index: usize,
         x: &Tensor,
         mask: Option<&Tensor>,
+        segments: Option<&Segments>,
     ) -> Result<Tensor> {
         let layer = self.layers.get(index).ok_or_else(|| {
             Error::Tensor(candle_core::Error::Msg(format!(
@@ -426,7 +438,7 @@ impl Decoder {
                 self.layers.len()
             )))
         })?;
-        self.layer_forward(layer, x, 0, mask, None)
+        self.layer_forward(layer, x, 0, Mask { mask, segments }, None)
     }
 
     /// The additive causal mask for `seq` tokens from position 0, or `None`
@@ -458,7 +470,11 @@ impl Decoder {
         };
         for (i, layer) in self.layers.iter().enumerate() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
-            x = self.layer_forward(layer, &x, offset, mask.as_ref(), cache)?;
+            let mask = Mask {
+                mask: mask.as_ref(),
+                segments: None,
+            };
+            x = self.layer_forward(layer, &x, offset, mask, cache)?;
         }
         Ok(self.norm.forward(&x)?)
     }
@@ -468,7 +484,7 @@ impl Decoder {
         layer: &DecoderLayer,
         x: &Tensor,
         offset: usize,
-        mask: Option<&Tensor>,
+        mask: Mask<'_>,
         cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
         let h = layer.attn_norm.forward(x)?;
@@ -574,7 +590,7 @@ impl Decoder {
         layer: &DecoderLayer,
         h: &Tensor,
         offset: usize,
-        mask: Option<&Tensor>,
+        Mask { mask, segments }: Mask<'_>,
         cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
         let (b, seq, _) = h.dims3()?;
@@ -613,6 +629,9 @@ impl Decoder {
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
             Tensor::cat(&rows, 2)?
+        } else if let (Some(segments), false, 0) = (segments, cached, offset) {
+            // Packed training rows: each example sees only itself.
+            packed_self_attention(&q, &k, &v, segments, scale)?
         } else if !cached && offset == 0 {
             // Whole sequences without a cache (training, scoring): `mask` is
             // the causal mask from position 0. In a training graph this is

@@ -1,9 +1,12 @@
 //! Scaled dot-product attention with grouped key/value heads.
 
+use std::sync::Arc;
+
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
+use crate::segments::Segments;
 use crate::sgemm::{self, MatRef};
 use crate::vmath;
 use crate::Result;
@@ -55,8 +58,9 @@ pub fn round_f16(t: &Tensor) -> Result<Tensor> {
 ///
 /// The query heads that share a key/value head are folded into the sequence
 /// axis, so keys and values are never copied per query head. `mask` is an
-/// additive `(seq, len)` mask (see [`causal_mask`]) or `None` when every
-/// query may see every key (a single decoded token).
+/// additive `(seq, len)` mask (see [`causal_mask`]), one `(b, seq, len)`
+/// mask per sequence (see [`Segments::mask`]), or `None` when every query
+/// may see every key (a single decoded token).
 pub fn grouped_query_attention(
     q: &Tensor,
     k: &Tensor,
@@ -88,7 +92,12 @@ pub fn grouped_query_attention_with(
     let q = q.contiguous()?.reshape((b, kv_heads, rep * seq, d))?;
     let mut att = (q.matmul(&k.t()?)? * scale)?;
     if let Some(mask) = mask {
-        let mask = if rep > 1 {
+        let mask = if mask.rank() == 3 {
+            // One mask per sequence (packed rows): `(b, 1, rep·seq, len)`.
+            mask.unsqueeze(1)?
+                .broadcast_as((b, rep, seq, len))?
+                .reshape((b, 1, rep * seq, len))?
+        } else if rep > 1 {
             mask.unsqueeze(0)?
                 .broadcast_as((rep, seq, len))?
                 .reshape((rep * seq, len))?
@@ -123,22 +132,72 @@ pub fn causal_self_attention(
     mask: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor> {
-    let (_, heads, seq, d) = q.dims4()?;
-    let (_, kv_heads, len, _) = k.dims4()?;
-    let training = [q, k, v].iter().any(|t| t.track_op()) && all_cpu_f32(&[q, k, v]);
+    let seq = q.dims4()?.2;
+    let len = k.dims4()?.2;
     let causal = mask.is_some_and(|m| m.dims() == [seq, len]) || seq == 1;
-    if training && causal && len == seq && heads.is_multiple_of(kv_heads) {
-        return q.contiguous()?.apply_op3(
-            &k.contiguous()?,
-            &v.contiguous()?,
-            CausalAttentionOp {
-                scale: scale as f32,
-                rep: heads / kv_heads,
-                head_dim: d,
-            },
-        );
+    if training_op_applies(q, k, v) && causal {
+        return apply_training_op(q, k, v, scale, None);
     }
     grouped_query_attention(q, k, v, mask, scale)
+}
+
+/// [`causal_self_attention`] over packed rows: each token attends only to
+/// the earlier tokens of its own example (`segments`). On the CPU in
+/// training the same op with the example starts; elsewhere the composed
+/// attention with [`Segments::mask`].
+pub fn packed_self_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    segments: &Segments,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, _, seq, _) = q.dims4()?;
+    if (segments.rows(), segments.seq()) != (b, seq) {
+        candle_core::bail!(
+            "packed attention: segments of {}×{} tokens for queries {:?}",
+            segments.rows(),
+            segments.seq(),
+            q.dims()
+        );
+    }
+    if training_op_applies(q, k, v) {
+        return apply_training_op(q, k, v, scale, Some(segments.shared_starts()));
+    }
+    grouped_query_attention(q, k, v, Some(&segments.mask(q.device())?), scale)
+}
+
+/// Whether the fused training op takes these inputs: part of a graph, f32
+/// on the CPU, whole sequences, key/value heads shared evenly.
+fn training_op_applies(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
+    let (Ok((_, heads, seq, _)), Ok((_, kv_heads, len, _))) = (q.dims4(), k.dims4()) else {
+        return false;
+    };
+    [q, k, v].iter().any(|t| t.track_op())
+        && all_cpu_f32(&[q, k, v])
+        && len == seq
+        && heads.is_multiple_of(kv_heads)
+}
+
+fn apply_training_op(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    starts: Option<Arc<[u32]>>,
+) -> Result<Tensor> {
+    let (_, heads, _, d) = q.dims4()?;
+    let (_, kv_heads, _, _) = k.dims4()?;
+    q.contiguous()?.apply_op3(
+        &k.contiguous()?,
+        &v.contiguous()?,
+        CausalAttentionOp {
+            scale: scale as f32,
+            rep: heads / kv_heads,
+            head_dim: d,
+            starts,
+        },
+    )
 }
 
 /// `softmax(q kᵀ·scale + causal mask)·v` over q `(b, heads, seq, d)` and
@@ -147,11 +206,13 @@ pub fn causal_self_attention(
 /// key/value head are folded into rows, so the key and value gradients sum
 /// over them. Each (sequence, key/value head) group is one task of the
 /// rayon pool running its products serially; the backward pass recomputes
-/// the attention weights.
+/// the attention weights. With `starts` (packed rows, `(b, seq)` example
+/// starts) a query sees only the keys of its own example.
 struct CausalAttentionOp {
     scale: f32,
     rep: usize,
     head_dim: usize,
+    starts: Option<Arc<[u32]>>,
 }
 
 /// Shapes of one call: `groups` = batch · kv_heads, each with `rows` =
@@ -159,6 +220,7 @@ struct CausalAttentionOp {
 #[derive(Clone, Copy)]
 struct Groups {
     groups: usize,
+    kv_heads: usize,
     rows: usize,
     seq: usize,
     d: usize,
@@ -180,23 +242,36 @@ impl CausalAttentionOp {
                 v.dims()
             );
         }
+        if self.starts.as_ref().is_some_and(|s| s.len() != b * seq) {
+            candle_core::bail!(
+                "causal-attention-train: example starts do not fit q {:?}",
+                q.dims()
+            );
+        }
         Ok(Groups {
             groups: b * kvh,
+            kv_heads: kvh,
             rows: self.rep * seq,
             seq,
             d,
         })
     }
 
-    /// Attention weights `(rows, seq)` of one group's folded queries.
-    fn weights(&self, g: Groups, q: &[f32], k: &[f32]) -> Result<Vec<f32>> {
+    /// Attention weights `(rows, seq)` of group `group`'s folded queries.
+    fn weights(&self, g: Groups, group: usize, q: &[f32], k: &[f32]) -> Result<Vec<f32>> {
         let mut p = vec![0f32; g.rows * g.seq];
         sgemm::matmul_serial(
             MatRef::new(q, g.rows, g.d)?,
             MatRef::new(k, g.seq, g.d)?.t(),
             &mut p,
         )?;
-        causal_softmax_rows(&mut p, g.seq, self.scale);
+        match &self.starts {
+            Some(starts) => {
+                let row = group / g.kv_heads;
+                packed_softmax_rows(&mut p, &starts[row * g.seq..][..g.seq], self.scale);
+            }
+            None => causal_softmax_rows(&mut p, g.seq, self.scale),
+        }
         Ok(p)
     }
 }
@@ -224,7 +299,7 @@ impl CustomOp3 for CausalAttentionOp {
         out.par_chunks_mut(qn)
             .enumerate()
             .try_for_each(|(i, o)| -> Result<()> {
-                let p = self.weights(g, &q[i * qn..][..qn], &k[i * kn..][..kn])?;
+                let p = self.weights(g, i, &q[i * qn..][..qn], &k[i * kn..][..kn])?;
                 sgemm::matmul_serial(
                     MatRef::new(&p, g.rows, g.seq)?,
                     MatRef::new(&v[i * kn..][..kn], g.seq, g.d)?,
@@ -263,7 +338,7 @@ impl CustomOp3 for CausalAttentionOp {
                                 let ki = MatRef::new(&ks[i * kn..][..kn], g.seq, g.d)?;
                                 let vi = MatRef::new(&vs[i * kn..][..kn], g.seq, g.d)?;
                                 let gi = MatRef::new(&gs[i * qn..][..qn], g.rows, g.d)?;
-                                let p = self.weights(g, qi.data(), ki.data())?;
+                                let p = self.weights(g, i, qi.data(), ki.data())?;
                                 let pm = MatRef::new(&p, g.rows, g.seq)?;
                                 sgemm::matmul_serial(pm.t(), gi, dv)?;
                                 // ∂scores·scale, computed in place over ∂p = ∂o·vᵀ.
@@ -294,6 +369,24 @@ crate::dispatch! {
     fn causal_softmax_rows(p: &mut [f32], seq: usize, scale: f32) {
         for (r, row) in p.chunks_mut(seq).enumerate() {
             let (live, masked) = row.split_at_mut(r % seq + 1);
+            let max = vmath::max(live);
+            let inv = 1.0 / vmath::exp_in_place(live, max, scale);
+            live.iter_mut().for_each(|x| *x *= inv);
+            masked.fill(0.0);
+        }
+    }
+}
+
+crate::dispatch! {
+    /// [`causal_softmax_rows`] for packed rows: row `r`'s query at position
+    /// `i = r % seq` sees the keys `starts[i] ..= i` (its own example).
+    fn packed_softmax_rows(p: &mut [f32], starts: &[u32], scale: f32) {
+        let seq = starts.len();
+        for (r, row) in p.chunks_mut(seq).enumerate() {
+            let i = r % seq;
+            let (before, rest) = row.split_at_mut(starts[i] as usize);
+            let (live, masked) = rest.split_at_mut(i + 1 - before.len());
+            before.fill(0.0);
             let max = vmath::max(live);
             let inv = 1.0 / vmath::exp_in_place(live, max, scale);
             live.iter_mut().for_each(|x| *x *= inv);
@@ -366,6 +459,57 @@ mod tests {
                 1e-5,
             )?;
         }
+        Ok(())
+    }
+
+    /// Packed rows: the training op agrees with the composed attention
+    /// under the per-row mask, gradients included.
+    #[test]
+    fn packed_training_op_matches_composed_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, h, kvh, s, d) = (2, 6, 2, 7, 8);
+        let segments = Segments::from_boundaries(&[&[3, 5], &[]], s)?;
+        let mask = segments.mask(&dev)?;
+        let q = Tensor::randn(0f32, 1.0, (b, h, s, d), &dev)?;
+        let k = Tensor::randn(0f32, 1.0, (b, kvh, s, d), &dev)?;
+        let v = Tensor::randn(0f32, 1.0, (b, kvh, s, d), &dev)?;
+        assert_agree(
+            &[q, k, v],
+            &|t: &[Tensor]| packed_self_attention(&t[0], &t[1], &t[2], &segments, 0.35),
+            &|t: &[Tensor]| grouped_query_attention(&t[0], &t[1], &t[2], Some(&mask), 0.35),
+            1e-5,
+        )
+    }
+
+    /// A packed example's outputs are those of the example alone.
+    #[test]
+    fn packed_examples_do_not_see_each_other() -> Result<()> {
+        let dev = Device::Cpu;
+        let (h, kvh, s, d) = (4, 2, 6, 8);
+        let segments = Segments::from_boundaries(&[&[2]], s)?;
+        let q = Tensor::randn(0f32, 1.0, (1, h, s, d), &dev)?;
+        let k = Tensor::randn(0f32, 1.0, (1, kvh, s, d), &dev)?;
+        let v = Tensor::randn(0f32, 1.0, (1, kvh, s, d), &dev)?;
+        let tracked = |t: &Tensor| -> Result<Tensor> {
+            Ok(candle_core::Var::from_tensor(t)?.as_tensor().clone())
+        };
+        let (qt, kt, vt) = (tracked(&q)?, tracked(&k)?, tracked(&v)?);
+        let packed = packed_self_attention(&qt, &kt, &vt, &segments, 0.35)?;
+        let mut alone = Vec::new();
+        for (start, len) in [(0, 2), (2, 4)] {
+            let part = |t: &Tensor| t.narrow(2, start, len);
+            let mask = causal_mask(len, 0, &dev)?;
+            alone.push(grouped_query_attention(
+                &part(&q)?,
+                &part(&k)?,
+                &part(&v)?,
+                Some(&mask),
+                0.35,
+            )?);
+        }
+        let alone = Tensor::cat(&alone, 2)?;
+        let diff = (packed - alone)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "diff {diff}");
         Ok(())
     }
 

@@ -21,6 +21,7 @@ pub mod linear;
 pub mod loss;
 pub mod norm;
 pub mod rope;
+pub mod segments;
 pub mod sgemm;
 pub mod swiglu;
 pub mod trained_matmul;
@@ -30,6 +31,7 @@ pub use kv_cache::KvCache;
 pub use linear::{DenseLinear, Linear, LinearRef, QuantLinear};
 pub use norm::RmsNorm;
 pub use rope::{RopeLayout, RotaryEmbedding};
+pub use segments::Segments;
 
 /// Results of this crate use candle's error type: every failure here is a
 /// tensor-level failure (shape, dtype, device).

@@ -105,6 +105,7 @@ pub fn bench_training(files: &ModelFiles, cfg: &BenchConfig) -> Result<BenchRepo
                 })
                 .collect(),
             target: vec![true; cfg.seq],
+            boundaries: Vec::new(),
         })
         .collect();
     let refs: Vec<&Example> = examples.iter().collect();

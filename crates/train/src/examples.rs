@@ -5,6 +5,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tuneup_nn::Segments;
 use tuneup_tokenize::{ChatTemplate, Tokenizer};
 
 use crate::error::{Error, Result};
@@ -28,6 +29,10 @@ pub struct Example {
     pub ids: Vec<u32>,
     /// Loss mask, same length as `ids`.
     pub target: Vec<bool>,
+    /// Packed rows: the positions (rising, after 0) where a later example
+    /// begins; its tokens attend only to their own example. Empty for one
+    /// example per row.
+    pub boundaries: Vec<u32>,
 }
 
 impl Example {
@@ -136,7 +141,11 @@ impl<'a> ChatEncoder<'a> {
                 }
             }
         }
-        Ok(Example { ids, target })
+        Ok(Example {
+            ids,
+            target,
+            boundaries: Vec::new(),
+        })
     }
 }
 
@@ -154,6 +163,8 @@ pub struct Batch {
     pub target_count: usize,
     /// Real (non-padding) tokens.
     pub token_count: usize,
+    /// Packed rows' example boundaries (`None` when every row is one example).
+    pub segments: Option<Segments>,
 }
 
 impl Batch {
@@ -181,37 +192,45 @@ impl Batch {
             }
         }
         let target_count = targets.len();
+        let segments = if examples.iter().any(|e| !e.boundaries.is_empty()) {
+            let rows: Vec<&[u32]> = examples.iter().map(|e| e.boundaries.as_slice()).collect();
+            Some(Segments::from_boundaries(&rows, len)?)
+        } else {
+            None
+        };
         Ok(Self {
             ids: Tensor::from_vec(ids, (examples.len(), len), device)?,
             positions: Tensor::from_vec(positions, target_count, device)?,
             targets: Tensor::from_vec(targets, target_count, device)?,
             target_count,
             token_count,
+            segments,
         })
     }
 }
 
 /// Concatenates examples into rows of exactly `len` tokens (the last row may
 /// be shorter); an example that does not fit continues on the next row.
-/// Attention is not masked between packed examples (as TRL's packing).
+/// Each row records where its later examples begin, so attention stays
+/// within an example (as an unpacked batch computes it), and an example's
+/// first token is never a target (nothing before it in its example predicts it).
 pub fn pack(examples: &[Example], len: usize) -> Vec<Example> {
-    let mut rows = Vec::new();
-    let mut cur = Example {
+    let empty = || Example {
         ids: Vec::with_capacity(len),
         target: Vec::with_capacity(len),
+        boundaries: Vec::new(),
     };
+    let mut rows = Vec::new();
+    let mut cur = empty();
     for e in examples {
-        for (&id, &t) in e.ids.iter().zip(&e.target) {
+        for (i, (&id, &t)) in e.ids.iter().zip(&e.target).enumerate() {
+            if i == 0 && !cur.ids.is_empty() {
+                cur.boundaries.push(cur.ids.len() as u32);
+            }
             cur.ids.push(id);
-            cur.target.push(t);
+            cur.target.push(t && i > 0);
             if cur.ids.len() == len {
-                rows.push(std::mem::replace(
-                    &mut cur,
-                    Example {
-                        ids: Vec::with_capacity(len),
-                        target: Vec::with_capacity(len),
-                    },
-                ));
+                rows.push(std::mem::replace(&mut cur, empty()));
             }
         }
     }
@@ -239,6 +258,7 @@ mod tests {
         Example {
             ids: ids.to_vec(),
             target: target.to_vec(),
+            boundaries: Vec::new(),
         }
     }
 
@@ -261,8 +281,20 @@ mod tests {
         let rows = pack(&[a, b], 4);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].ids, vec![1, 2, 3, 4]);
+        assert_eq!(rows[0].boundaries, vec![3]);
+        assert_eq!(rows[0].target, vec![false, true, true, false]);
         assert_eq!(rows[1].ids, vec![5, 6, 7]);
+        assert!(
+            rows[1].boundaries.is_empty(),
+            "a continued example starts its row"
+        );
         assert_eq!(rows[1].target, vec![false, true, true]);
+        let all = ex(&[8, 9], &[true, true]);
+        let rows = pack(&[all.clone(), all], 8);
+        assert_eq!(rows[0].target, vec![false, true, false, true]);
+        let batch = Batch::new(&[&rows[0]], 0, &Device::Cpu).unwrap();
+        let segments = batch.segments.expect("a packed row has segments");
+        assert_eq!(segments.row_starts(0), &[0, 0, 2, 2]);
     }
 
     #[test]

@@ -56,7 +56,11 @@ pub fn eval_loss(decoder: &Decoder, batch: &Batch) -> Result<f64> {
     let mask = decoder.causal_mask(len)?;
     let mut x = tracked(decoder.embed(&batch.ids)?)?;
     for i in 0..decoder.layers().len() {
-        x = tracked(decoder.layer_forward_full(i, &x, mask.as_ref())?.detach())?;
+        x = tracked(
+            decoder
+                .layer_forward_full(i, &x, mask.as_ref(), batch.segments.as_ref())?
+                .detach(),
+        )?;
     }
     let rows = target_rows(decoder, &x, batch)?;
     let mut total = 0f64;
@@ -124,7 +128,7 @@ fn whole_graph(
     let mask = decoder.causal_mask(len)?;
     let mut x = first_input(decoder, &batch.ids)?;
     for i in 0..decoder.layers().len() {
-        x = decoder.layer_forward_full(i, &x, mask.as_ref())?;
+        x = decoder.layer_forward_full(i, &x, mask.as_ref(), batch.segments.as_ref())?;
     }
     let rows = target_rows(decoder, &x, batch)?;
     let loss = chunk_loss(decoder, &rows, &batch.targets)?;
@@ -150,7 +154,7 @@ fn checkpointed(
     inputs.push(embedded.detach());
     for i in 0..layers {
         let x = tracked(inputs[i].clone())?;
-        let y = decoder.layer_forward_full(i, &x, mask.as_ref())?;
+        let y = decoder.layer_forward_full(i, &x, mask.as_ref(), batch.segments.as_ref())?;
         inputs.push(y.detach());
     }
     // Head: loss chunk by chunk, gradient with respect to the last layer's output.
@@ -178,7 +182,12 @@ fn checkpointed(
     };
     for i in (0..layers).rev() {
         let input = Var::from_tensor(&inputs[i])?;
-        let y = decoder.layer_forward_full(i, input.as_tensor(), mask.as_ref())?;
+        let y = decoder.layer_forward_full(
+            i,
+            input.as_tensor(),
+            mask.as_ref(),
+            batch.segments.as_ref(),
+        )?;
         let surrogate = (y * &g)?.sum_all()?;
         let store = surrogate.backward()?;
         accumulate(grads, params, &store)?;
