@@ -112,7 +112,9 @@ impl Session {
         let order = QkRowOrder::of(&model.model.decoder);
         let encoder = ChatEncoder::new(&model.tokenizer, model.template.as_ref());
         let mut too_long = 0;
-        let mut encode_all = |records: &[TrainRecord]| -> Result<Vec<Example>> {
+        // Validation records are never packed: their loss is each record's
+        // own, comparable across runs with and without packing.
+        let mut encode_all = |records: &[TrainRecord], packed: bool| -> Result<Vec<Example>> {
             let mut out = Vec::with_capacity(records.len());
             for (i, r) in records.iter().enumerate() {
                 let e = encoder
@@ -123,7 +125,7 @@ impl Session {
                     })?;
                 // Cutting a conversation would usually cut away the answer:
                 // longer records are left out (and counted) unless packed.
-                if !config.packing && e.ids.len() > config.max_seq_len {
+                if !packed && e.ids.len() > config.max_seq_len {
                     too_long += 1;
                     continue;
                 }
@@ -131,14 +133,13 @@ impl Session {
             }
             Ok(out)
         };
-        let mut train_ex = encode_all(train)?;
-        let mut val_ex = encode_all(validation)?;
+        let mut train_ex = encode_all(train, config.packing)?;
+        let mut val_ex = encode_all(validation, false)?;
         if config.eval_max_records > 0 {
             val_ex.truncate(config.eval_max_records);
         }
         if config.packing {
             train_ex = pack(&train_ex, config.max_seq_len);
-            val_ex = pack(&val_ex, config.max_seq_len);
         }
         train_ex.retain(|e| e.target_count() > 0);
         if train_ex.is_empty() {

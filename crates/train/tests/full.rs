@@ -297,3 +297,47 @@ fn models_above_the_limit_are_refused_without_force() {
         "{err}"
     );
 }
+
+/// With packing, training rows hold several records each (with their
+/// boundaries), and the validation loss is that of the unpacked records.
+#[test]
+fn packing_fills_rows_and_leaves_validation_alone() {
+    use tuneup_train::{Method, Session, TrainConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_tiny_gguf(&path, &spec(true)).unwrap();
+    let files = ModelFiles::Gguf(path.clone());
+    let session = |packing: bool| {
+        let config = TrainConfig {
+            model: path.display().to_string(),
+            train_file: "train.jsonl".into(),
+            output_dir: dir.path().join("out"),
+            method: Method::Qlora,
+            // Each record is 57 tokens: rows of 128 hold two and a part.
+            max_seq_len: 128,
+            packing,
+            ..TrainConfig::default()
+        };
+        Session::prepare(
+            config,
+            &files,
+            &LoadOptions::default(),
+            &records(),
+            &records(),
+        )
+        .unwrap()
+    };
+    let (plain, packed) = (session(false), session(true));
+    assert_eq!(plain.train_examples().len(), records().len());
+    assert_eq!(
+        packed.train_examples().len(),
+        3,
+        "6 × 57 tokens in rows of 128"
+    );
+    assert_eq!(packed.train_examples()[0].boundaries, vec![57, 114]);
+    let (a, b) = (
+        plain.validation_loss().unwrap().unwrap(),
+        packed.validation_loss().unwrap().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-6 * a.abs(), "validation loss {a} vs {b}");
+}
