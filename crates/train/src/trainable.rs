@@ -141,9 +141,10 @@ impl tuneup_models::LinearWrapper for DequantizeBase {
 }
 
 /// How the loader prepares each base layer before the LoRA wrapper sees it:
-/// `method = "lora"` expands quantized layers to dense f32, and bf16
-/// precision packs every frozen layer (the output head too) for the bf16
-/// GEMM.
+/// bf16 precision packs every frozen layer (the output head too) for the
+/// bf16 GEMM; `method = "lora"` expands quantized layers to dense f32 where
+/// they are not packed (a packed layer's bf16 copy is made from the same
+/// dequantized values, so an f32 copy beside it would only take memory).
 struct AdapterBase {
     lora: Arc<LoraWrapper>,
     dequantize: bool,
@@ -151,13 +152,16 @@ struct AdapterBase {
 }
 
 impl tuneup_models::LinearWrapper for AdapterBase {
-    fn wrap(&self, module: &str, mut base: LinearRef) -> tuneup_models::Result<LinearRef> {
-        if self.dequantize {
-            base = dense_base(base)?;
-        }
-        if self.bf16 {
-            base = Bf16FrozenLinear::pack_or_keep(base)?;
-        }
+    fn wrap(&self, module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
+        let packed = match self.bf16 {
+            true => Bf16FrozenLinear::pack(base.clone())?,
+            false => None,
+        };
+        let base: LinearRef = match packed {
+            Some(packed) => Arc::new(packed),
+            None if self.dequantize => dense_base(base)?,
+            None => base,
+        };
         self.lora.wrap(module, base)
     }
 }
