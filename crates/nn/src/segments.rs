@@ -1,7 +1,7 @@
 //! Packed rows: several examples concatenated in one training row, each
 //! attending only to its own earlier tokens.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Tensor};
 
@@ -11,11 +11,19 @@ use crate::Result;
 /// tokens: position `i` of a row may attend to positions `start(i) ..= i`.
 /// RoPE needs no reset: within one example the query–key angles depend only
 /// on the distance, which packing does not change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Segments {
     starts: Arc<[u32]>,
     rows: usize,
     seq: usize,
+    /// The last [`Segments::mask`], reused by every layer of a pass.
+    mask: Arc<Mutex<Option<Tensor>>>,
+}
+
+impl PartialEq for Segments {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.starts, self.rows, self.seq) == (&other.starts, other.rows, other.seq)
+    }
 }
 
 impl Segments {
@@ -42,6 +50,7 @@ impl Segments {
             starts: starts.into(),
             rows: boundaries.len(),
             seq,
+            mask: Arc::default(),
         })
     }
 
@@ -65,8 +74,18 @@ impl Segments {
     }
 
     /// The additive mask `(rows, seq, seq)`: 0 where a query may look,
-    /// `-inf` where it may not.
+    /// `-inf` where it may not. Made once per device and kept.
     pub fn mask(&self, device: &Device) -> Result<Tensor> {
+        let mut cached = self.mask.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cached.as_ref().filter(|m| m.device().same_device(device)) {
+            return Ok(m.clone());
+        }
+        let m = self.build_mask(device)?;
+        *cached = Some(m.clone());
+        Ok(m)
+    }
+
+    fn build_mask(&self, device: &Device) -> Result<Tensor> {
         let mut m = vec![f32::NEG_INFINITY; self.rows * self.seq * self.seq];
         for (r, rows) in m.chunks_mut(self.seq * self.seq).enumerate() {
             let starts = self.row_starts(r);
