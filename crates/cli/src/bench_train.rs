@@ -37,6 +37,9 @@ pub struct TrainBenchArgs {
     /// Keep activations instead of recomputing them.
     #[arg(long)]
     pub no_gradient_checkpointing: bool,
+    /// With recomputation: the first N layers keep their activations.
+    #[arg(long, default_value_t = 0)]
+    pub keep_layers: usize,
     /// Products with the frozen base: `auto` (bf16 where the CPU has
     /// AVX512-BF16), `bf16` or `f32`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bf16", "f32"])]
@@ -118,6 +121,7 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
             Method::Qlora
         },
         gradient_checkpointing: !a.no_gradient_checkpointing,
+        keep_layers: a.keep_layers,
         precision: parse_precision(&a.precision),
         device: device(a.gpu)?,
     };
@@ -134,7 +138,7 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
             "{}",
             serde_json::json!({"tuneup": r, "peft": peft, "speed_ratio": ratio.map(|x| x.0), "memory_ratio": ratio.map(|x| x.1),
                 "model": a.model, "batch": a.batch, "seq": a.seq, "rank": a.rank, "threads": a.threads, "method": a.method,
-                "gradient_checkpointing": cfg.gradient_checkpointing, "precision": precision})
+                "gradient_checkpointing": cfg.gradient_checkpointing, "keep_layers": cfg.keep_layers, "precision": precision})
         );
         return Ok(());
     }
@@ -146,10 +150,10 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
         a.rank,
         a.threads,
         a.method,
-        if cfg.gradient_checkpointing {
-            " + recomputation"
-        } else {
-            ""
+        match (cfg.gradient_checkpointing, cfg.keep_layers) {
+            (false, _) => String::new(),
+            (true, 0) => " + recomputation".into(),
+            (true, n) => format!(" + recomputation after the first {n} layers"),
         }
     );
     println!("| trainer | tokens/s | s/step | peak RSS (MiB) |");

@@ -95,6 +95,10 @@ pub struct TrainArgs {
     /// Keep every activation instead of recomputing (faster, more memory).
     #[arg(long)]
     pub no_gradient_checkpointing: bool,
+    /// With recomputation: the first N layers keep their activations
+    /// (faster, more memory).
+    #[arg(long)]
+    pub keep_layers: Option<usize>,
     /// Pack examples into full rows of max-seq-len.
     #[arg(long)]
     pub packing: bool,
@@ -237,6 +241,9 @@ impl TrainArgs {
         }
         if self.no_gradient_checkpointing {
             c.gradient_checkpointing = false;
+        }
+        if let Some(n) = self.keep_layers {
+            c.keep_layers = n;
         }
         if self.packing {
             c.packing = true;

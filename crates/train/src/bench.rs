@@ -15,7 +15,7 @@ use crate::examples::{Batch, Example};
 use crate::lora::{LoraConfig, LoraInit, LoraWrapper};
 use crate::metrics::memory_mib;
 use crate::optim::{clip_global_norm, AdamW, AdamWConfig};
-use crate::step::accumulate_gradients;
+use crate::step::accumulate_gradients_keeping;
 use crate::trainable::adapter_wrapper;
 
 /// What to measure.
@@ -33,6 +33,8 @@ pub struct BenchConfig {
     pub method: Method,
     /// Activation recomputation.
     pub gradient_checkpointing: bool,
+    /// With recomputation, layers that keep their activations instead.
+    pub keep_layers: usize,
     /// Arithmetic of the base products.
     pub precision: Precision,
     /// Where the model and the batches live (CPU or a CUDA GPU).
@@ -120,12 +122,15 @@ pub fn bench_training(files: &ModelFiles, cfg: &BenchConfig) -> Result<BenchRepo
         let t = Instant::now();
         let mut grads: HashMap<String, Tensor> = HashMap::new();
         let sum = switch.training(step as u64, || {
-            accumulate_gradients(
+            accumulate_gradients_keeping(
                 &model.decoder,
                 &batch,
                 &params,
                 1.0 / batch.target_count as f64,
-                cfg.gradient_checkpointing,
+                match cfg.gradient_checkpointing {
+                    true => cfg.keep_layers,
+                    false => usize::MAX,
+                },
                 &mut grads,
             )
         })?;

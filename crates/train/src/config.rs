@@ -71,6 +71,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Everything a run needs. Every field has a default except the model and
 /// the training file; see `docs/training.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +128,10 @@ pub struct TrainConfig {
     pub max_grad_norm: f64,
     /// Recompute activations in the backward pass (less memory, ~⅓ more compute).
     pub gradient_checkpointing: bool,
+    /// With recomputation: the first N layers keep their activations
+    /// instead (faster, more memory; the same gradients).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub keep_layers: usize,
     /// Concatenate examples into full rows of `max_seq_len`.
     pub packing: bool,
     /// Loss on assistant tokens only, or on all tokens.
@@ -172,6 +180,7 @@ impl Default for TrainConfig {
             max_seq_len: 1024,
             max_grad_norm: 1.0,
             gradient_checkpointing: true,
+            keep_layers: 0,
             packing: false,
             loss_on: LossOn::Assistant,
             seed: 42,
@@ -225,6 +234,7 @@ impl TrainConfig {
         c.output_dir = PathBuf::new();
         c.threads = None;
         c.gpu = false;
+        c.keep_layers = 0;
         c.force = false;
         c.eval_every = 0;
         c.save_every = 0;

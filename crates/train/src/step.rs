@@ -107,13 +107,30 @@ pub fn accumulate_gradients(
     recompute: bool,
     grads: &mut HashMap<String, Tensor>,
 ) -> Result<f64> {
+    let kept = if recompute { 0 } else { usize::MAX };
+    accumulate_gradients_keeping(decoder, batch, params, weight, kept, grads)
+}
+
+/// [`accumulate_gradients`] with recomputation for all but the first
+/// `kept_layers` layers, whose activations are kept instead: each kept
+/// layer saves its share of the recomputation pass and holds its
+/// activations until the backward pass (0 recomputes every layer; the
+/// layer count or more, none). The gradients are the same either way.
+pub fn accumulate_gradients_keeping(
+    decoder: &Decoder,
+    batch: &Batch,
+    params: &[(String, Var)],
+    weight: f64,
+    kept_layers: usize,
+    grads: &mut HashMap<String, Tensor>,
+) -> Result<f64> {
     if batch.target_count == 0 {
         return Ok(0.0);
     }
-    if recompute {
-        checkpointed(decoder, batch, params, weight, grads)
-    } else {
+    if kept_layers >= decoder.layers().len() {
         whole_graph(decoder, batch, params, weight, grads)
+    } else {
+        checkpointed(decoder, batch, params, weight, kept_layers, grads)
     }
 }
 
@@ -143,18 +160,30 @@ fn checkpointed(
     batch: &Batch,
     params: &[(String, Var)],
     weight: f64,
+    kept: usize,
     grads: &mut HashMap<String, Tensor>,
 ) -> Result<f64> {
     let (_, len) = batch.ids.dims2()?;
     let mask = decoder.causal_mask(len)?;
     let layers = decoder.layers().len();
-    // Forward: keep only each layer's input.
+    // Forward: the first `kept` layers as one graph, then only each layer's input.
     let mut inputs = Vec::with_capacity(layers + 1);
     let embedded = decoder.embed(&batch.ids)?;
     inputs.push(embedded.detach());
-    for i in 0..layers {
+    let segments = batch.segments.as_ref();
+    let mut block = None;
+    if kept > 0 {
+        let block_in = Var::from_tensor(&inputs[0])?;
+        let mut out = block_in.as_tensor().clone();
+        for i in 0..kept {
+            out = decoder.layer_forward_full(i, &out, mask.as_ref(), segments)?;
+            inputs.push(out.detach());
+        }
+        block = Some((block_in, out));
+    }
+    for i in kept..layers {
         let x = tracked(inputs[i].clone())?;
-        let y = decoder.layer_forward_full(i, &x, mask.as_ref(), batch.segments.as_ref())?;
+        let y = decoder.layer_forward_full(i, &x, mask.as_ref(), segments)?;
         inputs.push(y.detach());
     }
     // Head: loss chunk by chunk, gradient with respect to the last layer's output.
@@ -180,14 +209,9 @@ fn checkpointed(
     let Some(mut g) = upstream else {
         return Ok(total);
     };
-    for i in (0..layers).rev() {
+    for i in (kept..layers).rev() {
         let input = Var::from_tensor(&inputs[i])?;
-        let y = decoder.layer_forward_full(
-            i,
-            input.as_tensor(),
-            mask.as_ref(),
-            batch.segments.as_ref(),
-        )?;
+        let y = decoder.layer_forward_full(i, input.as_tensor(), mask.as_ref(), segments)?;
         let surrogate = (y * &g)?.sum_all()?;
         let store = surrogate.backward()?;
         accumulate(grads, params, &store)?;
@@ -198,6 +222,15 @@ fn checkpointed(
             };
         }
         inputs.truncate(i + 1);
+    }
+    if let Some((block_in, block_out)) = block {
+        // The kept layers: one backward pass through their graph.
+        let store = (block_out * &g)?.sum_all()?.backward()?;
+        accumulate(grads, params, &store)?;
+        match store.get(block_in.as_tensor()) {
+            Some(gx) => g = gx.detach(),
+            None => return Ok(total),
+        }
     }
     if embedded.track_op() {
         // A trained embedding table: the first layer's input gradient.

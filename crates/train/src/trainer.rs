@@ -21,7 +21,7 @@ use crate::metrics::{loss_chart, memory_mib, MetricsFile, StepMetrics};
 use crate::optim::{clip_global_norm, AdamW};
 use crate::peft::QkRowOrder;
 use crate::schedule::Schedule;
-use crate::step::{accumulate_gradients, eval_loss};
+use crate::step::{accumulate_gradients_keeping, eval_loss};
 use crate::trainable::{self, Trainable};
 
 /// One conversation to learn from: OpenAI-style messages and optional tools.
@@ -349,12 +349,15 @@ impl Session {
             for (j, batch) in batches.iter().enumerate() {
                 let key = self.config.seed ^ stable_hash(&format!("{}:{j}", state.step));
                 loss_sum += self.switch.training(key, || {
-                    accumulate_gradients(
+                    accumulate_gradients_keeping(
                         &self.model.model.decoder,
                         batch,
                         &params,
                         1.0 / targets.max(1) as f64,
-                        self.config.gradient_checkpointing,
+                        match self.config.gradient_checkpointing {
+                            true => self.config.keep_layers,
+                            false => usize::MAX,
+                        },
                         &mut grads,
                     )
                 })?;
