@@ -276,14 +276,16 @@ mod tests {
     }
 
     #[test]
-    fn the_device_is_not_part_of_the_run() {
-        let gpu: TrainConfig = toml::from_str("model = \"m\"\ngpu = true\n").expect("parses");
+    fn the_device_and_the_kept_layers_are_not_part_of_the_run() {
+        let gpu: TrainConfig =
+            toml::from_str("model = \"m\"\ngpu = true\nkeep_layers = 12\n").expect("parses");
         assert!(gpu.gpu);
+        assert_eq!(gpu.keep_layers, 12);
         let cpu = TrainConfig {
             model: "m".into(),
             ..TrainConfig::default()
         };
-        // A run checkpointed on one device resumes on the other.
+        // A run checkpointed on one device (or keeping other layers' activations) resumes on the other.
         assert_eq!(gpu.fingerprint(), cpu.fingerprint());
         assert!(!cpu.fingerprint().contains("gpu"));
     }
