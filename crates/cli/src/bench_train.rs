@@ -104,6 +104,8 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
     crate::alloc::keep_freed_memory();
     init_threads(Some(a.threads));
     let files = resolve_files(&a.model)?;
+    // Opened before the anchor runs, so a missing GPU is said at once.
+    let device = device(a.gpu)?;
     let peft = match (&a.anchor_python, &files) {
         (Some(py), ModelFiles::Gguf(path) | ModelFiles::HfFolder(path)) => {
             Some(anchor(py, path, &a)?)
@@ -123,7 +125,7 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
         gradient_checkpointing: !a.no_gradient_checkpointing,
         keep_layers: a.keep_layers,
         precision: parse_precision(&a.precision),
-        device: device(a.gpu)?,
+        device,
     };
     let precision = cfg.precision.effective();
     let r = bench_training(&files, &cfg)?;

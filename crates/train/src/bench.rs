@@ -15,7 +15,7 @@ use crate::examples::{Batch, Example};
 use crate::lora::{LoraConfig, LoraInit, LoraWrapper};
 use crate::metrics::memory_mib;
 use crate::optim::{clip_global_norm, AdamW, AdamWConfig};
-use crate::step::accumulate_gradients_keeping;
+use crate::step::{accumulate_gradients_keeping, kept_layers};
 use crate::trainable::adapter_wrapper;
 
 /// What to measure.
@@ -127,10 +127,7 @@ pub fn bench_training(files: &ModelFiles, cfg: &BenchConfig) -> Result<BenchRepo
                 &batch,
                 &params,
                 1.0 / batch.target_count as f64,
-                match cfg.gradient_checkpointing {
-                    true => cfg.keep_layers,
-                    false => usize::MAX,
-                },
+                kept_layers(cfg.gradient_checkpointing, cfg.keep_layers),
                 &mut grads,
             )
         })?;

@@ -107,8 +107,24 @@ pub fn accumulate_gradients(
     recompute: bool,
     grads: &mut HashMap<String, Tensor>,
 ) -> Result<f64> {
-    let kept = if recompute { 0 } else { usize::MAX };
-    accumulate_gradients_keeping(decoder, batch, params, weight, kept, grads)
+    accumulate_gradients_keeping(
+        decoder,
+        batch,
+        params,
+        weight,
+        kept_layers(recompute, 0),
+        grads,
+    )
+}
+
+/// The `kept_layers` of [`accumulate_gradients_keeping`] for a run with or
+/// without `recompute`, keeping `keep` layers' activations when it recomputes.
+pub fn kept_layers(recompute: bool, keep: usize) -> usize {
+    if recompute {
+        keep
+    } else {
+        usize::MAX
+    }
 }
 
 /// [`accumulate_gradients`] with recomputation for all but the first

@@ -153,9 +153,10 @@ struct AdapterBase {
 
 impl tuneup_models::LinearWrapper for AdapterBase {
     fn wrap(&self, module: &str, base: LinearRef) -> tuneup_models::Result<LinearRef> {
-        let packed = match self.bf16 {
-            true => Bf16FrozenLinear::pack(base.clone())?,
-            false => None,
+        let packed = if self.bf16 {
+            Bf16FrozenLinear::pack(base.clone())?
+        } else {
+            None
         };
         let base: LinearRef = match packed {
             Some(packed) => Arc::new(packed),

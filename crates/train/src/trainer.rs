@@ -21,7 +21,7 @@ use crate::metrics::{loss_chart, memory_mib, MetricsFile, StepMetrics};
 use crate::optim::{clip_global_norm, AdamW};
 use crate::peft::QkRowOrder;
 use crate::schedule::Schedule;
-use crate::step::{accumulate_gradients_keeping, eval_loss};
+use crate::step::{accumulate_gradients_keeping, eval_loss, kept_layers};
 use crate::trainable::{self, Trainable};
 
 /// One conversation to learn from: OpenAI-style messages and optional tools.
@@ -354,10 +354,7 @@ impl Session {
                         batch,
                         &params,
                         1.0 / targets.max(1) as f64,
-                        match self.config.gradient_checkpointing {
-                            true => self.config.keep_layers,
-                            false => usize::MAX,
-                        },
+                        kept_layers(self.config.gradient_checkpointing, self.config.keep_layers),
                         &mut grads,
                     )
                 })?;
