@@ -15,11 +15,47 @@ import argparse
 import json
 import os
 import resource
+import threading
 import time
 
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
+
+
+def resident_mib():
+    """This process's resident memory now, MiB (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class ResidentPeak:
+    """Samples resident memory every 5 ms while training: the peak of the
+    training steps alone, which the process peak (loading the GGUF
+    dequantizes every tensor through temporaries) can exceed."""
+
+    def __init__(self):
+        self.peak = resident_mib()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.wait(0.005):
+            self.peak = max(self.peak, resident_mib())
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
 
 
 def main():
@@ -54,16 +90,17 @@ def main():
     ids = torch.randint(10, min(vocab, 4000), (args.batch, args.seq), device=args.device)
     cuda = args.device == "cuda"
     times = []
-    for step in range(args.steps + 1):
-        t = time.perf_counter()
-        out = model(input_ids=ids, labels=ids)
-        out.loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if cuda:
-            torch.cuda.synchronize()
-        if step > 0:
-            times.append(time.perf_counter() - t)
+    with ResidentPeak() as sampler:
+        for step in range(args.steps + 1):
+            t = time.perf_counter()
+            out = model(input_ids=ids, labels=ids)
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if cuda:
+                torch.cuda.synchronize()
+            if step > 0:
+                times.append(time.perf_counter() - t)
     tokens = args.batch * args.seq
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
@@ -71,6 +108,7 @@ def main():
         "tokens_per_s": tokens * len(times) / sum(times),
         "step_s": sum(times) / len(times),
         "peak_rss_mib": peak_mib,
+        "training_peak_rss_mib": sampler.peak,
         "batch": args.batch, "seq": args.seq, "rank": args.rank, "threads": args.threads,
         "loss": float(out.loss),
         "device": args.device,

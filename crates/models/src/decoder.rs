@@ -3,8 +3,8 @@
 use candle_core::{DType, Device, Tensor, D};
 use rayon::prelude::*;
 use tuneup_nn::attention::{
-    causal_mask, causal_self_attention, grouped_query_attention_with, packed_self_attention,
-    round_f16, AttentionPrecision,
+    causal_mask, causal_self_attention, fused_rotary_self_attention, grouped_query_attention_with,
+    packed_self_attention, round_f16, AttentionPrecision,
 };
 use tuneup_nn::{KvCache, LinearRef, RmsNorm, RotaryEmbedding, Segments};
 
@@ -505,11 +505,10 @@ impl Decoder {
                 (y.narrow(D::Minus1, 0, n)?, y.narrow(D::Minus1, n, n)?)
             }
         };
-        let act = match self.cfg.activation {
-            Activation::Silu => tuneup_nn::swiglu::silu_mul(&gate, &up)?,
-            Activation::GeluTanh => (gate.gelu()? * up)?,
-        };
-        Ok(layer.down.forward(&act)?)
+        Ok(match self.cfg.activation {
+            Activation::Silu => layer.down.forward_silu_mul(&gate, &up)?,
+            Activation::GeluTanh => layer.down.forward(&(gate.gelu()? * up)?)?,
+        })
     }
 
     /// The query, key and value projections of `h` `(b, seq, hidden)`, each `(b, seq, heads·hd)`.
@@ -596,6 +595,19 @@ impl Decoder {
         let (b, seq, _) = h.dims3()?;
         let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
         let (q, k, v) = self.qkv(layer, h)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let causal = segments.is_some() || mask.map_or(seq == 1, |m| m.dims() == [seq, seq]);
+        if cache.is_none() && offset == 0 && causal {
+            // Training on the CPU: one op from the projections' layout to
+            // the output projection's, RoPE inside.
+            let heads = |t: &Tensor, n: usize| t.reshape((b, seq, n, hd));
+            let (qh, kh, vh) = (heads(&q, nh)?, heads(&k, nkv)?, heads(&v, nkv)?);
+            if let Some(y) =
+                fused_rotary_self_attention(&qh, &kh, &vh, &self.rope, segments, scale)?
+            {
+                return Ok(layer.o.forward(&y.reshape((b, seq, nh * hd))?)?);
+            }
+        }
         let q = q.reshape((b, seq, nh, hd))?.transpose(1, 2)?;
         let k = k.reshape((b, seq, nkv, hd))?.transpose(1, 2)?;
         let v = v
@@ -610,7 +622,6 @@ impl Decoder {
             // Training and scoring without a cache stay in f32.
             None => (k, v, AttentionPrecision::F32),
         };
-        let scale = 1.0 / (hd as f64).sqrt();
         let y = if cached && seq > 1 && seq <= EXACT_ROWS_MAX {
             // One query row at a time, exactly as single-token decoding
             // computes it: verified speculative tokens then come out

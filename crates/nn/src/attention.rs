@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, D};
-use rayon::prelude::*;
+use candle_core::{DType, Device, Tensor, D};
 
-use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
+use crate::attention_op::AttentionOp;
+use crate::cpu::all_cpu_f32;
+use crate::rope::RotaryEmbedding;
 use crate::segments::Segments;
-use crate::sgemm::{self, MatRef};
-use crate::vmath;
 use crate::Result;
 
 /// Additive causal mask of shape `(seq, offset + seq)` for `seq` new tokens
@@ -179,6 +178,10 @@ fn training_op_applies(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
         && heads.is_multiple_of(kv_heads)
 }
 
+/// The training op over `(b, heads, seq, d)` inputs: it reads them as the
+/// `(b, seq, heads, d)` views their transposes are, and its output,
+/// transposed back, is the `(b, heads, seq, d)` the callers expect (whose
+/// own transpose to `(b, seq, heads·d)` is then free).
 fn apply_training_op(
     q: &Tensor,
     k: &Tensor,
@@ -186,232 +189,74 @@ fn apply_training_op(
     scale: f64,
     starts: Option<Arc<[u32]>>,
 ) -> Result<Tensor> {
-    let (_, heads, _, d) = q.dims4()?;
+    let (_, heads, _, _) = q.dims4()?;
     let (_, kv_heads, _, _) = k.dims4()?;
-    q.contiguous()?.apply_op3(
-        &k.contiguous()?,
-        &v.contiguous()?,
-        CausalAttentionOp {
-            scale: scale as f32,
-            rep: heads / kv_heads,
-            head_dim: d,
-            starts,
-        },
-    )
+    let op = AttentionOp {
+        scale: scale as f32,
+        rep: heads / kv_heads,
+        rope: None,
+        starts,
+    };
+    let seq_major = |t: &Tensor| t.transpose(1, 2);
+    seq_major(q)?
+        .apply_op3(&seq_major(k)?, &seq_major(v)?, op)?
+        .transpose(1, 2)
 }
 
-/// `softmax(q kᵀ·scale + causal mask)·v` over q `(b, heads, seq, d)` and
-/// k, v `(b, kv_heads, seq, d)`, differentiable with respect to all three.
-/// As in [`grouped_query_attention_with`], the `rep` query heads sharing a
-/// key/value head are folded into rows, so the key and value gradients sum
-/// over them. Each (sequence, key/value head) group is one task of the
-/// rayon pool running its products serially; the backward pass recomputes
-/// the attention weights. With `starts` (packed rows, `(b, seq)` example
-/// starts) a query sees only the keys of its own example.
-struct CausalAttentionOp {
-    scale: f32,
-    rep: usize,
-    head_dim: usize,
-    starts: Option<Arc<[u32]>>,
-}
-
-/// Shapes of one call: `groups` = batch · kv_heads, each with `rows` =
-/// rep · seq folded query rows over `seq` keys of width `d`.
-#[derive(Clone, Copy)]
-struct Groups {
-    groups: usize,
-    kv_heads: usize,
-    rows: usize,
-    seq: usize,
-    d: usize,
-}
-
-impl CausalAttentionOp {
-    fn groups(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<Groups> {
-        let (b, heads, seq, d) = q.shape().dims4()?;
-        let (kb, kvh, kseq, kd) = k.shape().dims4()?;
-        if d != self.head_dim
-            || k.dims() != v.dims()
-            || (kb, kseq, kd) != (b, seq, d)
-            || heads != kvh * self.rep
-        {
+/// Causal self-attention of whole sequences from position 0 with RoPE
+/// applied first, over the projections' own layout: q `(b, seq, heads, d)`,
+/// k and v `(b, seq, kv_heads, d)` (views with a contiguous last axis, such
+/// as reshaped or narrowed projection outputs), returning `(b, seq, heads,
+/// d)`; with `segments`, packed rows. In training on the CPU one op
+/// ([`AttentionOp`]) that rotates inside and reads and writes this layout,
+/// so the graph keeps no rotated or transposed copies; `None` where that op
+/// does not apply (the caller then composes RoPE and attention itself).
+pub fn fused_rotary_self_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    rope: &RotaryEmbedding,
+    segments: Option<&Segments>,
+    scale: f64,
+) -> Result<Option<Tensor>> {
+    let (b, seq, heads, d) = q.dims4()?;
+    let (_, kseq, kv_heads, _) = k.dims4()?;
+    let applies = [q, k, v].iter().any(|t| t.track_op())
+        && all_cpu_f32(&[q, k, v])
+        && kseq == seq
+        && heads.is_multiple_of(kv_heads)
+        && d == rope.head_dim()
+        && [q, k, v].iter().all(|t| t.stride()[3] == 1);
+    if !applies {
+        return Ok(None);
+    }
+    if let Some(s) = segments {
+        if (s.rows(), s.seq()) != (b, seq) {
             candle_core::bail!(
-                "causal-attention-train: q {:?} k {:?} v {:?}",
-                q.dims(),
-                k.dims(),
-                v.dims()
-            );
-        }
-        if self.starts.as_ref().is_some_and(|s| s.len() != b * seq) {
-            candle_core::bail!(
-                "causal-attention-train: example starts do not fit q {:?}",
+                "packed attention: segments of {}×{} tokens for queries {:?}",
+                s.rows(),
+                s.seq(),
                 q.dims()
             );
         }
-        Ok(Groups {
-            groups: b * kvh,
-            kv_heads: kvh,
-            rows: self.rep * seq,
-            seq,
-            d,
-        })
     }
-
-    /// Attention weights `(rows, seq)` of group `group`'s folded queries.
-    fn weights(&self, g: Groups, group: usize, q: &[f32], k: &[f32]) -> Result<Vec<f32>> {
-        let mut p = vec![0f32; g.rows * g.seq];
-        sgemm::matmul_serial(
-            MatRef::new(q, g.rows, g.d)?,
-            MatRef::new(k, g.seq, g.d)?.t(),
-            &mut p,
-        )?;
-        match &self.starts {
-            Some(starts) => {
-                let row = group / g.kv_heads;
-                packed_softmax_rows(&mut p, &starts[row * g.seq..][..g.seq], self.scale);
-            }
-            None => causal_softmax_rows(&mut p, g.seq, self.scale),
-        }
-        Ok(p)
-    }
-}
-
-impl CustomOp3 for CausalAttentionOp {
-    fn name(&self) -> &'static str {
-        "causal-attention-train"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let g = self.groups(l1, l2, l3)?;
-        let q = f32_slice(s1, l1, self.name())?;
-        let k = f32_slice(s2, l2, self.name())?;
-        let v = f32_slice(s3, l3, self.name())?;
-        let (qn, kn) = (g.rows * g.d, g.seq * g.d);
-        let mut out = vec![0f32; g.groups * qn];
-        out.par_chunks_mut(qn)
-            .enumerate()
-            .try_for_each(|(i, o)| -> Result<()> {
-                let p = self.weights(g, i, &q[i * qn..][..qn], &k[i * kn..][..kn])?;
-                sgemm::matmul_serial(
-                    MatRef::new(&p, g.rows, g.seq)?,
-                    MatRef::new(&v[i * kn..][..kn], g.seq, g.d)?,
-                    o,
-                )
-            })?;
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
-        let grad = grad_res.to_dtype(DType::F32)?.contiguous()?;
-        let (lq, lk) = (q.layout().clone(), k.layout().clone());
-        let g = self.groups(&lq, &lk, v.layout())?;
-        let (qn, kn) = (g.rows * g.d, g.seq * g.d);
-        let mut dq = vec![0f32; g.groups * qn];
-        let mut dk = vec![0f32; g.groups * kn];
-        let mut dv = vec![0f32; g.groups * kn];
-        with_f32(&q, self.name(), |qs| {
-            with_f32(&k, self.name(), |ks| {
-                with_f32(&v, self.name(), |vs| {
-                    with_f32(&grad, self.name(), |gs| {
-                        dq.par_chunks_mut(qn)
-                            .zip(dk.par_chunks_mut(kn))
-                            .zip(dv.par_chunks_mut(kn))
-                            .enumerate()
-                            .try_for_each(|(i, ((dq, dk), dv))| {
-                                let qi = MatRef::new(&qs[i * qn..][..qn], g.rows, g.d)?;
-                                let ki = MatRef::new(&ks[i * kn..][..kn], g.seq, g.d)?;
-                                let vi = MatRef::new(&vs[i * kn..][..kn], g.seq, g.d)?;
-                                let gi = MatRef::new(&gs[i * qn..][..qn], g.rows, g.d)?;
-                                let p = self.weights(g, i, qi.data(), ki.data())?;
-                                let pm = MatRef::new(&p, g.rows, g.seq)?;
-                                sgemm::matmul_serial(pm.t(), gi, dv)?;
-                                // ∂scores·scale, computed in place over ∂p = ∂o·vᵀ.
-                                let mut ds = vec![0f32; g.rows * g.seq];
-                                sgemm::matmul_serial(gi, vi.t(), &mut ds)?;
-                                softmax_grad_rows(&mut ds, &p, g.seq, self.scale);
-                                let dsm = MatRef::new(&ds, g.rows, g.seq)?;
-                                sgemm::matmul_serial(dsm, ki, dq)?;
-                                sgemm::matmul_serial(dsm.t(), qi, dk)
-                            })
-                    })
-                })
-            })
-        })?;
-        let dev = q.device();
-        Ok((
-            Some(Tensor::from_vec(dq, q.shape(), dev)?),
-            Some(Tensor::from_vec(dk, k.shape(), dev)?),
-            Some(Tensor::from_vec(dv, v.shape(), dev)?),
-        ))
-    }
-}
-
-crate::dispatch! {
-    /// In place over rows of `seq` scores, row `r` the query at position
-    /// `r % seq` (query heads folded into rows): `softmax(scores·scale)` over
-    /// the keys up to that position, 0 after it.
-    fn causal_softmax_rows(p: &mut [f32], seq: usize, scale: f32) {
-        for (r, row) in p.chunks_mut(seq).enumerate() {
-            let (live, masked) = row.split_at_mut(r % seq + 1);
-            let max = vmath::max(live);
-            let inv = 1.0 / vmath::exp_in_place(live, max, scale);
-            live.iter_mut().for_each(|x| *x *= inv);
-            masked.fill(0.0);
-        }
-    }
-}
-
-crate::dispatch! {
-    /// [`causal_softmax_rows`] for packed rows: row `r`'s query at position
-    /// `i = r % seq` sees the keys `starts[i] ..= i` (its own example).
-    fn packed_softmax_rows(p: &mut [f32], starts: &[u32], scale: f32) {
-        let seq = starts.len();
-        for (r, row) in p.chunks_mut(seq).enumerate() {
-            let i = r % seq;
-            let (before, rest) = row.split_at_mut(starts[i] as usize);
-            let (live, masked) = rest.split_at_mut(i + 1 - before.len());
-            before.fill(0.0);
-            let max = vmath::max(live);
-            let inv = 1.0 / vmath::exp_in_place(live, max, scale);
-            live.iter_mut().for_each(|x| *x *= inv);
-            masked.fill(0.0);
-        }
-    }
-}
-
-crate::dispatch! {
-    /// In place over rows of `∂p` given the weights `p`:
-    /// `scale · p⊙(∂p − rowsum(∂p⊙p))`, the gradient of the scaled scores.
-    fn softmax_grad_rows(dp: &mut [f32], p: &[f32], seq: usize, scale: f32) {
-        for (dp, p) in dp.chunks_mut(seq).zip(p.chunks(seq)) {
-            let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
-            for (dp, &p) in dp.iter_mut().zip(p) {
-                *dp = scale * p * (*dp - dot);
-            }
-        }
-    }
+    let op = AttentionOp {
+        scale: scale as f32,
+        rep: heads / kv_heads,
+        rope: Some(rope.table(0, seq)?),
+        starts: segments.map(Segments::shared_starts),
+    };
+    Ok(Some(q.apply_op3(k, v, op)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::testing::assert_agree;
+    use crate::cpu::testing::{assert_agree, assert_agree_in_nodes};
+
+    /// Nodes of the old-layout training path: three inputs, their
+    /// transposes, the op and the transpose back.
+    const TRANSPOSED_OP_NODES: usize = 8;
 
     /// The folded grouped computation equals plain per-head attention with
     /// keys and values repeated for every query head.
@@ -452,8 +297,9 @@ mod tests {
             let v = Tensor::randn(0f32, 1.0, (b, kvh, s, d), &dev)?;
             let mask = causal_mask(s, 0, &dev)?;
             let scale = 1.0 / (d as f64).sqrt();
-            assert_agree(
+            assert_agree_in_nodes(
                 &[q, k, v],
+                TRANSPOSED_OP_NODES,
                 &|t: &[Tensor]| causal_self_attention(&t[0], &t[1], &t[2], Some(&mask), scale),
                 &|t: &[Tensor]| grouped_query_attention(&t[0], &t[1], &t[2], Some(&mask), scale),
                 1e-5,
@@ -473,12 +319,63 @@ mod tests {
         let q = Tensor::randn(0f32, 1.0, (b, h, s, d), &dev)?;
         let k = Tensor::randn(0f32, 1.0, (b, kvh, s, d), &dev)?;
         let v = Tensor::randn(0f32, 1.0, (b, kvh, s, d), &dev)?;
-        assert_agree(
+        assert_agree_in_nodes(
             &[q, k, v],
+            TRANSPOSED_OP_NODES,
             &|t: &[Tensor]| packed_self_attention(&t[0], &t[1], &t[2], &segments, 0.35),
             &|t: &[Tensor]| grouped_query_attention(&t[0], &t[1], &t[2], Some(&mask), 0.35),
             1e-5,
         )
+    }
+
+    /// The rotary op over the projections' layout equals RoPE, then the
+    /// composed attention, then the transpose back — values and the
+    /// gradients of the unrotated q, k and v, causal and packed, both RoPE
+    /// layouts, shared and unshared heads.
+    #[test]
+    fn fused_rotary_attention_matches_rope_then_attention() -> Result<()> {
+        use crate::rope::{RopeLayout, RotaryEmbedding};
+        let dev = Device::Cpu;
+        let (b, s, d) = (2, 7, 8);
+        let segments = Segments::from_boundaries(&[&[3, 5], &[]], s)?;
+        for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
+            let rope = RotaryEmbedding::new(d, 16, 10000.0, None, layout, &dev)?;
+            for ((h, kvh), packed) in [((6, 2), false), ((3, 3), false), ((4, 1), true)] {
+                let q = Tensor::randn(0f32, 1.0, (b, s, h, d), &dev)?;
+                let k = Tensor::randn(0f32, 1.0, (b, s, kvh, d), &dev)?;
+                let v = Tensor::randn(0f32, 1.0, (b, s, kvh, d), &dev)?;
+                let seg = packed.then_some(&segments);
+                let mask = match seg {
+                    Some(seg) => seg.mask(&dev)?,
+                    None => causal_mask(s, 0, &dev)?,
+                };
+                let composed = |t: &[Tensor]| -> Result<Tensor> {
+                    let heads_first = |t: &Tensor| t.transpose(1, 2);
+                    let q = rope.apply(&heads_first(&t[0])?, 0)?;
+                    let k = rope.apply(&heads_first(&t[1])?, 0)?;
+                    let v = heads_first(&t[2])?;
+                    grouped_query_attention(&q, &k, &v, Some(&mask), 0.35)?.transpose(1, 2)
+                };
+                let fused = |t: &[Tensor]| -> Result<Tensor> {
+                    fused_rotary_self_attention(&t[0], &t[1], &t[2], &rope, seg, 0.35)?
+                        .ok_or_else(|| candle_core::Error::Msg("fused op not taken".into()))
+                };
+                assert_agree(&[q, k, v], &fused, &composed, 1e-5)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Without a graph the rotary op declines (the caller composes).
+    #[test]
+    fn fused_rotary_attention_is_for_training_only() -> Result<()> {
+        use crate::rope::{RopeLayout, RotaryEmbedding};
+        let dev = Device::Cpu;
+        let rope = RotaryEmbedding::new(8, 16, 10000.0, None, RopeLayout::Halves, &dev)?;
+        let q = Tensor::randn(0f32, 1.0, (1, 5, 4, 8), &dev)?;
+        let k = Tensor::randn(0f32, 1.0, (1, 5, 2, 8), &dev)?;
+        assert!(fused_rotary_self_attention(&q, &k, &k, &rope, None, 0.3)?.is_none());
+        Ok(())
     }
 
     /// A packed example's outputs are those of the example alone.
@@ -520,8 +417,9 @@ mod tests {
         let q = Tensor::randn(0f32, 1.0, (1, 4, 1, 8), &dev)?;
         let k = Tensor::randn(0f32, 1.0, (1, 2, 1, 8), &dev)?;
         let v = Tensor::randn(0f32, 1.0, (1, 2, 1, 8), &dev)?;
-        assert_agree(
+        assert_agree_in_nodes(
             &[q, k, v],
+            TRANSPOSED_OP_NODES,
             &|t: &[Tensor]| causal_self_attention(&t[0], &t[1], &t[2], None, 0.3),
             &|t: &[Tensor]| grouped_query_attention(&t[0], &t[1], &t[2], None, 0.3),
             1e-5,

@@ -84,10 +84,22 @@ pub(crate) mod testing {
         composed: &dyn Fn(&[Tensor]) -> Result<Tensor>,
         tol: f32,
     ) -> Result<()> {
+        assert_agree_in_nodes(inputs, inputs.len() + 1, fused, composed, tol)
+    }
+
+    /// [`assert_agree`] where the fused path's graph has `nodes` nodes
+    /// (inputs and views around the op included).
+    pub(crate) fn assert_agree_in_nodes(
+        inputs: &[Tensor],
+        nodes_fused: usize,
+        fused: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+        composed: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+        tol: f32,
+    ) -> Result<()> {
         let shape = composed(inputs)?.shape().clone();
         let probe = Tensor::randn(0f32, 1.0, shape, &candle_core::Device::Cpu)?;
         let (y, nodes, grads_fused) = run(inputs, &probe, fused)?;
-        assert_eq!(nodes, inputs.len() + 1, "the fused path was not taken");
+        assert_eq!(nodes, nodes_fused, "the fused path was not taken");
         let (want, _, grads_composed) = run(inputs, &probe, composed)?;
         let diff = max_diff(&y, &want)?;
         assert!(diff < tol, "forward differs by {diff}");

@@ -133,40 +133,19 @@ const CHUNK: usize = 8192;
 /// respect to `x`, `A` and `B`. One op on the CPU in f32; composed from
 /// candle ops elsewhere.
 pub fn frozen_lora_matmul(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) -> Result<Tensor> {
-    let (out_features, in_features) = weight.dims()?;
-    let (r, ak) = lora.a.dims2()?;
-    let (bn, br) = lora.b.dims2()?;
-    if ak != in_features || bn != out_features || br != r {
-        candle_core::bail!(
-            "LoRA factors A {:?} B {:?} do not fit a {out_features}×{in_features} weight",
-            lora.a.dims(),
-            lora.b.dims()
-        );
-    }
+    let op = FrozenLoraOp::new(weight.clone(), lora)?;
     if !all_cpu_f32(&[x, &lora.a, &lora.b]) {
         return composed(x, weight, lora);
     }
+    let (in_features, out_features) = (op.in_features, op.out_features);
     let x = &x.contiguous()?;
-    let op = |x: &Tensor| {
-        x.apply_op3(
-            &lora.a.contiguous()?,
-            &lora.b.contiguous()?,
-            FrozenLoraOp {
-                weight,
-                out_features,
-                in_features,
-                rank: r,
-                scale: lora.scale as f32,
-                dropout: lora.dropout,
-            },
-        )
-    };
+    let apply = |x: &Tensor| x.apply_op3(&lora.a.contiguous()?, &lora.b.contiguous()?, op);
     if x.rank() == 2 {
-        return op(x);
+        return apply(x);
     }
     let mut dims = x.dims().to_vec();
     *dims.last_mut().expect("non-empty dims") = out_features;
-    op(&x.reshape(((), in_features))?)?.reshape(dims)
+    apply(&x.reshape(((), in_features))?)?.reshape(dims)
 }
 
 /// `y + scale·((x⊙mask) Aᵀ) Bᵀ`: the LoRA update added to the base layer's
@@ -262,16 +241,40 @@ fn composed(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) -> Result<Tens
     add_lora_update(&frozen_matmul(x, weight, n, k)?, x, lora)
 }
 
-struct FrozenLoraOp {
+/// The CPU training op of [`frozen_lora_matmul`] (and, around it, of
+/// [`frozen_lora_silu_mul`](crate::swiglu_lora::frozen_lora_silu_mul)).
+pub(crate) struct FrozenLoraOp {
     weight: FrozenWeight,
-    out_features: usize,
-    in_features: usize,
+    pub(crate) out_features: usize,
+    pub(crate) in_features: usize,
     rank: usize,
     scale: f32,
     dropout: Option<Dropout>,
 }
 
 impl FrozenLoraOp {
+    /// The op for `weight` and `lora`; an error when the factors do not fit.
+    pub(crate) fn new(weight: FrozenWeight, lora: &LoraFactors) -> Result<Self> {
+        let (out_features, in_features) = weight.dims()?;
+        let (r, ak) = lora.a.dims2()?;
+        let (bn, br) = lora.b.dims2()?;
+        if ak != in_features || bn != out_features || br != r {
+            candle_core::bail!(
+                "LoRA factors A {:?} B {:?} do not fit a {out_features}×{in_features} weight",
+                lora.a.dims(),
+                lora.b.dims()
+            );
+        }
+        Ok(Self {
+            weight,
+            out_features,
+            in_features,
+            rank: r,
+            scale: lora.scale as f32,
+            dropout: lora.dropout,
+        })
+    }
+
     /// `x⊙mask` (or `x` itself without dropout).
     fn masked<R>(&self, x: &[f32], f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
         let Some(d) = self.dropout else {
@@ -309,21 +312,12 @@ impl CustomOp3 for FrozenLoraOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, k, r) = (self.out_features, self.in_features, self.rank);
         let xs = f32_slice(s1, l1, self.name())?;
         let a = f32_slice(s2, l2, self.name())?;
         let b = f32_slice(s3, l3, self.name())?;
-        let m = xs.len() / k;
-        let t = self.masked(xs, |xm| self.low_rank(xm, a))?;
-        let mut y = dense_product(xs, &self.weight)?;
-        sgemm::gemm(
-            self.scale,
-            MatRef::new(&t, m, r)?,
-            MatRef::new(b, n, r)?.t(),
-            1.0,
-            &mut y,
-        )?;
-        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+        let y = self.forward_slices(xs, a, b)?;
+        let m = xs.len() / self.in_features;
+        Ok((CpuStorage::F32(y), Shape::from((m, self.out_features))))
     }
 
     fn bwd(
@@ -334,41 +328,68 @@ impl CustomOp3 for FrozenLoraOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (n, k, r) = (self.out_features, self.in_features, self.rank);
         let g = grad_res.to_dtype(DType::F32)?.contiguous()?;
-        let m = g.elem_count() / n;
-        let mut da = vec![0f32; r * k];
-        let mut db = vec![0f32; n * r];
-        let dx = with_f32(x, self.name(), |xs| {
+        let (dx, da, db) = with_f32(x, self.name(), |xs| {
             with_f32(a, self.name(), |a_s| {
                 with_f32(b, self.name(), |b_s| {
-                    with_f32(&g, self.name(), |gs| {
-                        // ∂x through the frozen weight, then the LoRA part added.
-                        let mut dx = dense_input_grad(gs, &self.weight)?;
-                        let gm = MatRef::new(gs, m, n)?;
-                        let am = MatRef::new(a_s, r, k)?;
-                        self.masked(xs, |xm| {
-                            let t = self.low_rank(xm, a_s)?;
-                            let tm = MatRef::new(&t, m, r)?;
-                            // ∂B = s·∂yᵀ t, ∂t = s·∂y B, ∂A = ∂tᵀ (x⊙mask).
-                            sgemm::gemm(self.scale, gm.t(), tm, 0.0, &mut db)?;
-                            let mut dt = vec![0f32; m * r];
-                            sgemm::gemm(self.scale, gm, MatRef::new(b_s, n, r)?, 0.0, &mut dt)?;
-                            let dtm = MatRef::new(&dt, m, r)?;
-                            sgemm::matmul(dtm.t(), MatRef::new(xm, m, k)?, &mut da)?;
-                            self.add_input_grad(dtm, am, &mut dx)
-                        })?;
-                        Ok(dx)
-                    })
+                    with_f32(&g, self.name(), |gs| self.backward_slices(xs, a_s, b_s, gs))
                 })
             })
         })?;
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(da, (r, k), dev)?),
-            Some(Tensor::from_vec(db, (n, r), dev)?),
+            Some(Tensor::from_vec(da, a.shape(), dev)?),
+            Some(Tensor::from_vec(db, b.shape(), dev)?),
         ))
+    }
+}
+
+impl FrozenLoraOp {
+    /// `y = x Wᵀ + s·((x⊙mask) Aᵀ) Bᵀ` over row-major `x` `(m, in)`.
+    pub(crate) fn forward_slices(&self, xs: &[f32], a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+        let (n, k, r) = (self.out_features, self.in_features, self.rank);
+        let m = xs.len() / k;
+        let t = self.masked(xs, |xm| self.low_rank(xm, a))?;
+        let mut y = dense_product(xs, &self.weight)?;
+        sgemm::gemm(
+            self.scale,
+            MatRef::new(&t, m, r)?,
+            MatRef::new(b, n, r)?.t(),
+            1.0,
+            &mut y,
+        )?;
+        Ok(y)
+    }
+
+    /// `(∂x, ∂A, ∂B)` for the output gradient `gs` `(m, out)`.
+    pub(crate) fn backward_slices(
+        &self,
+        xs: &[f32],
+        a_s: &[f32],
+        b_s: &[f32],
+        gs: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (n, k, r) = (self.out_features, self.in_features, self.rank);
+        let m = gs.len() / n;
+        let mut da = vec![0f32; r * k];
+        let mut db = vec![0f32; n * r];
+        // ∂x through the frozen weight, then the LoRA part added.
+        let mut dx = dense_input_grad(gs, &self.weight)?;
+        let gm = MatRef::new(gs, m, n)?;
+        let am = MatRef::new(a_s, r, k)?;
+        self.masked(xs, |xm| {
+            let t = self.low_rank(xm, a_s)?;
+            let tm = MatRef::new(&t, m, r)?;
+            // ∂B = s·∂yᵀ t, ∂t = s·∂y B, ∂A = ∂tᵀ (x⊙mask).
+            sgemm::gemm(self.scale, gm.t(), tm, 0.0, &mut db)?;
+            let mut dt = vec![0f32; m * r];
+            sgemm::gemm(self.scale, gm, MatRef::new(b_s, n, r)?, 0.0, &mut dt)?;
+            let dtm = MatRef::new(&dt, m, r)?;
+            sgemm::matmul(dtm.t(), MatRef::new(xm, m, k)?, &mut da)?;
+            self.add_input_grad(dtm, am, &mut dx)
+        })?;
+        Ok((dx, da, db))
     }
 }
 

@@ -8,6 +8,7 @@
 //! [`attention`](attention::grouped_query_attention).
 
 pub mod attention;
+mod attention_op;
 pub mod bf16_gemm;
 pub mod bf16_linear;
 mod cpu;
@@ -24,6 +25,7 @@ pub mod rope;
 pub mod segments;
 pub mod sgemm;
 pub mod swiglu;
+pub mod swiglu_lora;
 pub mod trained_matmul;
 pub mod vmath;
 

@@ -36,6 +36,12 @@ pub trait Linear: Send + Sync + Debug {
     fn frozen_weight(&self) -> Option<FrozenWeight> {
         None
     }
+    /// `forward(silu(gate) ⊙ up)`: the down projection of a gated MLP.
+    /// Layers whose training op can take the activation inside (so the graph
+    /// keeps no separate activation) override this.
+    fn forward_silu_mul(&self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+        self.forward(&crate::swiglu::silu_mul(gate, up)?)
+    }
 }
 
 /// Shared handle to any linear layer.

@@ -111,6 +111,36 @@ impl RotaryEmbedding {
         self.cos.dims()[0]
     }
 
+    /// The angles of positions `offset..offset + seq` as f32 rows, for the
+    /// CPU training ops that rotate inside themselves.
+    pub(crate) fn table(&self, offset: usize, seq: usize) -> Result<RopeTable> {
+        if offset + seq > self.max_positions() {
+            candle_core::bail!(
+                "position {} is beyond the rope table ({} positions)",
+                offset + seq,
+                self.max_positions()
+            );
+        }
+        let rows = |t: &Tensor| -> Result<Arc<[f32]>> {
+            Ok(t.narrow(0, offset, seq)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .into())
+        };
+        Ok(RopeTable {
+            cos: rows(&self.cos)?,
+            sin: rows(&self.sin)?,
+            layout: self.layout,
+            seq,
+        })
+    }
+
+    /// Head width the tables rotate.
+    pub fn head_dim(&self) -> usize {
+        self.rotary_dim
+    }
+
     /// Rotates `x` of shape `(batch, heads, seq, head_dim)` whose first token
     /// sits at position `offset`.
     pub fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
@@ -131,17 +161,8 @@ impl RotaryEmbedding {
         if fused_training(&x) {
             // Training on the CPU: one op whose backward pass is the
             // rotation by the opposite angles.
-            let table = |t: Tensor| -> Result<Arc<[f32]>> {
-                Ok(t.to_dtype(DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
-                    .into())
-            };
             return x.apply_op1(RopeOp {
-                cos: table(cos)?,
-                sin: table(sin)?,
-                layout: self.layout,
-                seq,
+                table: self.table(offset, seq)?,
                 inverse: false,
             });
         }
@@ -156,24 +177,34 @@ impl RotaryEmbedding {
     }
 }
 
-/// Rotation of `(batch, heads, seq, head_dim)` by the angles of `seq`
-/// consecutive positions (`cos`/`sin` of shape `(seq, head_dim / 2)`),
-/// or by their opposites (`inverse`, the backward pass).
-struct RopeOp {
+/// The cos/sin rows of `seq` consecutive positions (`(seq, head_dim / 2)`
+/// each) and the pair layout: what rotating one head vector needs.
+#[derive(Debug, Clone)]
+pub(crate) struct RopeTable {
     cos: Arc<[f32]>,
     sin: Arc<[f32]>,
     layout: RopeLayout,
     seq: usize,
-    inverse: bool,
 }
 
-impl RopeOp {
-    /// Rotates one head vector `x` at table row `t` into `y`.
-    fn rotate(&self, t: usize, x: &[f32], y: &mut [f32]) {
+impl RopeTable {
+    /// Positions covered.
+    pub(crate) fn seq(&self) -> usize {
+        self.seq
+    }
+
+    /// Head width rotated.
+    pub(crate) fn head_dim(&self) -> usize {
+        2 * self.cos.len() / self.seq.max(1)
+    }
+
+    /// Rotates one head vector `x` by the angles of table row `t` (or by
+    /// their opposites, `inverse`: the backward pass) into `y`.
+    pub(crate) fn rotate(&self, t: usize, x: &[f32], y: &mut [f32], inverse: bool) {
         let half = x.len() / 2;
         let cos = &self.cos[t * half..(t + 1) * half];
         let sin = &self.sin[t * half..(t + 1) * half];
-        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let sign = if inverse { -1.0 } else { 1.0 };
         for i in 0..half {
             let (c, s) = (cos[i], sign * sin[i]);
             let (a, b) = match self.layout {
@@ -186,6 +217,14 @@ impl RopeOp {
     }
 }
 
+/// Rotation of `(batch, heads, seq, head_dim)` by the angles of `seq`
+/// consecutive positions, or by their opposites (`inverse`, the backward
+/// pass).
+struct RopeOp {
+    table: RopeTable,
+    inverse: bool,
+}
+
 impl CustomOp1 for RopeOp {
     fn name(&self) -> &'static str {
         "rope-train"
@@ -194,7 +233,7 @@ impl CustomOp1 for RopeOp {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let xs = f32_slice(storage, layout, self.name())?;
         let (_, _, seq, dim) = layout.shape().dims4()?;
-        if seq != self.seq || self.cos.len() != seq * dim / 2 || dim % 2 != 0 {
+        if seq != self.table.seq() || self.table.head_dim() != dim || dim % 2 != 0 {
             candle_core::bail!(
                 "{}: input {:?} does not match the table",
                 self.name(),
@@ -205,16 +244,13 @@ impl CustomOp1 for RopeOp {
         ys.par_chunks_mut(dim)
             .zip(xs.par_chunks(dim))
             .enumerate()
-            .for_each(|(row, (y, x))| self.rotate(row % seq, x, y));
+            .for_each(|(row, (y, x))| self.table.rotate(row % seq, x, y, self.inverse));
         Ok((CpuStorage::F32(ys), layout.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let inverse = Self {
-            cos: self.cos.clone(),
-            sin: self.sin.clone(),
-            layout: self.layout,
-            seq: self.seq,
+            table: self.table.clone(),
             inverse: !self.inverse,
         };
         Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&inverse)?))

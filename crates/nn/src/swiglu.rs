@@ -26,7 +26,7 @@ struct SiluMulOp;
 
 crate::dispatch! {
     /// `y = silu(g)·u` element-wise.
-    fn silu_mul_into(y: &mut [f32], g: &[f32], u: &[f32]) {
+    pub(crate) fn silu_mul_into(y: &mut [f32], g: &[f32], u: &[f32]) {
         for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
             *y = g * sigmoid(g) * u;
         }
@@ -35,7 +35,7 @@ crate::dispatch! {
 
 crate::dispatch! {
     /// The gradients of `silu(g)·u` for the upstream `dy`, element-wise.
-    fn silu_mul_grad_into(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
+    pub(crate) fn silu_mul_grad_into(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
         let inputs = g.iter().zip(u).zip(dy);
         for ((dg, du), ((&g, &u), &dy)) in dg.iter_mut().zip(du.iter_mut()).zip(inputs) {
             let s = sigmoid(g);

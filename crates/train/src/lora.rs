@@ -14,6 +14,8 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tuneup_models::LinearWrapper;
 use tuneup_nn::frozen_lora::{add_lora_update, frozen_lora_matmul, Dropout, LoraFactors};
+use tuneup_nn::swiglu::silu_mul;
+use tuneup_nn::swiglu_lora::frozen_lora_silu_mul;
 use tuneup_nn::{Linear, LinearRef};
 
 use crate::error::{Error, Result};
@@ -200,8 +202,10 @@ impl LoraLinear {
     }
 }
 
-impl Linear for LoraLinear {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+impl LoraLinear {
+    /// The factors in use: the trained variables (and this step's dropout)
+    /// while training, else the adapter as loaded or last synced.
+    fn factors(&self) -> LoraFactors {
         let (a, b, dropout) = match self.control.key() {
             Some(key) => (
                 self.pair.a.as_tensor(),
@@ -210,12 +214,32 @@ impl Linear for LoraLinear {
             ),
             None => (&self.a, &self.b, None),
         };
-        let lora = LoraFactors {
+        LoraFactors {
             a: a.clone(),
             b: b.clone(),
             scale: self.scale,
             dropout,
-        };
+        }
+    }
+}
+
+impl Linear for LoraLinear {
+    fn forward_silu_mul(&self, gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
+        match self.base.frozen_weight() {
+            // Training on a frozen base: the activation inside the op.
+            Some(weight) if gate.track_op() || up.track_op() => {
+                let y = frozen_lora_silu_mul(gate, up, weight, &self.factors())?;
+                match self.base.bias() {
+                    Some(bias) => y.broadcast_add(&bias.to_dtype(y.dtype())?),
+                    None => Ok(y),
+                }
+            }
+            _ => self.forward(&silu_mul(gate, up)?),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let lora = self.factors();
         if x.track_op() {
             if let Some(weight) = self.base.frozen_weight() {
                 // Training: base product and LoRA update as one op.
