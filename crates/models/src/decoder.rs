@@ -600,12 +600,8 @@ impl Decoder {
         if cache.is_none() && offset == 0 && causal {
             // Training on the CPU: one op from the projections' layout to
             // the output projection's, RoPE inside.
-            let heads = |t: &Tensor, n: usize| t.reshape((b, seq, n, hd));
-            let (qh, kh, vh) = (heads(&q, nh)?, heads(&k, nkv)?, heads(&v, nkv)?);
-            if let Some(y) =
-                fused_rotary_self_attention(&qh, &kh, &vh, &self.rope, segments, scale)?
-            {
-                return Ok(layer.o.forward(&y.reshape((b, seq, nh * hd))?)?);
+            if let Some(y) = fused_rotary_self_attention(&q, &k, &v, &self.rope, segments, scale)? {
+                return Ok(layer.o.forward(&y)?);
             }
         }
         let q = q.reshape((b, seq, nh, hd))?.transpose(1, 2)?;

@@ -189,10 +189,11 @@ fn apply_training_op(
     scale: f64,
     starts: Option<Arc<[u32]>>,
 ) -> Result<Tensor> {
-    let (_, heads, _, _) = q.dims4()?;
+    let (_, heads, _, d) = q.dims4()?;
     let (_, kv_heads, _, _) = k.dims4()?;
     let op = AttentionOp {
         scale: scale as f32,
+        head_dim: d,
         rep: heads / kv_heads,
         rope: None,
         starts,
@@ -204,13 +205,14 @@ fn apply_training_op(
 }
 
 /// Causal self-attention of whole sequences from position 0 with RoPE
-/// applied first, over the projections' own layout: q `(b, seq, heads, d)`,
-/// k and v `(b, seq, kv_heads, d)` (views with a contiguous last axis, such
-/// as reshaped or narrowed projection outputs), returning `(b, seq, heads,
-/// d)`; with `segments`, packed rows. In training on the CPU one op
-/// ([`AttentionOp`]) that rotates inside and reads and writes this layout,
-/// so the graph keeps no rotated or transposed copies; `None` where that op
-/// does not apply (the caller then composes RoPE and attention itself).
+/// applied first, over the projections' own layout: q `(b, seq, heads·d)`,
+/// k and v `(b, seq, kv_heads·d)` (`d` the rope's head width; views with a
+/// contiguous last axis, such as narrowed slices of a fused projection),
+/// returning `(b, seq, heads·d)`; with `segments`, packed rows. In training
+/// on the CPU one op that rotates inside and reads and writes this layout,
+/// so the graph keeps no rotated, transposed or reshaped copies; `None`
+/// where that op does not apply (the caller then composes RoPE and
+/// attention itself).
 pub fn fused_rotary_self_attention(
     q: &Tensor,
     k: &Tensor,
@@ -219,14 +221,17 @@ pub fn fused_rotary_self_attention(
     segments: Option<&Segments>,
     scale: f64,
 ) -> Result<Option<Tensor>> {
-    let (b, seq, heads, d) = q.dims4()?;
-    let (_, kseq, kv_heads, _) = k.dims4()?;
+    let d = rope.head_dim();
+    let (b, seq, width) = q.dims3()?;
+    let (_, kseq, kv_width) = k.dims3()?;
     let applies = [q, k, v].iter().any(|t| t.track_op())
         && all_cpu_f32(&[q, k, v])
         && kseq == seq
-        && heads.is_multiple_of(kv_heads)
-        && d == rope.head_dim()
-        && [q, k, v].iter().all(|t| t.stride()[3] == 1);
+        && width % d == 0
+        && kv_width % d == 0
+        && kv_width > 0
+        && (width / d).is_multiple_of(kv_width / d)
+        && [q, k, v].iter().all(|t| t.stride()[2] == 1);
     if !applies {
         return Ok(None);
     }
@@ -242,7 +247,8 @@ pub fn fused_rotary_self_attention(
     }
     let op = AttentionOp {
         scale: scale as f32,
-        rep: heads / kv_heads,
+        head_dim: d,
+        rep: width / kv_width,
         rope: Some(rope.table(0, seq)?),
         starts: segments.map(Segments::shared_starts),
     };
@@ -328,8 +334,8 @@ mod tests {
         )
     }
 
-    /// The rotary op over the projections' layout equals RoPE, then the
-    /// composed attention, then the transpose back — values and the
+    /// The rotary op over the projections' layout equals the split into
+    /// heads, RoPE, the composed attention and the merge of the heads — values and the
     /// gradients of the unrotated q, k and v, causal and packed, both RoPE
     /// layouts, shared and unshared heads.
     #[test]
@@ -341,20 +347,22 @@ mod tests {
         for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
             let rope = RotaryEmbedding::new(d, 16, 10000.0, None, layout, &dev)?;
             for ((h, kvh), packed) in [((6, 2), false), ((3, 3), false), ((4, 1), true)] {
-                let q = Tensor::randn(0f32, 1.0, (b, s, h, d), &dev)?;
-                let k = Tensor::randn(0f32, 1.0, (b, s, kvh, d), &dev)?;
-                let v = Tensor::randn(0f32, 1.0, (b, s, kvh, d), &dev)?;
+                let q = Tensor::randn(0f32, 1.0, (b, s, h * d), &dev)?;
+                let k = Tensor::randn(0f32, 1.0, (b, s, kvh * d), &dev)?;
+                let v = Tensor::randn(0f32, 1.0, (b, s, kvh * d), &dev)?;
                 let seg = packed.then_some(&segments);
                 let mask = match seg {
                     Some(seg) => seg.mask(&dev)?,
                     None => causal_mask(s, 0, &dev)?,
                 };
                 let composed = |t: &[Tensor]| -> Result<Tensor> {
-                    let heads_first = |t: &Tensor| t.transpose(1, 2);
+                    let heads_first = |t: &Tensor| t.reshape((b, s, (), d))?.transpose(1, 2);
                     let q = rope.apply(&heads_first(&t[0])?, 0)?;
                     let k = rope.apply(&heads_first(&t[1])?, 0)?;
                     let v = heads_first(&t[2])?;
-                    grouped_query_attention(&q, &k, &v, Some(&mask), 0.35)?.transpose(1, 2)
+                    grouped_query_attention(&q, &k, &v, Some(&mask), 0.35)?
+                        .transpose(1, 2)?
+                        .reshape((b, s, h * d))
                 };
                 let fused = |t: &[Tensor]| -> Result<Tensor> {
                     fused_rotary_self_attention(&t[0], &t[1], &t[2], &rope, seg, 0.35)?
@@ -366,14 +374,49 @@ mod tests {
         Ok(())
     }
 
+    /// Sequences longer than one query block of the op (ragged last block,
+    /// packed examples crossing block edges) agree with the composed
+    /// attention too.
+    #[test]
+    fn several_query_blocks_match_composed_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, h, kvh, s, d) = (2, 4, 2, 75, 8);
+        let segments = Segments::from_boundaries(&[&[20, 40, 41], &[70]], s)?;
+        for packed in [false, true] {
+            let q = Tensor::randn(0f32, 1.0, (b, h, s, d), &dev)?;
+            let k = Tensor::randn(0f32, 1.0, (b, kvh, s, d), &dev)?;
+            let v = Tensor::randn(0f32, 1.0, (b, kvh, s, d), &dev)?;
+            let mask = if packed {
+                segments.mask(&dev)?
+            } else {
+                causal_mask(s, 0, &dev)?
+            };
+            let fused = |t: &[Tensor]| {
+                if packed {
+                    packed_self_attention(&t[0], &t[1], &t[2], &segments, 0.35)
+                } else {
+                    causal_self_attention(&t[0], &t[1], &t[2], Some(&mask), 0.35)
+                }
+            };
+            assert_agree_in_nodes(
+                &[q, k, v],
+                TRANSPOSED_OP_NODES,
+                &fused,
+                &|t: &[Tensor]| grouped_query_attention(&t[0], &t[1], &t[2], Some(&mask), 0.35),
+                1e-4,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Without a graph the rotary op declines (the caller composes).
     #[test]
     fn fused_rotary_attention_is_for_training_only() -> Result<()> {
         use crate::rope::{RopeLayout, RotaryEmbedding};
         let dev = Device::Cpu;
         let rope = RotaryEmbedding::new(8, 16, 10000.0, None, RopeLayout::Halves, &dev)?;
-        let q = Tensor::randn(0f32, 1.0, (1, 5, 4, 8), &dev)?;
-        let k = Tensor::randn(0f32, 1.0, (1, 5, 2, 8), &dev)?;
+        let q = Tensor::randn(0f32, 1.0, (1, 5, 32), &dev)?;
+        let k = Tensor::randn(0f32, 1.0, (1, 5, 16), &dev)?;
         assert!(fused_rotary_self_attention(&q, &k, &k, &rope, None, 0.3)?.is_none());
         Ok(())
     }

@@ -137,15 +137,10 @@ pub fn frozen_lora_matmul(x: &Tensor, weight: FrozenWeight, lora: &LoraFactors) 
     if !all_cpu_f32(&[x, &lora.a, &lora.b]) {
         return composed(x, weight, lora);
     }
-    let (in_features, out_features) = (op.in_features, op.out_features);
-    let x = &x.contiguous()?;
-    let apply = |x: &Tensor| x.apply_op3(&lora.a.contiguous()?, &lora.b.contiguous()?, op);
-    if x.rank() == 2 {
-        return apply(x);
-    }
-    let mut dims = x.dims().to_vec();
-    *dims.last_mut().expect("non-empty dims") = out_features;
-    apply(&x.reshape(((), in_features))?)?.reshape(dims)
+    // Any leading dimensions: a reshape would be one more graph node, whose
+    // backward step allocates, zeroes and adds a gradient of x's size.
+    x.contiguous()?
+        .apply_op3(&lora.a.contiguous()?, &lora.b.contiguous()?, op)
 }
 
 /// `y + scale·((x⊙mask) Aᵀ) Bᵀ`: the LoRA update added to the base layer's
@@ -316,8 +311,7 @@ impl CustomOp3 for FrozenLoraOp {
         let a = f32_slice(s2, l2, self.name())?;
         let b = f32_slice(s3, l3, self.name())?;
         let y = self.forward_slices(xs, a, b)?;
-        let m = xs.len() / self.in_features;
-        Ok((CpuStorage::F32(y), Shape::from((m, self.out_features))))
+        Ok((CpuStorage::F32(y), self.output_shape(l1)?))
     }
 
     fn bwd(
@@ -346,6 +340,17 @@ impl CustomOp3 for FrozenLoraOp {
 }
 
 impl FrozenLoraOp {
+    /// The output shape for an input of `x`'s layout: its leading
+    /// dimensions, then `out_features`.
+    pub(crate) fn output_shape(&self, x: &Layout) -> Result<Shape> {
+        let mut dims = x.dims().to_vec();
+        if dims.last() != Some(&self.in_features) {
+            candle_core::bail!("LoRA input {dims:?} does not end in {}", self.in_features);
+        }
+        *dims.last_mut().expect("non-empty dims") = self.out_features;
+        Ok(Shape::from(dims))
+    }
+
     /// `y = x Wᵀ + s·((x⊙mask) Aᵀ) Bᵀ` over row-major `x` `(m, in)`.
     pub(crate) fn forward_slices(&self, xs: &[f32], a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
         let (n, k, r) = (self.out_features, self.in_features, self.rank);

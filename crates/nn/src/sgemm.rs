@@ -153,9 +153,21 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
 /// `C = A·B` on the calling thread (for callers that parallelise over
 /// independent products themselves).
 pub fn matmul_serial(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32]) -> Result<()> {
+    gemm_serial(1.0, a, b, 0.0, c)
+}
+
+/// `C = α·A·B + β·C` on the calling thread (with `β = 0` the old values
+/// of `c` are ignored).
+pub fn gemm_serial(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: &mut [f32],
+) -> Result<()> {
     if b.rows != a.cols || c.len() != a.rows * b.cols {
         candle_core::bail!(
-            "matmul: {}×{} by {}×{} into {} elements",
+            "gemm: {}×{} by {}×{} into {} elements",
             a.rows,
             a.cols,
             b.rows,
@@ -163,7 +175,7 @@ pub fn matmul_serial(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32]) -> Result<()> 
             c.len()
         );
     }
-    serial(1.0, a, b, 0.0, c, b.cols);
+    serial(alpha, a, b, beta, c, b.cols);
     Ok(())
 }
 
