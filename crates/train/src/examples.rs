@@ -209,33 +209,45 @@ impl Batch {
     }
 }
 
-/// Concatenates examples into rows of exactly `len` tokens (the last row may
-/// be shorter); an example that does not fit continues on the next row.
-/// Each row records where its later examples begin, so attention stays
-/// within an example (as an unpacked batch computes it), and an example's
-/// first token is never a target (nothing before it in its example predicts it).
+/// Rows searched for room when packing: first fit over the most recent
+/// rows keeps packing linear in the number of examples.
+const OPEN_ROWS: usize = 64;
+
+/// Packs whole examples into rows of at most `len` tokens: each goes into
+/// the first of the last `OPEN_ROWS` rows with room for it, else a new row.
+/// An example is never split (a continuation would lose its prompt, and
+/// the answer would be learned without its question); one longer than `len`
+/// is left out, as unpacked training leaves it out. Each row records where
+/// its later examples begin, so attention stays within an example (as an
+/// unpacked batch computes it), and an example's first token is never a
+/// target (nothing before it in its example predicts it).
 pub fn pack(examples: &[Example], len: usize) -> Vec<Example> {
-    let empty = || Example {
-        ids: Vec::with_capacity(len),
-        target: Vec::with_capacity(len),
-        boundaries: Vec::new(),
-    };
-    let mut rows = Vec::new();
-    let mut cur = empty();
-    for e in examples {
-        for (i, (&id, &t)) in e.ids.iter().zip(&e.target).enumerate() {
-            if i == 0 && !cur.ids.is_empty() {
-                cur.boundaries.push(cur.ids.len() as u32);
+    let mut rows: Vec<Example> = Vec::new();
+    for e in examples
+        .iter()
+        .filter(|e| !e.ids.is_empty() && e.ids.len() <= len)
+    {
+        let open = rows.len().saturating_sub(OPEN_ROWS)..rows.len();
+        let row = match open
+            .into_iter()
+            .find(|&r| rows[r].ids.len() + e.ids.len() <= len)
+        {
+            Some(r) => &mut rows[r],
+            None => {
+                rows.push(Example {
+                    ids: Vec::with_capacity(len),
+                    target: Vec::with_capacity(len),
+                    boundaries: Vec::new(),
+                });
+                rows.last_mut().expect("a row was just pushed")
             }
-            cur.ids.push(id);
-            cur.target.push(t && i > 0);
-            if cur.ids.len() == len {
-                rows.push(std::mem::replace(&mut cur, empty()));
-            }
+        };
+        if !row.ids.is_empty() {
+            row.boundaries.push(row.ids.len() as u32);
         }
-    }
-    if cur.ids.len() >= 2 {
-        rows.push(cur);
+        row.ids.extend_from_slice(&e.ids);
+        let targets = e.target.iter().enumerate().map(|(i, &t)| t && i > 0);
+        row.target.extend(targets);
     }
     rows
 }
@@ -275,20 +287,20 @@ mod tests {
     }
 
     #[test]
-    fn packing_fills_rows() {
+    fn packing_keeps_examples_whole() {
         let a = ex(&[1, 2, 3], &[false, true, true]);
         let b = ex(&[4, 5, 6, 7], &[false, false, true, true]);
-        let rows = pack(&[a, b], 4);
+        let c = ex(&[8], &[true]);
+        let too_long = ex(&[9; 5], &[true; 5]);
+        let rows = pack(&[a, b, too_long, c], 4);
+        // `b` does not fit after `a`: a row of its own; `c` fills `a`'s row.
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].ids, vec![1, 2, 3, 4]);
+        assert_eq!(rows[0].ids, vec![1, 2, 3, 8]);
         assert_eq!(rows[0].boundaries, vec![3]);
         assert_eq!(rows[0].target, vec![false, true, true, false]);
-        assert_eq!(rows[1].ids, vec![5, 6, 7]);
-        assert!(
-            rows[1].boundaries.is_empty(),
-            "a continued example starts its row"
-        );
-        assert_eq!(rows[1].target, vec![false, true, true]);
+        assert_eq!(rows[1].ids, vec![4, 5, 6, 7]);
+        assert!(rows[1].boundaries.is_empty());
+        assert_eq!(rows[1].target, vec![false, false, true, true]);
         let all = ex(&[8, 9], &[true, true]);
         let rows = pack(&[all.clone(), all], 8);
         assert_eq!(rows[0].target, vec![false, true, false, true]);

@@ -114,7 +114,7 @@ impl Session {
         let mut too_long = 0;
         // Validation records are never packed: their loss is each record's
         // own, comparable across runs with and without packing.
-        let mut encode_all = |records: &[TrainRecord], packed: bool| -> Result<Vec<Example>> {
+        let mut encode_all = |records: &[TrainRecord]| -> Result<Vec<Example>> {
             let mut out = Vec::with_capacity(records.len());
             for (i, r) in records.iter().enumerate() {
                 let e = encoder
@@ -124,8 +124,8 @@ impl Session {
                         message: e.to_string(),
                     })?;
                 // Cutting a conversation would usually cut away the answer:
-                // longer records are left out (and counted) unless packed.
-                if !packed && e.ids.len() > config.max_seq_len {
+                // longer records are left out (and counted), packed or not.
+                if e.ids.len() > config.max_seq_len {
                     too_long += 1;
                     continue;
                 }
@@ -133,8 +133,8 @@ impl Session {
             }
             Ok(out)
         };
-        let mut train_ex = encode_all(train, config.packing)?;
-        let mut val_ex = encode_all(validation, false)?;
+        let mut train_ex = encode_all(train)?;
+        let mut val_ex = encode_all(validation)?;
         if config.eval_max_records > 0 {
             val_ex.truncate(config.eval_max_records);
         }

@@ -316,7 +316,7 @@ fn packing_fills_rows_and_leaves_validation_alone() {
             train_file: "train.jsonl".into(),
             output_dir: dir.path().join("out"),
             method: Method::Qlora,
-            // Each record is 57 tokens: rows of 128 hold two and a part.
+            // Each record is 57 tokens: rows of 128 hold two whole ones.
             max_seq_len: 128,
             packing,
             ..TrainConfig::default()
@@ -335,9 +335,12 @@ fn packing_fills_rows_and_leaves_validation_alone() {
     assert_eq!(
         packed.train_examples().len(),
         3,
-        "6 × 57 tokens in rows of 128"
+        "6 × 57 tokens, two whole records per row of 128"
     );
-    assert_eq!(packed.train_examples()[0].boundaries, vec![57, 114]);
+    for row in packed.train_examples() {
+        assert_eq!(row.boundaries, vec![57]);
+        assert_eq!(row.ids.len(), 114);
+    }
     let (a, b) = (
         plain.validation_loss().unwrap().unwrap(),
         packed.validation_loss().unwrap().unwrap(),
