@@ -24,11 +24,12 @@ use crate::Result;
 /// `softmax(q kᵀ·scale + causal mask)·v` over q `(b, seq, heads, d)` and
 /// k, v `(b, seq, kv_heads, d)` (or the same with the last two axes as one,
 /// `heads·head_dim`), differentiable with respect to all three.
-/// Each (sequence, query head) is one task of the rayon pool, gathering its
-/// rows and its key/value head's (rotated by `rope` when given) and running
-/// its products serially; the `rep` query heads sharing a key/value head
-/// add up their key and value gradients, and the backward pass recomputes
-/// the attention weights. With `starts` (packed
+/// The `rep` query heads sharing a key/value head are folded into the rows
+/// of one group (as in [`grouped_query_attention`](crate::attention::grouped_query_attention)),
+/// so the key and value gradients sum over them. Each (sequence,
+/// key/value head) group is one task of the rayon pool, gathering its rows
+/// (rotated by `rope` when given), running its products serially, and the
+/// backward pass recomputes the attention weights. With `starts` (packed
 /// rows, `(b, seq)` example starts) a query sees only the keys of its own
 /// example.
 pub(crate) struct AttentionOp {
@@ -45,23 +46,15 @@ pub(crate) struct AttentionOp {
 /// work.
 const QUERY_BLOCK: usize = 32;
 
-/// Shapes of one call: `batch` sequences of `seq` tokens, `heads` query
-/// heads sharing `kv_heads` key/value heads, heads `d` wide. The work is one
-/// task per (sequence, query head): `tasks()` of them, task `t` being query
-/// head `t % heads` of sequence `t / heads`.
+/// Shapes of one call: `groups` = batch · kv_heads, each with `rows` =
+/// rep · seq folded query rows over `seq` keys of width `d`.
 #[derive(Clone, Copy)]
-struct Shapes {
-    batch: usize,
-    heads: usize,
+struct Groups {
+    groups: usize,
     kv_heads: usize,
+    rows: usize,
     seq: usize,
     d: usize,
-}
-
-impl Shapes {
-    fn tasks(&self) -> usize {
-        self.batch * self.heads
-    }
 }
 
 /// A `(b, seq, heads, d)` view into an f32 storage whose last axis is
@@ -138,16 +131,15 @@ fn with_heads<R>(
     }
 }
 
-/// The rows of one task, gathered contiguous (queries and keys rotated):
-/// its query head's `(seq, d)` and its key/value head's.
-struct TaskRows {
+/// The rows of one group, gathered contiguous (queries and keys rotated).
+struct GroupRows {
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
 }
 
 impl AttentionOp {
-    fn shapes(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<Shapes> {
+    fn groups(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<Groups> {
         let d = self.head_dim;
         let (b, seq, heads) = head_dims(q, d, self.name())?;
         let (kb, kseq, kvh) = head_dims(k, d, self.name())?;
@@ -171,10 +163,10 @@ impl AttentionOp {
                 q.dims()
             );
         }
-        Ok(Shapes {
-            batch: b,
-            heads,
+        Ok(Groups {
+            groups: b * kvh,
             kv_heads: kvh,
+            rows: self.rep * seq,
             seq,
             d,
         })
@@ -188,40 +180,45 @@ impl AttentionOp {
         }
     }
 
-    /// Task `t`'s query rows and its key/value head's keys and values, each
-    /// `(seq, d)`.
-    fn gather(&self, g: Shapes, t: usize, q: &Heads, k: &Heads, v: &Heads) -> TaskRows {
-        let (b, h, d) = (t / g.heads, t % g.heads, g.d);
-        let kh = h / self.rep;
-        let mut rows = TaskRows {
-            q: vec![0f32; g.seq * d],
+    /// Group `i`'s query rows `(rows, d)` (head `r` of the group at rows
+    /// `r·seq..`), keys and values `(seq, d)`.
+    fn gather(&self, g: Groups, i: usize, q: &Heads, k: &Heads, v: &Heads) -> GroupRows {
+        let (b, kh, d) = (i / g.kv_heads, i % g.kv_heads, g.d);
+        let mut rows = GroupRows {
+            q: vec![0f32; g.rows * d],
             k: vec![0f32; g.seq * d],
             v: vec![0f32; g.seq * d],
         };
-        let heads = rows.q.chunks_mut(d).zip(rows.k.chunks_mut(d));
-        for (s, ((qy, ky), vy)) in heads.zip(rows.v.chunks_mut(d)).enumerate() {
-            self.place(s, q.row(b, s, h), qy, false);
+        for (r, qs) in rows.q.chunks_mut(g.seq * d).enumerate() {
+            for (s, y) in qs.chunks_mut(d).enumerate() {
+                self.place(s, q.row(b, s, kh * self.rep + r), y, false);
+            }
+        }
+        for (s, (ky, vy)) in rows.k.chunks_mut(d).zip(rows.v.chunks_mut(d)).enumerate() {
             self.place(s, k.row(b, s, kh), ky, false);
             vy.copy_from_slice(v.row(b, s, kh));
         }
         rows
     }
 
-    /// The causal blocks of a task: query positions `first..end`, which
-    /// see the keys `0..end`.
-    fn blocks(&self, g: Shapes) -> impl Iterator<Item = (usize, usize)> {
-        (0..g.seq)
-            .step_by(QUERY_BLOCK)
-            .map(move |first| (first, (first + QUERY_BLOCK).min(g.seq)))
+    /// The causal blocks of a group: `(head r, first, end)` for query
+    /// positions `first..end` of the group's head `r`, which see the keys
+    /// `0..end`.
+    fn blocks(&self, g: Groups) -> impl Iterator<Item = (usize, usize, usize)> {
+        (0..self.rep).flat_map(move |r| {
+            (0..g.seq)
+                .step_by(QUERY_BLOCK)
+                .map(move |first| (r, first, (first + QUERY_BLOCK).min(g.seq)))
+        })
     }
 
     /// The attention weights `(end − first, end)` of one block's queries
-    /// `q` (task `task`'s rows at positions `first..end`) over the keys
+    /// `q` (group `group`'s rows at positions `first..end`) over the keys
     /// `0..end`.
     fn block_weights(
         &self,
-        g: Shapes,
-        task: usize,
+        g: Groups,
+        group: usize,
         q: MatRef<'_>,
         k: &[f32],
         (first, end): (usize, usize),
@@ -230,7 +227,7 @@ impl AttentionOp {
         sgemm::matmul_serial(q, MatRef::new(&k[..end * g.d], end, g.d)?.t(), &mut p)?;
         match &self.starts {
             Some(starts) => {
-                let row = task / g.heads;
+                let row = group / g.kv_heads;
                 let starts = &starts[row * g.seq..][first..end];
                 packed_softmax_rows(&mut p, starts, first, end, self.scale);
             }
@@ -239,29 +236,34 @@ impl AttentionOp {
         Ok(p)
     }
 
-    /// Rotates the `(seq, d)` rows back by their positions' angles.
-    fn unrotate(&self, rows: &mut [f32], g: Shapes) {
+    /// Rotates every `(seq, d)` block of `rows` back by its positions' angles.
+    fn unrotate(&self, rows: &mut [f32], g: Groups) {
         if self.rope.is_none() {
             return;
         }
         let mut tmp = vec![0f32; g.d];
-        for (s, y) in rows.chunks_mut(g.d).enumerate() {
-            tmp.copy_from_slice(y);
-            self.place(s, &tmp, y, true);
+        for block in rows.chunks_mut(g.seq * g.d) {
+            for (s, y) in block.chunks_mut(g.d).enumerate() {
+                tmp.copy_from_slice(y);
+                self.place(s, &tmp, y, true);
+            }
         }
     }
 }
 
-/// Lays `(seq, d)` parts, one per (sequence, head) in that order, out as
-/// `(batch, seq, heads, d)`.
-fn scatter(parts: &[Vec<f32>], heads: usize, g: Shapes) -> Vec<f32> {
-    let mut out = vec![0f32; parts.len() * g.seq * g.d];
+/// Lays per-group rows (`per_group` heads of `seq` rows each) out as
+/// `(b, seq, heads, d)`, `heads` = groups per sequence · `per_group`.
+fn scatter(parts: &[Vec<f32>], g: Groups, per_group: usize) -> Vec<f32> {
+    let heads = g.kv_heads * per_group;
+    let b = g.groups / g.kv_heads;
+    let mut out = vec![0f32; b * g.seq * heads * g.d];
     out.par_chunks_mut(heads * g.d)
         .enumerate()
         .for_each(|(token, row)| {
             let (bi, s) = (token / g.seq, token % g.seq);
             for (h, y) in row.chunks_mut(g.d).enumerate() {
-                y.copy_from_slice(&parts[bi * heads + h][s * g.d..][..g.d]);
+                let part = &parts[bi * g.kv_heads + h / per_group];
+                y.copy_from_slice(&part[((h % per_group) * g.seq + s) * g.d..][..g.d]);
             }
         });
     out
@@ -281,31 +283,32 @@ impl CustomOp3 for AttentionOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = self.shapes(l1, l2, l3)?;
+        let g = self.groups(l1, l2, l3)?;
         let (q, k, v) = (
             Heads::new(s1, l1, g.d, self.name())?,
             Heads::new(s2, l2, g.d, self.name())?,
             Heads::new(s3, l3, g.d, self.name())?,
         );
-        let parts = (0..g.tasks())
+        let parts = (0..g.groups)
             .into_par_iter()
-            .map(|t| -> Result<Vec<f32>> {
-                let rows = self.gather(g, t, &q, &k, &v);
+            .map(|i| -> Result<Vec<f32>> {
+                let rows = self.gather(g, i, &q, &k, &v);
                 let d = g.d;
-                let mut o = vec![0f32; g.seq * d];
-                for (first, end) in self.blocks(g) {
-                    let qb = MatRef::new(&rows.q[first * d..end * d], end - first, d)?;
-                    let p = self.block_weights(g, t, qb, &rows.k, (first, end))?;
+                let mut o = vec![0f32; g.rows * d];
+                for (r, first, end) in self.blocks(g) {
+                    let span = (r * g.seq + first) * d..(r * g.seq + end) * d;
+                    let qb = MatRef::new(&rows.q[span.clone()], end - first, d)?;
+                    let p = self.block_weights(g, i, qb, &rows.k, (first, end))?;
                     sgemm::matmul_serial(
                         MatRef::new(&p, end - first, end)?,
                         MatRef::new(&rows.v[..end * d], end, d)?,
-                        &mut o[first * d..end * d],
+                        &mut o[span],
                     )?;
                 }
                 Ok(o)
             })
             .collect::<Result<Vec<_>>>()?;
-        let out = scatter(&parts, g.heads, g);
+        let out = scatter(&parts, g, self.rep);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -318,16 +321,16 @@ impl CustomOp3 for AttentionOp {
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad_res.to_dtype(DType::F32)?;
-        let g = self.shapes(q.layout(), k.layout(), v.layout())?;
+        let g = self.groups(q.layout(), k.layout(), v.layout())?;
         let name = self.name();
         let d = g.d;
         let parts = with_heads(q, d, name, |qs| {
             with_heads(k, d, name, |ks| {
                 with_heads(v, d, name, |vs| {
                     with_heads(&grad, d, name, |gs| {
-                        (0..g.tasks())
+                        (0..g.groups)
                             .into_par_iter()
-                            .map(|t| self.task_grads(g, t, [qs, ks, vs, gs]))
+                            .map(|i| self.group_grads(g, i, [qs, ks, vs, gs]))
                             .collect::<Result<Vec<_>>>()
                     })
                 })
@@ -339,66 +342,44 @@ impl CustomOp3 for AttentionOp {
             dk.push(b);
             dv.push(c);
         }
-        // The query heads sharing a key/value head add their key and value
-        // gradients (consecutive tasks).
-        let shared = |parts: Vec<Vec<f32>>| -> Vec<Vec<f32>> {
-            parts
-                .par_chunks(self.rep)
-                .map(|heads| {
-                    let mut sum = heads[0].clone();
-                    for h in &heads[1..] {
-                        sum.iter_mut().zip(h).for_each(|(s, x)| *s += x);
-                    }
-                    sum
-                })
-                .collect()
-        };
-        let (dk, dv) = (shared(dk), shared(dv));
         let dev = q.device();
         Ok((
-            Some(Tensor::from_vec(scatter(&dq, g.heads, g), q.shape(), dev)?),
-            Some(Tensor::from_vec(
-                scatter(&dk, g.kv_heads, g),
-                k.shape(),
-                dev,
-            )?),
-            Some(Tensor::from_vec(
-                scatter(&dv, g.kv_heads, g),
-                v.shape(),
-                dev,
-            )?),
+            Some(Tensor::from_vec(scatter(&dq, g, self.rep), q.shape(), dev)?),
+            Some(Tensor::from_vec(scatter(&dk, g, 1), k.shape(), dev)?),
+            Some(Tensor::from_vec(scatter(&dv, g, 1), v.shape(), dev)?),
         ))
     }
 }
 
 impl AttentionOp {
-    /// Task `t`'s query gradient and its share of its key/value head's key
-    /// and value gradients, each `(seq, d)` (rotated back, so they are
-    /// gradients of the op's inputs).
-    fn task_grads(
+    /// Group `i`'s query, key and value gradients, in its gathered row order
+    /// (rotated back, so they are gradients of the op's inputs).
+    fn group_grads(
         &self,
-        g: Shapes,
-        t: usize,
+        g: Groups,
+        i: usize,
         [q, k, v, grad]: [&Heads; 4],
     ) -> Result<[Vec<f32>; 3]> {
-        let rows = self.gather(g, t, q, k, v);
-        let (b, h, d) = (t / g.heads, t % g.heads, g.d);
-        // The output gradient of this head (never rotated).
-        let mut go = vec![0f32; g.seq * d];
-        for (s, y) in go.chunks_mut(d).enumerate() {
-            y.copy_from_slice(grad.row(b, s, h));
+        let rows = self.gather(g, i, q, k, v);
+        // The output gradient in the same folded row order (never rotated).
+        let (b, kh, d) = (i / g.kv_heads, i % g.kv_heads, g.d);
+        let mut go = vec![0f32; g.rows * d];
+        for (r, block) in go.chunks_mut(g.seq * d).enumerate() {
+            for (s, y) in block.chunks_mut(d).enumerate() {
+                y.copy_from_slice(grad.row(b, s, kh * self.rep + r));
+            }
         }
-        let mut dq = vec![0f32; g.seq * d];
+        let mut dq = vec![0f32; g.rows * d];
         let mut dk = vec![0f32; g.seq * d];
         let mut dv = vec![0f32; g.seq * d];
-        for (first, end) in self.blocks(g) {
-            let span = first * d..end * d;
+        for (r, first, end) in self.blocks(g) {
+            let span = (r * g.seq + first) * d..(r * g.seq + end) * d;
             let n = end - first;
             let qb = MatRef::new(&rows.q[span.clone()], n, d)?;
             let gb = MatRef::new(&go[span.clone()], n, d)?;
             let keys = MatRef::new(&rows.k[..end * d], end, d)?;
             let values = MatRef::new(&rows.v[..end * d], end, d)?;
-            let p = self.block_weights(g, t, qb, &rows.k, (first, end))?;
+            let p = self.block_weights(g, i, qb, &rows.k, (first, end))?;
             let pm = MatRef::new(&p, n, end)?;
             sgemm::gemm_serial(1.0, pm.t(), gb, 1.0, &mut dv[..end * d])?;
             // ∂scores·scale, computed in place over ∂p = ∂o·vᵀ.
