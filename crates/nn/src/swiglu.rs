@@ -26,7 +26,7 @@ struct SiluMulOp;
 
 crate::dispatch! {
     /// `y = silu(g)·u` element-wise.
-    pub(crate) fn silu_mul_into(y: &mut [f32], g: &[f32], u: &[f32]) {
+    fn silu_mul_into(y: &mut [f32], g: &[f32], u: &[f32]) {
         for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
             *y = g * sigmoid(g) * u;
         }
@@ -35,7 +35,7 @@ crate::dispatch! {
 
 crate::dispatch! {
     /// The gradients of `silu(g)·u` for the upstream `dy`, element-wise.
-    pub(crate) fn silu_mul_grad_into(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
+    fn silu_mul_grad_into(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
         let inputs = g.iter().zip(u).zip(dy);
         for ((dg, du), ((&g, &u), &dy)) in dg.iter_mut().zip(du.iter_mut()).zip(inputs) {
             let s = sigmoid(g);
@@ -43,6 +43,26 @@ crate::dispatch! {
             *dg = dy * u * s * (1.0 + g * (1.0 - s));
         }
     }
+}
+
+/// `silu(g)·u` of two equally long slices, in parallel.
+pub(crate) fn silu_mul_slices(g: &[f32], u: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; g.len()];
+    y.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+        .for_each(|(y, (g, u))| silu_mul_into(y, g, u));
+    y
+}
+
+/// The gradients `(∂g, ∂u)` of `silu(g)·u` for the upstream `dy`, in parallel.
+pub(crate) fn silu_mul_grads(g: &[f32], u: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; u.len()]);
+    dg.par_chunks_mut(CHUNK)
+        .zip(du.par_chunks_mut(CHUNK))
+        .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+        .zip(dy.par_chunks(CHUNK))
+        .for_each(|(((dg, du), (g, u)), dy)| silu_mul_grad_into(dg, du, g, u, dy));
+    (dg, du)
 }
 
 impl CustomOp2 for SiluMulOp {
@@ -62,11 +82,7 @@ impl CustomOp2 for SiluMulOp {
         if g.len() != u.len() {
             candle_core::bail!("{}: {:?} and {:?}", self.name(), l1.dims(), l2.dims());
         }
-        let mut y = vec![0f32; g.len()];
-        y.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-            .for_each(|(y, (g, u))| silu_mul_into(y, g, u));
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        Ok((CpuStorage::F32(silu_mul_slices(g, u)), l1.shape().clone()))
     }
 
     fn bwd(
@@ -76,20 +92,10 @@ impl CustomOp2 for SiluMulOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let n = gate.elem_count();
-        let mut dg = vec![0f32; n];
-        let mut du = vec![0f32; n];
         let grad = grad_res.to_dtype(DType::F32)?;
-        with_f32(gate, self.name(), |g| {
+        let (dg, du) = with_f32(gate, self.name(), |g| {
             with_f32(up, self.name(), |u| {
-                with_f32(&grad, self.name(), |dy| {
-                    dg.par_chunks_mut(CHUNK)
-                        .zip(du.par_chunks_mut(CHUNK))
-                        .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-                        .zip(dy.par_chunks(CHUNK))
-                        .for_each(|(((dg, du), (g, u)), dy)| silu_mul_grad_into(dg, du, g, u, dy));
-                    Ok(())
-                })
+                with_f32(&grad, self.name(), |dy| Ok(silu_mul_grads(g, u, dy)))
             })
         })?;
         Ok((

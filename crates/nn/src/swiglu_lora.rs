@@ -8,16 +8,12 @@
 //! `gate` and `up` and recomputes the activation in its backward pass.
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::cpu::{all_cpu_f32, f32_slice, with_f32};
 use crate::frozen::FrozenWeight;
 use crate::frozen_lora::{frozen_lora_matmul, FrozenLoraOp, LoraFactors};
-use crate::swiglu::{silu_mul, silu_mul_grad_into, silu_mul_into};
+use crate::swiglu::{silu_mul, silu_mul_grads, silu_mul_slices};
 use crate::Result;
-
-/// Elements per parallel task of the elementwise passes.
-const CHUNK: usize = 8192;
 
 /// `silu(gate) ⊙ up` through a frozen projection and its LoRA update:
 /// [`frozen_lora_matmul`] of [`silu_mul`], with gradients for `gate`, `up`,
@@ -53,11 +49,7 @@ impl SwigluLoraOp {
         if g.len() != u.len() {
             candle_core::bail!("{}: gate and up differ in size", self.name());
         }
-        let mut act = vec![0f32; g.len()];
-        act.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-            .for_each(|(y, (g, u))| silu_mul_into(y, g, u));
-        Ok(act)
+        Ok(silu_mul_slices(g, u))
     }
 
     /// `A` and `B` from the concatenated factors.
@@ -116,14 +108,7 @@ impl CustomOp3 for SwigluLoraOp {
                         let (a, b) = self.split(f)?;
                         let (dact, mut da, db) = self.inner.backward_slices(&act, a, b, gs)?;
                         drop(act);
-                        let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; u.len()]);
-                        dg.par_chunks_mut(CHUNK)
-                            .zip(du.par_chunks_mut(CHUNK))
-                            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-                            .zip(dact.par_chunks(CHUNK))
-                            .for_each(|(((dg, du), (g, u)), dy)| {
-                                silu_mul_grad_into(dg, du, g, u, dy)
-                            });
+                        let (dg, du) = silu_mul_grads(g, u, &dact);
                         da.extend_from_slice(&db);
                         Ok((dg, du, da))
                     })

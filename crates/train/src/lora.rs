@@ -221,6 +221,15 @@ impl LoraLinear {
             dropout,
         }
     }
+
+    /// `y` plus the base layer's bias, if it has one (the training ops
+    /// compute the products only).
+    fn add_bias(&self, y: Tensor) -> candle_core::Result<Tensor> {
+        match self.base.bias() {
+            Some(bias) => y.broadcast_add(&bias.to_dtype(y.dtype())?),
+            None => Ok(y),
+        }
+    }
 }
 
 impl Linear for LoraLinear {
@@ -228,11 +237,7 @@ impl Linear for LoraLinear {
         match self.base.frozen_weight() {
             // Training on a frozen base: the activation inside the op.
             Some(weight) if gate.track_op() || up.track_op() => {
-                let y = frozen_lora_silu_mul(gate, up, weight, &self.factors())?;
-                match self.base.bias() {
-                    Some(bias) => y.broadcast_add(&bias.to_dtype(y.dtype())?),
-                    None => Ok(y),
-                }
+                self.add_bias(frozen_lora_silu_mul(gate, up, weight, &self.factors())?)
             }
             _ => self.forward(&silu_mul(gate, up)?),
         }
@@ -243,11 +248,7 @@ impl Linear for LoraLinear {
         if x.track_op() {
             if let Some(weight) = self.base.frozen_weight() {
                 // Training: base product and LoRA update as one op.
-                let y = frozen_lora_matmul(x, weight, &lora)?;
-                return match self.base.bias() {
-                    Some(bias) => y.broadcast_add(&bias.to_dtype(y.dtype())?),
-                    None => Ok(y),
-                };
+                return self.add_bias(frozen_lora_matmul(x, weight, &lora)?);
             }
         }
         add_lora_update(&self.base.forward(x)?, x, &lora)
