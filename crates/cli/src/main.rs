@@ -11,6 +11,7 @@ mod data;
 mod eval;
 mod feedback;
 mod generate;
+mod ladder;
 mod merge;
 mod model;
 mod progress;
@@ -48,6 +49,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Work with the feedback the server collected.
     Feedback(feedback::FeedbackArgs),
+    /// Climb a task's tuning ladder (prompting → verification → LoRA → full) and say which rung pays.
+    Ladder(ladder::LadderArgs),
     /// Evaluate a model on a task (TOML); `eval compare RUN…` compares runs.
     Eval(eval::EvalArgs),
     /// Retrieval: ingest documents into an index, query it, measure it.
@@ -73,6 +76,7 @@ impl Command {
             Command::Info(a) => a.model.threads,
             Command::Serve(a) => a.model.threads,
             Command::Eval(a) => a.threads(),
+            Command::Ladder(a) => a.threads,
             Command::Train(a) => a.threads(),
             Command::Merge(a) => a.threads,
             Command::Pull(_) | Command::Feedback(_) | Command::Rag(_) | Command::Data(_) => None,
@@ -107,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Feedback(a) => feedback::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Ladder(a) => ladder::run(a),
         Command::Rag(a) => rag::run(a),
         Command::Train(a) => train::run(a),
         Command::Merge(a) => merge::run(a),

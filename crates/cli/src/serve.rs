@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Serve a LoRA adapter (PEFT folder) as model `MODEL_ID+NAME`; repeatable.
     #[arg(long = "lora", value_name = "NAME=DIR", value_parser = parse_lora)]
     lora: Vec<(String, PathBuf)>,
+    /// Serve the winning configuration of a finished `tuneup ladder` run folder (its model and adapter).
+    #[arg(long, value_name = "RUN")]
+    ladder: Option<PathBuf>,
     /// Enable the admin endpoints (load/unload adapters at run time) with this bearer key.
     #[arg(long, env = "TUNEUP_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
@@ -65,7 +68,32 @@ fn parse_lora(s: &str) -> std::result::Result<(String, PathBuf), String> {
 }
 
 /// Loads the model and serves until SIGINT/SIGTERM.
-pub fn run(args: ServeArgs) -> Result<()> {
+pub fn run(mut args: ServeArgs) -> Result<()> {
+    if let Some(run) = &args.ladder {
+        let w = tuneup_ladder::read_winner(run)
+            .with_context(|| format!("--ladder {}", run.display()))?;
+        args.model.model = w
+            .model_dir
+            .as_ref()
+            .map_or_else(|| w.model.clone(), |d| d.display().to_string());
+        args.model.adapter = w.adapter.clone();
+        println!(
+            "tuneup serve: ladder '{}' winner: {} — {} ({} {})",
+            w.ladder,
+            w.rung,
+            w.config,
+            w.metric_name,
+            w.metric
+                .map_or_else(|| "—".into(), |m| format!("{:.1} %", 100.0 * m))
+        );
+        if w.variant.shots > 0 || w.variant.candidates > 1 || w.variant.repair_rounds > 0 {
+            println!(
+                "tuneup serve: the winner also uses prompt/verification settings a chat request does not carry \
+                 (few-shot, votes, repair): send prompts rendered as `tuneup eval {}` renders them",
+                w.task.display()
+            );
+        }
+    }
     let model = load(&args.model)?;
     let name = args.model.model.clone();
     let file_name = std::path::Path::new(&name)

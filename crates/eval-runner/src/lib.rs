@@ -21,14 +21,17 @@ pub mod paths;
 pub mod pg_load;
 pub mod prompt;
 pub mod record;
+pub mod render;
 pub mod report;
 pub mod runner;
 pub mod schema;
 pub mod score;
 pub mod sql_db;
 pub mod summary;
-pub mod svg;
 pub mod task;
+
+/// The charts live in `tuneup-report`, shared with `tuneup train` and `tuneup ladder`.
+pub use tuneup_report as svg;
 
 pub use backend::{Backend, Completion, InProcess};
 pub use compare::{compare, compare_report, compare_table, load_run, Comparison, Run};

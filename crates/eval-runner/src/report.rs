@@ -6,19 +6,7 @@ use crate::record::{ExampleRecord, Verdict};
 use crate::summary::{Dist, Summary};
 use crate::svg::{escape, hbars, histogram};
 
-/// Shared page style.
-pub(crate) const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}\
-table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}\
-th{background:#f3f3f3}pre{white-space:pre-wrap;word-break:break-word;margin:0;max-height:260px;overflow:auto;font-size:12px}\
-.sig{color:#b00;font-weight:bold}.chart{margin:8px 16px 16px 0}.num{text-align:right;font-variant-numeric:tabular-nums}";
-
-/// Opens an HTML page.
-pub(crate) fn page_start(title: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n",
-        t = escape(title)
-    )
-}
+pub(crate) use tuneup_report::page_start;
 
 fn dist_row(name: &str, d: &Option<Dist>) -> String {
     match d {

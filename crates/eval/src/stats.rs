@@ -152,6 +152,19 @@ pub fn binomial_test_half(successes: u64, trials: u64) -> f64 {
     (2.0 * binomial_half_cdf(smaller, trials)).min(1.0)
 }
 
+/// Wilson score interval (95 %, z = 1.96) of a proportion `successes / trials`; `(0, 1)` for no trials.
+pub fn wilson_interval(successes: u64, trials: u64) -> (f64, f64) {
+    if trials == 0 {
+        return (0.0, 1.0);
+    }
+    let (n, z) = (trials as f64, 1.959_963_984_540_054);
+    let p = successes as f64 / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
 /// McNemar's exact test on per-example correctness of two runs over the same examples.
 pub fn mcnemar_exact(a_correct: &[bool], b_correct: &[bool]) -> Result<McNemar, StatsError> {
     if a_correct.len() != b_correct.len() {
@@ -256,6 +269,16 @@ pub fn paired_bootstrap(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn wilson_matches_the_textbook_values() {
+        // 81 of 263 (Wilson 1927 / statsmodels proportion_confint(method="wilson")): 0.2553, 0.3662.
+        let (lo, hi) = super::wilson_interval(81, 263);
+        assert!((lo - 0.2553).abs() < 1e-3 && (hi - 0.3662).abs() < 1e-3, "{lo} {hi}");
+        assert_eq!(super::wilson_interval(0, 0), (0.0, 1.0));
+        let (lo, hi) = super::wilson_interval(10, 10);
+        assert!(hi > 0.9999 && (lo - 0.7225).abs() < 1e-3, "{lo} {hi}");
+    }
+
     use super::*;
 
     #[test]

@@ -5,6 +5,8 @@
 //! llama (interleaved RoPE), qwen2 (QKV bias), phi3 (fused projections),
 //! gemma (GELU, scaled embeddings, offset norms).
 
+pub mod ladder;
+
 use std::collections::HashMap;
 use std::path::Path;
 

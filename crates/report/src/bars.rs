@@ -1,4 +1,4 @@
-//! Small inline SVG charts (no scripts, no external resources): horizontal bars, a histogram and grouped bars.
+//! Bar charts and a histogram as inline SVG (no scripts, no external resources).
 
 use std::fmt::Write as _;
 
@@ -18,7 +18,8 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const PALETTE: [&str; 6] = [
+/// Series colours (Tableau 10), used in order.
+pub const PALETTE: [&str; 6] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
 ];
 
