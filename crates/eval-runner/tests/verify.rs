@@ -76,7 +76,7 @@ impl Backend for Scripted {
             _ => self.by_seed[g.seed as usize],
         };
         Ok(Completion {
-            text: format!("```sql\n{text}\n```"),
+            text: text.to_owned(),
             prompt_text: last.to_owned(),
             prompt_tokens: 100,
             completion_tokens: 11,
@@ -225,6 +225,28 @@ fn wrong_answers_cut_off_by_the_token_limit_are_truncated() {
         (Verdict::Correct, None)
     );
     assert_eq!(r.summary.truncated, 1);
+}
+
+#[test]
+fn tool_calls_vote_by_their_canonical_call_list() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("test.jsonl"),
+        "{\"q\": \"call g\", \"a\": \"x\"}\n",
+    )
+    .unwrap();
+    let toml = "metrics = [\"exact_match\"]\n[dataset]\npath = \"test.jsonl\"\ninput = \"q\"\ntarget = \"a\"\n\
+                [prompt]\noutput = \"tool_calls\"\n[verify]\ncandidates = 3\n";
+    let t = Task::from_toml(toml, dir.path(), &dir.path().join("t.toml")).unwrap();
+    // The two sampled calls are the same call with their arguments in another order.
+    let mut b = Scripted::new(vec![
+        r#"<tool_call>{"name": "f", "arguments": {"a": 1}}</tool_call>"#,
+        r#"<tool_call>{"name": "g", "arguments": {"x": 1, "y": {"p": 2, "q": 3}}}</tool_call>"#,
+        r#"<tool_call>{"arguments": {"y": {"q": 3, "p": 2}, "x": 1}, "name": "g"}</tool_call>"#,
+    ]);
+    let rec = &run(&t, &mut b).records[0];
+    assert_eq!(rec.answer[0]["name"], "g", "{rec:?}");
+    assert_eq!(rec.raw_output.as_deref(), Some(b.by_seed[1]));
 }
 
 fn schema_of(t: &Task) -> String {

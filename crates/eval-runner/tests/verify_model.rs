@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use tuneup_eval_runner::{
-    load_examples, run_examples, InProcess, PromptBuilder, RunOptions, Schemas, Task, Verdict,
+    load_examples, run_examples, InProcess, PromptBuilder, RunOptions, RunResult, Schemas, Task,
+    Verdict,
 };
 use tuneup_generate::ChatModel;
 use tuneup_models::{LoadOptions, ModelFiles};
@@ -56,6 +57,20 @@ constrained = true
     Task::from_toml(&toml, dir, &dir.join("t.toml")).unwrap()
 }
 
+fn run(task: &Task, model: &ChatModel) -> RunResult {
+    let examples = load_examples(&task.dataset).unwrap();
+    let builder = PromptBuilder::new(&task.prompt, Schemas::for_task(task).unwrap(), None).unwrap();
+    let mut backend = InProcess::new("tiny", model);
+    run_examples(
+        task,
+        &examples,
+        &builder,
+        &mut backend,
+        &RunOptions::default(),
+    )
+    .unwrap()
+}
+
 fn check_reply(raw: &str) {
     let v: Value = serde_json::from_str(raw).unwrap_or_else(|e| panic!("{e}: {raw:?}"));
     let o = v.as_object().expect("an object");
@@ -75,18 +90,7 @@ fn constrained_replies_of_a_random_model_conform_to_the_schema_with_verification
         dir.path(),
         "[verify]\ncandidates = 3\ntemperature = 1.0\nrepair_rounds = 1\n",
     );
-    let examples = load_examples(&task.dataset).unwrap();
-    let builder =
-        PromptBuilder::new(&task.prompt, Schemas::for_task(&task).unwrap(), None).unwrap();
-    let mut backend = InProcess::new("tiny", &model);
-    let r = run_examples(
-        &task,
-        &examples,
-        &builder,
-        &mut backend,
-        &RunOptions::default(),
-    )
-    .unwrap();
+    let r = run(&task, &model);
     assert_eq!(r.records.len(), 3);
     for rec in &r.records {
         assert_ne!(rec.verdict, Verdict::Error, "{rec:?}");
@@ -114,17 +118,6 @@ fn unconstrained_random_replies_are_not_json() {
     let mut task = sql_task(dir.path(), "");
     task.generation.constrained = false;
     task.generation.max_tokens = 40;
-    let examples = load_examples(&task.dataset).unwrap();
-    let builder =
-        PromptBuilder::new(&task.prompt, Schemas::for_task(&task).unwrap(), None).unwrap();
-    let mut backend = InProcess::new("tiny", &model);
-    let r = run_examples(
-        &task,
-        &examples,
-        &builder,
-        &mut backend,
-        &RunOptions::default(),
-    )
-    .unwrap();
+    let r = run(&task, &model);
     assert!(r.records.iter().all(|rec| rec.scores["json_schema"] == 0.0));
 }
