@@ -97,6 +97,7 @@ pub struct InProcess<'m> {
     name: String,
     model: &'m ChatModel,
     generator: Generator<'m>,
+    constraints: crate::constrain::JsonConstraints,
 }
 
 impl<'m> InProcess<'m> {
@@ -106,6 +107,7 @@ impl<'m> InProcess<'m> {
             name: name.to_owned(),
             model,
             generator: Generator::new(&model.model.decoder, &model.tokenizer),
+            constraints: Default::default(),
         }
     }
 }
@@ -181,6 +183,9 @@ impl Backend for InProcess<'_> {
             stop: g.stop.clone(),
             ..GenerateParams::default()
         };
+        if let (true, Some(schema)) = (g.constrained, &prompt.json_schema) {
+            params.constraint = Some(self.constraints.constraint(self.model, schema)?);
+        }
         let start = Instant::now();
         let mut first: Option<Duration> = None;
         let mut sink = |_id: u32, _text: &str| {

@@ -67,6 +67,9 @@ impl Endpoint {
         if let Some(t) = &prompt.tools {
             body["tools"] = json!(t);
         }
+        if let (true, Some(schema)) = (g.constrained, &prompt.json_schema) {
+            body["response_format"] = crate::constrain::response_format(schema);
+        }
         body
     }
 }
@@ -195,5 +198,29 @@ impl Backend for Endpoint {
             .as_u64()
             .map_or(chunks, |n| n as usize);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constrained_requests_ask_for_a_strict_json_schema() {
+        let schema = json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]});
+        let prompt = Prompt {
+            messages: vec![json!({"role": "user", "content": "q"})],
+            tools: None,
+            shot_ids: Vec::new(),
+            json_schema: Some(schema.clone()),
+        };
+        let e = Endpoint::new("http://127.0.0.1:1", "m", None);
+        let mut g = Generation::default();
+        assert!(e.body(&prompt, &g).get("response_format").is_none());
+        g.constrained = true;
+        assert_eq!(
+            e.body(&prompt, &g)["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": true}})
+        );
     }
 }

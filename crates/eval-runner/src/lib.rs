@@ -7,9 +7,15 @@
 //! records one [`ExampleRecord`] per example — a failing example is recorded, never fatal. With an output folder
 //! it writes `examples.jsonl`, `summary.json` ([`Summary`]), `report.html` ([`run_report`]) and `task.toml`.
 //! [`compare()`] puts finished runs side by side with McNemar and paired-bootstrap tests.
+//!
+//! Optional per task: grammar-constrained JSON replies ([`constrain`], `generation.constrained`), schema
+//! renderings with sample rows or values ([`Schemas`], `prompt.schema_style`), verification at inference time
+//! ([`verify`], `[verify]`: candidates with a vote, SQL repair), and the `truncated` error type for wrong answers
+//! cut off by the token limit ([`truncation`]).
 
 pub mod backend;
 pub mod compare;
+pub mod constrain;
 pub mod data;
 pub mod dataset;
 pub mod endpoint;
@@ -25,16 +31,20 @@ pub mod render;
 pub mod report;
 pub mod runner;
 pub mod schema;
+pub mod schema_sample;
 pub mod score;
 pub mod sql_db;
 pub mod summary;
 pub mod task;
+pub mod truncation;
+pub mod verify;
 
 /// The charts live in `tuneup-report`, shared with `tuneup train` and `tuneup ladder`.
 pub use tuneup_report as svg;
 
 pub use backend::{Backend, Completion, InProcess};
 pub use compare::{compare, compare_report, compare_table, load_run, Comparison, Run};
+pub use constrain::{response_format, JsonConstraints};
 pub use dataset::{load_examples, Example};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
@@ -42,7 +52,10 @@ pub use extract::{extract, Answer};
 pub use prompt::{Prompt, PromptBuilder};
 pub use record::{ExampleRecord, Verdict};
 pub use report::{run_report, terminal_table};
-pub use runner::{run_examples, run_task, RunOptions, RunResult};
+pub use runner::{answer_of, run_examples, run_task, RunOptions, RunResult};
+pub use schema::Schemas;
 pub use score::Scorer;
 pub use summary::Summary;
-pub use task::{Metric, OutputKind, Overrides, Selection, Task};
+pub use task::{Metric, OutputKind, Overrides, SchemaStyle, Selection, Task, Verify};
+pub use truncation::TRUNCATED;
+pub use verify::{generate as generate_verified, Usage, Verified};

@@ -19,6 +19,8 @@ pub struct Prompt {
     pub tools: Option<Vec<Value>>,
     /// Ids of the few-shot examples used.
     pub shot_ids: Vec<String>,
+    /// The JSON schema replies must follow when `generation.constrained` (`prompt.json_schema`).
+    pub json_schema: Option<Value>,
 }
 
 /// The chain-of-thought instruction appended to the user turn for each output kind.
@@ -89,7 +91,7 @@ impl<'p> PromptBuilder<'p> {
         self
     }
 
-    fn context(&self, e: &Example, retrieved: Option<&str>) -> Value {
+    fn context(&self, e: &Example, retrieved: Option<&str>) -> Result<Value> {
         let mut ctx: Map<String, Value> = e.record.clone();
         if let Some(text) = retrieved {
             ctx.insert("context".into(), Value::String(text.to_owned()));
@@ -97,10 +99,11 @@ impl<'p> PromptBuilder<'p> {
         ctx.insert("input".into(), Value::String(e.input.clone()));
         ctx.insert("id".into(), Value::String(e.id.clone()));
         if let (Some(s), Some(db)) = (&self.schemas, &e.db_id) {
-            ctx.insert(
-                "schema".into(),
-                Value::String(s.get(db).unwrap_or("").to_owned()),
-            );
+            let schema = s.get(db).map_err(|err| Error::Template {
+                which: "schema",
+                message: format!("example {}: {err}", e.id),
+            })?;
+            ctx.insert("schema".into(), Value::String(schema.unwrap_or_default()));
         }
         if let Some(t) = &e.tools {
             ctx.insert(
@@ -108,13 +111,13 @@ impl<'p> PromptBuilder<'p> {
                 Value::String(serde_json::to_string_pretty(t).unwrap_or_default()),
             );
         }
-        Value::Object(ctx)
+        Ok(Value::Object(ctx))
     }
 
     fn render(&self, name: &'static str, e: &Example, retrieved: Option<&str>) -> Result<String> {
         let t = self.env.get_template(name).map_err(template_err(name))?;
         let out = t
-            .render(self.context(e, retrieved))
+            .render(self.context(e, retrieved)?)
             .map_err(|err| Error::Template {
                 which: name,
                 message: format!("example {}: {err:#}", e.id),
@@ -190,6 +193,7 @@ impl<'p> PromptBuilder<'p> {
                 .as_ref()
                 .map(|t| t.iter().map(openai_tool).collect()),
             shot_ids,
+            json_schema: self.spec.json_schema.clone(),
         })
     }
 }

@@ -54,18 +54,24 @@ pub struct ExampleRecord {
     pub error_message: Option<String>,
     /// Every metric's per-example value.
     pub scores: BTreeMap<String, f64>,
-    /// Time to first token (ms).
+    /// Time to first token (ms) of the example's first request.
     pub ttft_ms: Option<f64>,
-    /// Mean time per generated token after the first (ms).
+    /// Mean time per generated token after each request's first (ms).
     pub per_token_ms: Option<f64>,
-    /// Whole request (ms).
+    /// All requests of the example together (ms): with `[verify]`, every candidate and repair round.
     pub total_ms: Option<f64>,
-    /// Prompt tokens.
+    /// Prompt tokens, all requests.
     pub prompt_tokens: usize,
-    /// Generated tokens.
+    /// Generated tokens, all requests.
     pub completion_tokens: usize,
-    /// `stop`, `length`, ...
+    /// How the chosen reply ended: `stop`, `length` (the token limit), ...
     pub finish_reason: Option<String>,
+    /// Candidate answers generated (`verify.candidates`; 1 without `[verify]`, 0 when none was generated).
+    #[serde(default)]
+    pub candidates: usize,
+    /// SQL repair rounds used (`verify.repair_rounds`), all candidates together.
+    #[serde(default)]
+    pub repairs: usize,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -33,6 +33,9 @@ pub fn run_report(s: &Summary, records: &[ExampleRecord]) -> String {
         s.wall_s,
         escape(&s.primary_metric)
     );
+    for w in &s.warnings {
+        let _ = write!(h, "<p class=sig>warning: {}</p>", escape(w));
+    }
     h.push_str("<h2>Metrics</h2><table><tr><th>metric</th><th>value</th></tr>");
     for (k, v) in &s.metrics {
         let _ = write!(
@@ -43,9 +46,16 @@ pub fn run_report(s: &Summary, records: &[ExampleRecord]) -> String {
     }
     let _ = write!(
         h,
-        "</table><p>correct {} · wrong {} · scored {} · errors {}</p>",
-        s.correct, s.wrong, s.scored, s.errors
+        "</table><p>correct {} · wrong {} · scored {} · errors {} · hit the token limit {}</p>",
+        s.correct, s.wrong, s.scored, s.errors, s.truncated
     );
+    if s.mean_candidates > 1.0 || s.mean_repairs > 0.0 {
+        let _ = write!(
+            h,
+            "<p>verification: {:.2} candidates and {:.2} repair rounds per example (latency and tokens include them)</p>",
+            s.mean_candidates, s.mean_repairs
+        );
+    }
     let cats: Vec<(String, f64, String)> = s
         .by_category
         .iter()
@@ -172,6 +182,17 @@ pub fn terminal_table(s: &Summary) -> String {
     );
     if let Some(c) = s.cost.usd_per_1k_examples {
         let _ = writeln!(t, "{:<28} {:>12.4}", "usd per 1k examples", c);
+    }
+    if s.mean_candidates > 1.0 || s.mean_repairs > 0.0 {
+        let _ = writeln!(
+            t,
+            "{:<28} {:>12}",
+            "candidates / repairs (mean)",
+            format!("{:.2}/{:.2}", s.mean_candidates, s.mean_repairs)
+        );
+    }
+    for w in &s.warnings {
+        let _ = writeln!(t, "warning: {w}");
     }
     if !s.error_types.is_empty() {
         let _ = writeln!(t, "\nerror types:");

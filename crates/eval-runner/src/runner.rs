@@ -64,12 +64,7 @@ pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
         .as_ref()
         .map(|spec| open_retriever(task, spec))
         .transpose()?;
-    let schemas = task
-        .dataset
-        .tables
-        .as_deref()
-        .map(Schemas::load)
-        .transpose()?;
+    let schemas = Schemas::for_task(task)?;
     let mut builder = PromptBuilder::new(&task.prompt, schemas, pool.as_ref())?;
     if let Some(r) = &retriever {
         builder = builder.with_retriever(r);
@@ -236,6 +231,8 @@ fn error_record(
         prompt_tokens: 0,
         completion_tokens: 0,
         finish_reason: None,
+        candidates: 0,
+        repairs: 0,
     }
 }
 
@@ -270,33 +267,24 @@ pub fn run_one(
         seed: task.generation.seed.wrapping_add(sample as u64),
         ..task.generation.clone()
     };
-    let c = match backend.complete(&prompt, &generation) {
-        Ok(c) => c,
-        Err(msg) => {
-            let text = serde_json::to_string(&prompt.messages).unwrap_or_default();
-            return error_record(e, sample, text, prompt.shot_ids, "generation_error", msg);
-        }
-    };
-    let reply = match &task.prompt.answer_field {
-        Some(f) => json_answer_field(&c.text, f),
-        None => Some(c.text.clone()),
-    };
-    let answer = match (reply, &task.code, task.prompt.output) {
-        (None, ..) => Answer::None,
-        (Some(text), Some(spec), OutputKind::Code) => {
-            let entry = code_field(e, &spec.entry_point_field);
-            Answer::Text(extract_code(&text, spec.language, entry.as_deref()))
-        }
-        (Some(text), ..) => extract(&text, task.prompt.output, task.prompt.chain_of_thought),
-    };
-    let s = scorer.score(e, &c.text, &answer);
+    let answer_of = |text: &str| answer_of(task, e, text);
+    let v =
+        match crate::verify::generate(task, e, &prompt, &generation, backend, scorer, &answer_of) {
+            Ok(v) => v,
+            Err(msg) => {
+                let text = serde_json::to_string(&prompt.messages).unwrap_or_default();
+                return error_record(e, sample, text, prompt.shot_ids, "generation_error", msg);
+            }
+        };
+    let (c, answer) = (&v.completion, &v.answer);
+    let s = scorer.score(e, &c.text, answer);
     let verdict = match (s.unjudgeable, s.passed) {
         (true, _) => Verdict::Error,
         (false, Some(true)) => Verdict::Correct,
         (false, Some(false)) => Verdict::Wrong,
         (false, None) => Verdict::Scored,
     };
-    ExampleRecord {
+    let mut record = ExampleRecord {
         id: e.id.clone(),
         index: e.index,
         sample,
@@ -306,7 +294,7 @@ pub fn run_one(
         prompt: c.prompt_text.clone(),
         shots: prompt.shot_ids,
         raw_output: Some(c.text.clone()),
-        answer: if answer == Answer::None {
+        answer: if *answer == Answer::None {
             serde_json::Value::Null
         } else {
             answer.to_json()
@@ -316,12 +304,33 @@ pub fn run_one(
         error_type: s.error_type,
         error_message: s.message,
         scores: s.scores,
-        ttft_ms: Some(ms(c.ttft)),
-        per_token_ms: c.per_token().map(ms),
-        total_ms: Some(ms(c.total)),
-        prompt_tokens: c.prompt_tokens,
-        completion_tokens: c.completion_tokens,
-        finish_reason: Some(c.finish_reason),
+        ttft_ms: v.usage.ttft.map(ms),
+        per_token_ms: v.usage.per_token().map(ms),
+        total_ms: Some(ms(v.usage.total)),
+        prompt_tokens: v.usage.prompt_tokens,
+        completion_tokens: v.usage.completion_tokens,
+        finish_reason: Some(c.finish_reason.clone()),
+        candidates: v.candidates,
+        repairs: v.repairs,
+    };
+    crate::truncation::mark(&mut record);
+    record
+}
+
+/// The answer in one reply of `e`: the `prompt.answer_field` of a JSON reply when set, then extracted for the
+/// task's output kind (programs assembled with the record's entry point).
+pub fn answer_of(task: &Task, e: &Example, reply: &str) -> Answer {
+    let reply = match &task.prompt.answer_field {
+        Some(f) => json_answer_field(reply, f),
+        None => Some(reply.to_owned()),
+    };
+    match (reply, &task.code, task.prompt.output) {
+        (None, ..) => Answer::None,
+        (Some(text), Some(spec), OutputKind::Code) => {
+            let entry = code_field(e, &spec.entry_point_field);
+            Answer::Text(extract_code(&text, spec.language, entry.as_deref()))
+        }
+        (Some(text), ..) => extract(&text, task.prompt.output, task.prompt.chain_of_thought),
     }
 }
 

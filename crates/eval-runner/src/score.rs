@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tuneup_eval::code::sandbox::SandboxLimits;
-use tuneup_eval::code::{CodeChecker, CodeProblem};
+use tuneup_eval::code::{CodeChecker, CodeErrorType, CodeProblem, Language};
 use tuneup_eval::function_call::{check_function_calls, Category};
 use tuneup_eval::json_check::{check_output, SchemaChecker};
-use tuneup_eval::sql::{SqlEvalError, SqlLimits};
+use tuneup_eval::sql::{Row, SqlEvalError, SqlLimits};
 use tuneup_eval::{bleu, rouge, text};
 
 use crate::dataset::{as_text, field, Example};
@@ -234,6 +234,42 @@ impl Scorer {
             }
             Err(err) => One::broken("database_error", err.to_string()),
         }
+    }
+}
+
+impl Scorer {
+    /// Runs the model's `sql` on the database of `e` (the one `sql_execution` judges on, same guard and
+    /// limits): `None` when the task has no database or it cannot be opened, else the rows or the database's
+    /// error message.
+    pub fn run_sql(&mut self, e: &Example, sql: &str) -> Option<Result<Vec<Row>, String>> {
+        let (Some(databases), Some(db)) = (&mut self.databases, &e.db_id) else {
+            return None;
+        };
+        match databases.run(db, sql) {
+            Ok(Ok(rows)) => Some(Ok(rows)),
+            Ok(Err(failure)) => Some(Err(failure.message)),
+            Err(_) => None,
+        }
+    }
+
+    /// Whether the model's program `code` for `e` at least runs (compiles, imports, defines) without its tests:
+    /// the header of the record's prompt field plus the code, in the task's sandbox. `None` without `[code]`.
+    pub fn program_runs(&self, e: &Example, code: &str) -> Option<bool> {
+        let (checker, spec) = self.code.as_ref()?;
+        let prompt = code_field(e, &spec.prompt_field).unwrap_or_default();
+        let entry_point = code_field(e, &spec.entry_point_field);
+        let problem = CodeProblem {
+            language: spec.language,
+            prompt: &prompt,
+            test: "",
+            entry_point: entry_point.as_deref(),
+        };
+        let v = checker.check(&problem, code).ok()?;
+        // A Kotlin file has no `main` to run without its tests: compiling is what counts there.
+        Some(match spec.language {
+            Language::Kotlin => v.error_type != Some(CodeErrorType::CompileError),
+            _ => v.passed,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use tuneup_eval::sql::postgres::{redact_url, PgEvaluator};
-use tuneup_eval::sql::{SqlEvalError, SqlEvaluator, SqlLimits, SqlVerdict};
+use tuneup_eval::sql::{QueryFailure, Row, SqlEvalError, SqlEvaluator, SqlLimits, SqlVerdict};
 
 use crate::dataset::database_path;
 
@@ -66,6 +66,19 @@ impl Databases {
         match self.get(db_id)? {
             Open::Sqlite(ev) => ev.evaluate(predicted, gold),
             Open::Postgres(pg) => pg.evaluate(predicted, gold),
+        }
+    }
+
+    /// Runs `sql` on the database of `db_id` under the same read-only guard and limits as [`Self::evaluate`]:
+    /// the outer error when the database cannot be reached, the inner one when the query fails.
+    pub fn run(
+        &mut self,
+        db_id: &str,
+        sql: &str,
+    ) -> Result<Result<Vec<Row>, QueryFailure>, SqlEvalError> {
+        match self.get(db_id)? {
+            Open::Sqlite(ev) => Ok(ev.run(sql)),
+            Open::Postgres(pg) => pg.run(sql),
         }
     }
 

@@ -115,6 +115,19 @@ pub struct Summary {
     pub tokens: Tokens,
     /// Cost estimate.
     pub cost: CostEstimate,
+    /// Answers whose generation hit `generation.max_tokens` (correct or not; the wrong ones have the error
+    /// type `truncated`).
+    #[serde(default)]
+    pub truncated: usize,
+    /// Mean candidate answers generated per example (`[verify]`).
+    #[serde(default)]
+    pub mean_candidates: f64,
+    /// Mean SQL repair rounds per example (`[verify]`).
+    #[serde(default)]
+    pub mean_repairs: f64,
+    /// Things to look at before trusting the numbers (e.g. many answers cut off by the token limit).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -286,6 +299,13 @@ pub fn summarize(
         .into_iter()
         .chain(usd_tokens)
         .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
+    let truncated = records
+        .iter()
+        .filter(|r| crate::truncation::hit_limit(r))
+        .count();
+    let warnings = crate::truncation::warning(truncated, records.len(), task.generation.max_tokens)
+        .into_iter()
+        .collect();
     Summary {
         task: task.name.clone(),
         backend: backend.to_owned(),
@@ -312,5 +332,9 @@ pub fn summarize(
             usd_tokens,
             usd_per_1k_examples: worst.map(|w| w * 1000.0 / records.len().max(1) as f64),
         },
+        truncated,
+        mean_candidates: mean(records.iter().map(|r| r.candidates as f64)),
+        mean_repairs: mean(records.iter().map(|r| r.repairs as f64)),
+        warnings,
     }
 }

@@ -43,6 +43,57 @@ pub struct Task {
     /// How generated programs are tested (`code_execution`).
     #[serde(default)]
     pub code: Option<CodeSpec>,
+    /// Verification at inference time: several candidates and a vote, SQL repair rounds.
+    #[serde(default)]
+    pub verify: Option<Verify>,
+}
+
+/// `[verify]`: checks the model's own answers at inference time, using only its outputs and the database (never
+/// the gold answer or the scoring tests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// Answers generated per example; with 2 or more, candidate 0 is greedy and the others are sampled at
+    /// `temperature` with seeds `seed + i`, and a vote picks one (see [`crate::verify`]).
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+    /// Sampling temperature of candidates 1.. .
+    #[serde(default = "default_verify_temperature")]
+    pub temperature: f32,
+    /// SQL only: a query the database rejects is handed back with the error, up to this many times.
+    #[serde(default)]
+    pub repair_rounds: usize,
+}
+
+fn default_candidates() -> usize {
+    1
+}
+
+fn default_verify_temperature() -> f32 {
+    0.7
+}
+
+impl Default for Verify {
+    fn default() -> Self {
+        Self {
+            candidates: default_candidates(),
+            temperature: default_verify_temperature(),
+            repair_rounds: 0,
+        }
+    }
+}
+
+/// How `{{ schema }}` renders a SQL database (`prompt.schema_style`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaStyle {
+    /// CREATE TABLE statements only.
+    #[default]
+    Ddl,
+    /// The DDL plus the first 3 rows of each table as `-- ` comment lines.
+    DdlRows,
+    /// The DDL plus up to 8 distinct values of each TEXT column as `-- ` comment lines.
+    DdlValues,
 }
 
 fn default_sql_timeout() -> f64 {
@@ -302,9 +353,14 @@ pub struct PromptSpec {
     /// e.g. `"sql"` for `{"sql": "SELECT ..."}`. A reply without that field has no answer.
     #[serde(default)]
     pub answer_field: Option<String>,
-    /// JSON schema for `output = "json"` (inline table).
+    /// JSON schema for `output = "json"` (inline table); with `generation.constrained` the reply is decoded
+    /// under it.
     #[serde(default)]
     pub json_schema: Option<Value>,
+    /// How `{{ schema }}` renders the example's database: `ddl`, `ddl_rows` or `ddl_values` (the last two read
+    /// the SQLite file under `dataset.db_dir`).
+    #[serde(default)]
+    pub schema_style: SchemaStyle,
     /// Few-shot examples.
     #[serde(default)]
     pub few_shot: Option<FewShot>,
@@ -360,6 +416,10 @@ pub struct Generation {
     /// metrics and needs `temperature > 0` to differ.
     #[serde(default = "default_samples")]
     pub samples: usize,
+    /// Decode under `prompt.json_schema` (grammar-constrained in process; `response_format` `json_schema` with
+    /// `strict` for endpoints), so every reply is JSON that conforms to it.
+    #[serde(default)]
+    pub constrained: bool,
 }
 
 fn default_samples() -> usize {
@@ -378,6 +438,7 @@ impl Default for Generation {
             seed: 0,
             stop: Vec::new(),
             samples: default_samples(),
+            constrained: false,
         }
     }
 }
@@ -526,6 +587,7 @@ impl Task {
         if self.metrics.contains(&Metric::JsonSchema) && self.prompt.json_schema.is_none() {
             return Err("`json_schema` needs `prompt.json_schema`".into());
         }
+        self.validate_verify()?;
         if let Some(fs) = &self.prompt.few_shot {
             if same_file(&fs.path, &self.dataset.path) {
                 return Err(format!(
@@ -533,6 +595,45 @@ impl Task {
                     fs.path.display()
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Task {
+    /// Checks `generation.constrained`, `prompt.schema_style` and `[verify]` against the rest of the task.
+    fn validate_verify(&self) -> std::result::Result<(), String> {
+        if self.generation.constrained && self.prompt.json_schema.is_none() {
+            return Err("`generation.constrained` needs `prompt.json_schema`".into());
+        }
+        if self.prompt.schema_style != SchemaStyle::Ddl && self.dataset.db_dir.is_none() {
+            return Err(
+                "`prompt.schema_style` `ddl_rows` / `ddl_values` read the SQLite files: set `dataset.db_dir`"
+                    .into(),
+            );
+        }
+        let Some(v) = &self.verify else {
+            return Ok(());
+        };
+        if v.candidates == 0 {
+            return Err("`verify.candidates` must be at least 1".into());
+        }
+        if !(v.temperature.is_finite() && v.temperature >= 0.0) {
+            return Err(format!(
+                "`verify.temperature` must be 0 or more, not {}",
+                v.temperature
+            ));
+        }
+        let sql = self.prompt.output == OutputKind::Sql;
+        if v.repair_rounds > 0 && !sql {
+            return Err("`verify.repair_rounds` needs `prompt.output = \"sql\"`".into());
+        }
+        let d = &self.dataset;
+        if sql && (d.db_id.is_none() || (d.db_dir.is_none() && d.db_url.is_none())) {
+            return Err(
+                "`[verify]` on SQL runs the queries: set `dataset.db_id` and `dataset.db_dir` or `dataset.db_url`"
+                    .into(),
+            );
         }
         Ok(())
     }

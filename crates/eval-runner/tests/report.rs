@@ -45,6 +45,8 @@ fn record(i: usize, correct: bool, cat: &str) -> ExampleRecord {
         prompt_tokens: 50,
         completion_tokens: 10,
         finish_reason: Some("stop".into()),
+        candidates: 1,
+        repairs: 0,
     }
 }
 
