@@ -172,6 +172,18 @@ pub struct HttpConfig {
     /// Most response bytes returned to the model (the rest is cut, and said so).
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
+    /// Allow addresses that are not public: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7),
+    /// link-local (169.254/16, fe80::/10), CGNAT (100.64/10), unspecified, multicast and reserved. Off by
+    /// default: an allow-listed name that resolves to one of them is refused.
+    #[serde(default)]
+    pub allow_private: bool,
+    /// Ports the tool may connect to; default 80 and 443.
+    #[serde(default = "default_ports")]
+    pub ports: Vec<u16>,
+}
+
+fn default_ports() -> Vec<u16> {
+    vec![80, 443]
 }
 
 fn default_http_timeout() -> f64 {
@@ -197,6 +209,11 @@ pub struct SqlConfig {
     /// Statement timeout in seconds.
     #[serde(default = "default_sql_timeout")]
     pub timeout_secs: f64,
+    /// Run the model's SQL on PostgreSQL even when the role is a superuser or a member of
+    /// `pg_read_server_files`, `pg_write_server_files` or `pg_execute_server_program` (refused by default:
+    /// such a role lets a query read the server's files). Better: connect as a read-only role.
+    #[serde(default)]
+    pub allow_privileged_role: bool,
 }
 
 fn default_max_rows() -> usize {

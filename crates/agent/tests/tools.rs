@@ -135,12 +135,16 @@ type = "http_get"
 url = "http://{{host}}:{port}/forecast?city={{city}}"
 allow_hosts = ["127.0.0.1"]
 timeout_secs = 5
+allow_private = true
+ports = [{port}]
 [[tools]]
 name = "page"
 type = "http_get"
 url = "http://127.0.0.1:{port}/{{page}}"
 allow_hosts = ["127.0.0.1"]
 max_bytes = 10
+allow_private = true
+ports = [{port}]
 "#
     );
     let mut tools = toolbox(&toml);
@@ -179,6 +183,49 @@ max_bytes = 10
 }
 
 #[test]
+fn http_get_refuses_private_addresses_and_other_ports() {
+    let port = serve(1);
+    // `localhost` is allow-listed, but it resolves to a loopback address.
+    let config = |extra: &str| {
+        format!(
+            "[[tools]]\nname = \"local\"\ntype = \"http_get\"\nurl = \"http://localhost:{port}/{{page}}\"\n\
+             allow_hosts = [\"localhost\"]\n{extra}"
+        )
+    };
+    let mut tools = toolbox(&config(&format!("ports = [{port}]")));
+    let e = tools.call("local", r#"{"page": "secret"}"#).unwrap_err();
+    assert!(matches!(e, ToolError::Refused(_)), "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("loopback address") && message.contains("allow_private = true"),
+        "{message}"
+    );
+    // Only ports 80 and 443 without `ports`.
+    let mut tools = toolbox(&config("allow_private = true"));
+    let e = tools.call("local", r#"{"page": "secret"}"#).unwrap_err();
+    assert!(
+        matches!(e, ToolError::Refused(_))
+            && e.to_string()
+                .contains(&format!("port {port} is not in ports (80, 443)")),
+        "{e}"
+    );
+    // Both allowed: the request reaches the server (its only one).
+    let mut tools = toolbox(&config(&format!("allow_private = true\nports = [{port}]")));
+    let out = tools.call("local", r#"{"page": "secret"}"#).unwrap();
+    assert_eq!(out, r#"{"path":"/secret"}"#);
+    // The cloud metadata address, by number.
+    let mut tools = toolbox(
+        "[[tools]]\nname = \"meta\"\ntype = \"http_get\"\nurl = \"http://169.254.169.254/latest/{page}\"\n\
+         allow_hosts = [\"169.254.169.254\"]\ntimeout_secs = 1",
+    );
+    let e = tools.call("meta", r#"{"page": "meta-data"}"#).unwrap_err();
+    assert!(
+        matches!(e, ToolError::Refused(_)) && e.to_string().contains("link-local"),
+        "{e}"
+    );
+}
+
+#[test]
 fn postgres_sql_is_read_only() {
     let Some(url) = tuneup_test_utils::postgres_test_url() else {
         return;
@@ -197,9 +244,23 @@ fn postgres_sql_is_read_only() {
         "tuneup_test_agent_shop",
     )
     .unwrap();
-    let mut tools = toolbox(&format!(
-        "[[tools]]\nname = \"db\"\ntype = \"sql\"\ndatabase = \"{url}\"\nschema = \"tuneup_test_agent_shop\""
-    ));
+    let sql_tool = |extra: &str| {
+        format!(
+            "[[tools]]\nname = \"db\"\ntype = \"sql\"\ndatabase = \"{url}\"\nschema = \"tuneup_test_agent_shop\"\n{extra}"
+        )
+    };
+    // The test server's role is a superuser: refused unless opted in.
+    let mut config = AgentConfig::parse(&sql_tool(""), Path::new("test.toml")).unwrap();
+    config.base_dir = examples();
+    let Err(e) = Toolbox::from_config(&config).map(|_| ()) else {
+        panic!("a superuser was accepted for model SQL")
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("superuser") && e.contains("CREATE ROLE") && e.contains("allow_privileged_role"),
+        "{e}"
+    );
+    let mut tools = toolbox(&sql_tool("allow_privileged_role = true"));
     let description = tools.openai_tools()[0]["function"]["description"]
         .as_str()
         .unwrap()
@@ -222,6 +283,8 @@ fn postgres_sql_is_read_only() {
         "DROP TABLE users",
         "COMMIT",
         "SET TRANSACTION READ WRITE",
+        ";COPY (SELECT 1) TO PROGRAM 'true'",
+        "WITH d AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM d",
     ] {
         let e = query(&mut tools, "db", write).unwrap_err();
         assert!(matches!(e, ToolError::Refused(_)), "{write}: {e}");

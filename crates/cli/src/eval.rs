@@ -126,6 +126,13 @@ struct LoadPostgresArgs {
     /// The server: postgres://user[:password]@host[:port]/dbname. Existing schemas of the same names are replaced.
     #[arg(long)]
     url: String,
+    /// Also make this login role able to read (only) the loaded schemas, and print the URL to evaluate with:
+    /// model-written SQL is refused on a superuser or a role that can read the server's files.
+    #[arg(long, requires = "reader_password_env")]
+    reader_role: Option<String>,
+    /// Environment variable holding the reader role's password (the printed URL refers to it as `${VAR}`).
+    #[arg(long, requires = "reader_role")]
+    reader_password_env: Option<String>,
 }
 
 /// Runs `tuneup eval`.
@@ -235,5 +242,22 @@ fn load_postgres(l: LoadPostgresArgs) -> Result<()> {
         reports.len(),
         tuneup_eval_runner::pg_load::redact_url(&l.url)
     );
+    if let (Some(role), Some(var)) = (&l.reader_role, &l.reader_password_env) {
+        let password = std::env::var(var)
+            .with_context(|| format!("--reader-password-env {var}: the variable is not set"))?;
+        let schemas: Vec<String> = reports.iter().map(|r| r.schema.clone()).collect();
+        let url = tuneup_eval_runner::pg_load::create_reader_role(
+            &l.url,
+            role,
+            &password,
+            &format!("${{{var}}}"),
+            &schemas,
+        )?;
+        println!(
+            "reader role {role} can read {} schemas; evaluate with",
+            schemas.len()
+        );
+        println!("db_url = \"{url}\"");
+    }
     Ok(())
 }

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tuneup_eval::sql::postgres::{connect, copy_sqlite_to_postgres};
+use tuneup_eval::sql::postgres::guard::reader_role_sql;
+use tuneup_eval::sql::postgres::{connect, copy_sqlite_to_postgres, quote_ident, url_with_user};
 pub use tuneup_eval::sql::postgres::{redact_url, LoadReport};
 
 use crate::error::{Error, Result};
@@ -91,4 +92,60 @@ pub fn load_postgres(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Makes `role` a login role with `password` that can only read the tables of `schemas` (and the database at
+/// `url`): created, or updated when it exists (its password reset, the grants added). Returns `url` with the
+/// user and password replaced by `role` and `password_text` (e.g. `${VAR}`, for a task's `db_url`; written as
+/// is, so a literal password is percent-encoded first).
+pub fn create_reader_role(
+    url: &str,
+    role: &str,
+    password: &str,
+    password_text: &str,
+    schemas: &[String],
+) -> Result<String> {
+    let what = || format!("creating the reader role {role} on {}", redact_url(url));
+    let fail = |message: String| Error::Database {
+        what: what(),
+        message,
+    };
+    if role.is_empty() || password.is_empty() {
+        return Err(fail(
+            "the role name and its password must not be empty".into(),
+        ));
+    }
+    let mut client = connect(url).map_err(|e| fail(e.to_string()))?;
+    let mut tx = client.transaction().map_err(|e| fail(e.to_string()))?;
+    let exists = tx
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+        .map_err(|e| fail(e.to_string()))?
+        .is_some();
+    let database: String = tx
+        .query_one("SELECT current_database()::text", &[])
+        .map_err(|e| fail(e.to_string()))?
+        .get(0);
+    let mut statements = reader_role_sql(role, password, exists, schemas);
+    statements.push(format!(
+        "GRANT CONNECT ON DATABASE {} TO {}",
+        quote_ident(&database),
+        quote_ident(role)
+    ));
+    for sql in &statements {
+        // The password is in the statement: never echo it in the error.
+        tx.batch_execute(sql).map_err(|e| {
+            let shown = sql.split(" PASSWORD ").next().unwrap_or(sql);
+            fail(format!(
+                "{shown}: {}",
+                tuneup_eval::sql::postgres::error_chain(&e)
+            ))
+        })?;
+    }
+    tx.commit().map_err(|e| fail(e.to_string()))?;
+    url_with_user(url, role, password_text).ok_or_else(|| {
+        fail(
+            "the URL is not postgres://...; connect as the role with user= and password= instead"
+                .into(),
+        )
+    })
 }

@@ -9,6 +9,7 @@ use tuneup_eval::code::sandbox::SandboxLimits;
 use tuneup_eval::code::{CodeChecker, CodeErrorType, CodeProblem, Language};
 use tuneup_eval::function_call::{check_function_calls, Category};
 use tuneup_eval::json_check::{check_output, SchemaChecker};
+use tuneup_eval::sql::postgres::RolePolicy;
 use tuneup_eval::sql::{Row, SqlEvalError, SqlLimits};
 use tuneup_eval::{bleu, rouge, text};
 
@@ -133,14 +134,13 @@ impl Scorer {
             (None, Some(dir)) => Some(DatabaseSource::SqliteDir(dir.clone())),
             (None, None) => None,
         };
-        let limits = SqlLimits {
-            timeout: Duration::from_secs_f64(task.sql_timeout_s.max(0.001)),
-            ..SqlLimits::default()
-        };
+        let limits =
+            SqlLimits::with_timeout(Duration::from_secs_f64(task.sql_timeout_s.max(0.001)));
+        let roles = RolePolicy::allowing(task.dataset.allow_privileged_role);
         Ok(Self {
             metrics: task.metrics.clone(),
             primary: task.primary_metric(),
-            databases: source.map(|s| Databases::new(s, limits)),
+            databases: source.map(|s| Databases::new(s, limits, roles)),
             schema,
             code: task
                 .code

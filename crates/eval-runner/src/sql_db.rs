@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use tuneup_eval::sql::postgres::{redact_url, PgEvaluator};
+use tuneup_eval::sql::postgres::{redact_url, PgEvaluator, RolePolicy};
 use tuneup_eval::sql::{QueryFailure, Row, SqlEvalError, SqlEvaluator, SqlLimits, SqlVerdict};
 
 use crate::dataset::database_path;
@@ -34,17 +34,25 @@ enum Open {
 pub struct Databases {
     source: DatabaseSource,
     limits: SqlLimits,
+    roles: RolePolicy,
     open: HashMap<String, Open>,
-    /// Connection failures by key, not retried.
-    failed: HashMap<String, String>,
+    /// Connection failures (and refused roles) by key, not retried.
+    failed: HashMap<String, Failed>,
+}
+
+/// Why a database could not be opened, kept so it is not tried again.
+enum Failed {
+    Connect(String),
+    PrivilegedRole { role: String, why: String },
 }
 
 impl Databases {
-    /// Databases from `source`, queried under `limits`.
-    pub fn new(source: DatabaseSource, limits: SqlLimits) -> Self {
+    /// Databases from `source`, queried under `limits`; PostgreSQL roles are checked under `roles`.
+    pub fn new(source: DatabaseSource, limits: SqlLimits, roles: RolePolicy) -> Self {
         Self {
             source,
             limits,
+            roles,
             open: HashMap::new(),
             failed: HashMap::new(),
         }
@@ -94,10 +102,18 @@ impl Databases {
             }
             DatabaseSource::Postgres(url) => (url.clone(), Some(db_id)),
         };
-        if let Some(message) = self.failed.get(&key) {
-            return Err(SqlEvalError::Connect {
-                url: redact_url(&key),
-                message: message.clone(),
+        if let Some(failed) = self.failed.get(&key) {
+            let url = redact_url(&key);
+            return Err(match failed {
+                Failed::Connect(message) => SqlEvalError::Connect {
+                    url,
+                    message: message.clone(),
+                },
+                Failed::PrivilegedRole { role, why } => SqlEvalError::PrivilegedRole {
+                    url,
+                    role: role.clone(),
+                    why: why.clone(),
+                },
             });
         }
         if !self.open.contains_key(&key) {
@@ -105,17 +121,24 @@ impl Databases {
                 DatabaseSource::SqliteDir(_) => {
                     SqlEvaluator::open(PathBuf::from(&key), self.limits).map(Open::Sqlite)
                 }
-                DatabaseSource::Postgres(_) => {
-                    PgEvaluator::connect(&key, self.limits).map(|pg| Open::Postgres(Box::new(pg)))
-                }
+                DatabaseSource::Postgres(_) => PgEvaluator::connect(&key, self.limits, self.roles)
+                    .map(|pg| Open::Postgres(Box::new(pg))),
             };
             match opened {
                 Ok(db) => {
                     self.open.insert(key.clone(), db);
                 }
                 Err(err) => {
-                    if let SqlEvalError::Connect { message, .. } = &err {
-                        self.failed.insert(key, message.clone());
+                    match &err {
+                        SqlEvalError::Connect { message, .. } => {
+                            self.failed.insert(key, Failed::Connect(message.clone()));
+                        }
+                        SqlEvalError::PrivilegedRole { role, why, .. } => {
+                            let (role, why) = (role.clone(), why.clone());
+                            self.failed
+                                .insert(key, Failed::PrivilegedRole { role, why });
+                        }
+                        _ => {}
                     }
                     return Err(err);
                 }

@@ -173,6 +173,11 @@ pub struct Dataset {
     /// queries run in the schema named by its `db_id` (`search_path`), as `tuneup eval load-postgres` loads them.
     #[serde(default)]
     pub db_url: Option<String>,
+    /// Run the model's SQL on `db_url` even when its role is a superuser or a member of `pg_read_server_files`,
+    /// `pg_write_server_files` or `pg_execute_server_program` (refused by default: such a role lets a query
+    /// read the server's files). Better: a read-only role (`tuneup eval load-postgres --reader-role`).
+    #[serde(default)]
+    pub allow_privileged_role: bool,
     /// Spider-style `tables.json`: each example's schema is rendered as CREATE TABLE DDL into `{{ schema }}`.
     #[serde(default)]
     pub tables: Option<PathBuf>,

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use tuneup_eval_runner::pg_load::load_postgres;
+use tuneup_eval_runner::pg_load::{create_reader_role, load_postgres};
 use tuneup_eval_runner::{extract, load_examples, OutputKind, Scorer, Task};
 
 use tuneup_test_utils::postgres_test_url as url;
@@ -29,6 +29,11 @@ fn shop_databases(dir: &Path) -> std::path::PathBuf {
 
 /// A task over `examples.jsonl` in `dir` (predictions in the `pred` field) judged on `db_url`.
 fn task(dir: &Path, db_url: &str, examples: &[serde_json::Value]) -> Task {
+    task_with(dir, db_url, "", examples)
+}
+
+/// [`task`] with `extra` lines in its `[dataset]` section.
+fn task_with(dir: &Path, db_url: &str, extra: &str, examples: &[serde_json::Value]) -> Task {
     let lines: Vec<String> = examples.iter().map(|e| e.to_string()).collect();
     std::fs::write(dir.join("examples.jsonl"), lines.join("\n")).unwrap();
     let toml = format!(
@@ -42,6 +47,7 @@ target = "query"
 id = "id"
 db_id = "db_id"
 db_url = "{db_url}"
+{extra}
 [prompt]
 output = "sql"
 "#
@@ -93,12 +99,40 @@ fn a_task_with_db_url_is_judged_per_schema() {
         serde_json::json!({"id": "broken-gold", "db_id": SHOP, "pred": "SELECT 1", "query": "SELECT nope FROM items"}),
         serde_json::json!({"id": "no-schema", "db_id": "tuneup_test_runner_absent", "pred": "SELECT 1", "query": "SELECT 1"}),
     ];
+    // The test server's role is a superuser: every example is unjudgeable, and the message says what to do.
     // `${VAR}` expansion, as for paths.
     let t = task(dir.path(), "${TUNEUP_TEST_POSTGRES_URL}", &examples);
     assert_eq!(
         t.dataset.db_url.as_deref(),
         Some("${TUNEUP_TEST_POSTGRES_URL}")
     );
+    for (id, error_type, unjudgeable, message) in score(&t) {
+        assert_eq!(
+            error_type.as_deref(),
+            Some("database_error"),
+            "{id}: {message}"
+        );
+        assert!(
+            unjudgeable && message.contains("superuser") && message.contains("CREATE ROLE"),
+            "{message}"
+        );
+    }
+    // A reader role (what `tuneup eval load-postgres --reader-role` makes) judges them.
+    let reader_url = create_reader_role(
+        &url,
+        "tuneup_test_runner_reader",
+        "pw",
+        "pw",
+        &[SHOP.to_string()],
+    )
+    .unwrap();
+    assert!(
+        reader_url.contains("tuneup_test_runner_reader:pw@"),
+        "{reader_url}"
+    );
+    let mut examples = examples.to_vec();
+    examples.push(serde_json::json!({"id": "read-file", "db_id": SHOP, "pred": "SELECT pg_read_file('/etc/hostname')", "query": gold}));
+    let t = task(dir.path(), &reader_url, &examples);
     let scored = score(&t);
     assert_eq!(scored[0].1, None, "{:?}", scored[0]);
     assert_eq!(
@@ -122,6 +156,13 @@ fn a_task_with_db_url_is_judged_per_schema() {
         scored[3]
     );
     assert!(scored[3].2 && scored[3].3.contains("tuneup_test_runner_absent"));
+    assert_eq!(
+        scored[4].1.as_deref(),
+        Some("write_refused"),
+        "{:?}",
+        scored[4]
+    );
+    assert!(scored[4].3.contains("permission denied"), "{:?}", scored[4]);
     // The DELETE changed nothing.
     let again = score(&t);
     assert_eq!(again[0].1, None, "{:?}", again[0]);
@@ -137,9 +178,11 @@ fn a_task_with_db_url_is_judged_per_schema() {
             format!("?{params}")
         }
     );
-    let t = task(
+    // (on the superuser, opted in).
+    let t = task_with(
         dir.path(),
         &per_db,
+        "allow_privileged_role = true",
         &[
             serde_json::json!({"id": "db", "db_id": database, "pred": "SELECT current_database()", "query": format!("SELECT '{database}'")}),
         ],

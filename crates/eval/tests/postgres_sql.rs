@@ -10,7 +10,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tuneup_eval::sql::postgres::{copy_sqlite_to_postgres, LoadError, PgColumnType, PgEvaluator};
+use tuneup_eval::sql::postgres::guard::reader_role_sql;
+use tuneup_eval::sql::postgres::{
+    copy_sqlite_to_postgres, url_with_user, LoadError, PgColumnType, PgEvaluator, RolePolicy,
+};
 use tuneup_eval::sql::{
     CellValue, QueryRunner, SqlErrorType, SqlEvalError, SqlEvaluator, SqlLimits,
 };
@@ -25,7 +28,14 @@ fn limits() -> SqlLimits {
     SqlLimits {
         timeout: Duration::from_millis(1500),
         max_rows: 1000,
+        ..SqlLimits::default()
     }
+}
+
+/// An evaluator on the test server's role, a superuser: these tests opt in (`allow_privileged_role = true`);
+/// [`model_sql_cannot_reach_the_servers_files`] runs on a reader role instead.
+fn opted_in(url: &str, limits: SqlLimits) -> PgEvaluator {
+    PgEvaluator::connect(url, limits, RolePolicy::AllowPrivileged).unwrap()
 }
 
 fn count(url: &str, sql: &str) -> i64 {
@@ -85,7 +95,7 @@ fn verdicts_match_sqlite_on_spider_concert_singer() {
         .contains(&("song_release_year".to_string(), PgColumnType::Text)));
 
     let mut lite = SqlEvaluator::open(&sqlite, limits()).unwrap();
-    let mut pg = PgEvaluator::connect(&url, limits()).unwrap();
+    let mut pg = opted_in(&url, limits());
     pg.use_schema(Some(schema)).unwrap();
     let count_singers = "SELECT count(*) FROM singer";
     let cases = [
@@ -137,20 +147,15 @@ fn verdicts_match_sqlite_on_spider_concert_singer() {
         case("DELETE FROM singer_in_concert", count_singers, Some(WriteRefused)),
         case("DROP TABLE concert", count_singers, Some(WriteRefused)),
         case("CREATE TABLE extra (a int)", count_singers, Some(WriteRefused)),
-        dialect(
+        // Refused by the allow-list on both, before the database sees them.
+        case(
             "WITH d AS (DELETE FROM singer RETURNING *) SELECT count(*) FROM d",
             count_singers,
-            Some(Syntax),
             Some(WriteRefused),
         ),
-        // Ending or reopening the transaction: SQLite has none open; PostgreSQL refuses the statement.
-        dialect("COMMIT", count_singers, Some(Execution), Some(WriteRefused)),
-        dialect(
-            "SET TRANSACTION READ WRITE",
-            count_singers,
-            Some(Syntax),
-            Some(WriteRefused),
-        ),
+        case("COMMIT", count_singers, Some(WriteRefused)),
+        case("SET TRANSACTION READ WRITE", count_singers, Some(WriteRefused)),
+        case(";COPY singer TO STDOUT", count_singers, Some(WriteRefused)),
         // The read-only mode cannot be switched off from inside a query either.
         dialect(
             "SELECT set_config('transaction_read_only', 'off', true)",
@@ -159,11 +164,10 @@ fn verdicts_match_sqlite_on_spider_concert_singer() {
             Some(WriteRefused),
         ),
         case("SELECT 1; SELECT 2", count_singers, Some(Execution)),
-        dialect(
+        case(
             "SELECT count(*) FROM singer; DROP TABLE singer",
             count_singers,
             Some(WriteRefused),
-            Some(Execution),
         ),
         case("COMMIT; DROP TABLE singer", count_singers, Some(WriteRefused)),
     ];
@@ -239,7 +243,7 @@ fn verdicts_match_sqlite_on_spider_concert_singer() {
 #[test]
 fn value_types_read_like_sqlite_values() {
     let Some(url) = url() else { return };
-    let mut pg = PgEvaluator::connect(&url, limits()).unwrap();
+    let mut pg = opted_in(&url, limits());
     let rows = pg
         .run(
             "SELECT 1::int2, 2::int4, 3::int8, 1.5::float4, 0.1::float4, 2.5::float8, 7.00::numeric, \
@@ -293,14 +297,14 @@ fn value_types_read_like_sqlite_values() {
 #[test]
 fn huge_results_stop_at_the_row_cap_and_parameters_are_refused() {
     let Some(url) = url() else { return };
-    let mut pg = PgEvaluator::connect(
+    let mut pg = opted_in(
         &url,
         SqlLimits {
             timeout: Duration::from_secs(30),
             max_rows: 10,
+            ..SqlLimits::default()
         },
-    )
-    .unwrap();
+    );
     let started = Instant::now();
     let failure = pg
         .run("SELECT generate_series(1, 1000000000) AS x")
@@ -331,7 +335,7 @@ fn huge_results_stop_at_the_row_cap_and_parameters_are_refused() {
 #[test]
 fn a_connection_closed_by_the_server_is_reopened() {
     let Some(url) = url() else { return };
-    let mut pg = PgEvaluator::connect(&url, limits()).unwrap();
+    let mut pg = opted_in(&url, limits());
     let pid = match pg.run("SELECT pg_backend_pid()").unwrap().unwrap()[0][0] {
         CellValue::Integer(pid) => pid,
         ref other => panic!("pid {other:?}"),
@@ -349,9 +353,13 @@ fn a_connection_closed_by_the_server_is_reopened() {
 
 #[test]
 fn missing_schema_and_unreachable_server_are_errors_without_the_password() {
-    let err = PgEvaluator::connect("postgres://bob:s3cret@127.0.0.1:1/nothing", limits())
-        .err()
-        .expect("nothing listens on port 1");
+    let err = PgEvaluator::connect(
+        "postgres://bob:s3cret@127.0.0.1:1/nothing",
+        limits(),
+        RolePolicy::default(),
+    )
+    .err()
+    .expect("nothing listens on port 1");
     let message = err.to_string();
     assert!(matches!(err, SqlEvalError::Connect { .. }), "{message}");
     assert!(
@@ -363,13 +371,13 @@ fn missing_schema_and_unreachable_server_are_errors_without_the_password() {
         message.contains("Connection refused") || message.contains("os error"),
         "{message}"
     );
-    let err = PgEvaluator::connect("postgres://host:port/db", limits())
+    let err = PgEvaluator::connect("postgres://host:port/db", limits(), RolePolicy::default())
         .err()
         .unwrap();
     assert!(err.to_string().contains("malformed URL"), "{err}");
 
     let Some(url) = url() else { return };
-    let mut pg = PgEvaluator::connect(&url, limits()).unwrap();
+    let mut pg = opted_in(&url, limits());
     let err = pg
         .use_schema(Some("tuneup_test_no_such_schema"))
         .unwrap_err();
@@ -427,7 +435,7 @@ fn sqlite_copies_keep_values_and_fall_back_to_text() {
 
     // Every row reads back as SQLite returns it (the text column holds SQLite's text of the integer 7).
     let mut lite = SqlEvaluator::open(&path, limits()).unwrap();
-    let mut pg = PgEvaluator::connect(&url, limits()).unwrap();
+    let mut pg = opted_in(&url, limits());
     pg.use_schema(Some(schema)).unwrap();
     let query = "SELECT id, score, ratio, note, raw, \"odd name\" FROM things ORDER BY id";
     let from_pg = pg.run(query).unwrap().unwrap();
@@ -490,7 +498,7 @@ fn spider_dev_gold_queries_on_postgres() {
         let sqlite = dir.join(format!("databases/{db_id}/{db_id}.sqlite"));
         let pg = pgs.entry(db_id.to_owned()).or_insert_with(|| {
             copy_sqlite_to_postgres(&sqlite, &mut c, db_id).unwrap();
-            let mut pg = PgEvaluator::connect(&url, SqlLimits::default()).unwrap();
+            let mut pg = opted_in(&url, SqlLimits::default());
             pg.use_schema(Some(db_id)).unwrap();
             pg
         });
@@ -573,7 +581,139 @@ fn sslmode_encrypts_and_verifies_like_libpq() {
     assert!(message.contains("certificate"), "{message}");
 
     // The evaluator takes the same URLs.
-    let mut evaluator = PgEvaluator::connect(&with(&verified), limits()).unwrap();
+    let mut evaluator = opted_in(&with(&verified), limits());
     let rows = evaluator.run("SELECT 1").unwrap().unwrap();
     assert_eq!(rows.len(), 1);
+}
+
+/// Makes `role` (password `pw`) able to read `schema` only and returns its URL on the server at `url`.
+fn reader(url: &str, role: &str, schema: &str) -> String {
+    let mut c = client(url);
+    let exists = c
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+        .unwrap()
+        .is_some();
+    for sql in reader_role_sql(role, "pw", exists, &[schema.to_string()]) {
+        c.batch_execute(&sql).unwrap();
+    }
+    url_with_user(url, role, "pw").unwrap()
+}
+
+#[test]
+fn model_sql_cannot_reach_the_servers_files() {
+    let Some(url) = url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let lite = dir.path().join("files.sqlite");
+    rusqlite::Connection::open(&lite)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t(a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y');",
+        )
+        .unwrap();
+    let schema = "tuneup_test_reader_files";
+    copy_sqlite_to_postgres(&lite, &mut client(&url), schema).unwrap();
+
+    // The test server's role is a superuser: refused unless opted in, with how to make a reader role.
+    let Err(err) = PgEvaluator::connect(&url, limits(), RolePolicy::default()) else {
+        panic!("a superuser was accepted for model SQL")
+    };
+    let message = err.to_string();
+    assert!(
+        matches!(err, SqlEvalError::PrivilegedRole { .. }),
+        "{message}"
+    );
+    for part in [
+        "superuser",
+        "CREATE ROLE",
+        "GRANT SELECT ON ALL TABLES",
+        "allow_privileged_role",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+
+    // Opted in, the allow-list still stops statements hidden behind an empty one, which PostgreSQL drops.
+    let mut su = opted_in(&url, limits());
+    let marker = std::env::temp_dir().join(format!("tuneup-copy-program-{}", std::process::id()));
+    let attacks = [
+        format!(";COPY (SELECT 1) TO PROGRAM 'touch {}'", marker.display()),
+        format!("/* x */ ; COPY (SELECT 1) TO '{}'", marker.display()),
+        format!(
+            "WITH w AS (SELECT 1) SELECT 1; COPY (SELECT 1) TO PROGRAM 'touch {}'",
+            marker.display()
+        ),
+        format!("SELECT 1 INTO {schema}.stolen"),
+        format!("WITH d AS (DELETE FROM {schema}.t RETURNING *) SELECT * FROM d"),
+    ];
+    for sql in &attacks {
+        let failure = su.run(sql).unwrap().unwrap_err();
+        assert_eq!(
+            failure.error_type,
+            SqlErrorType::WriteRefused,
+            "{sql}: {failure:?}"
+        );
+    }
+    assert!(!marker.exists(), "COPY TO PROGRAM ran");
+    assert_eq!(count(&url, &format!("SELECT count(*) FROM {schema}.t")), 2);
+
+    // A reader role runs queries but cannot read the server's files.
+    let reader_url = reader(&url, "tuneup_test_reader_files", schema);
+    let mut pg = PgEvaluator::connect(&reader_url, limits(), RolePolicy::default()).unwrap();
+    pg.use_schema(Some(schema)).unwrap();
+    let v = pg
+        .evaluate("SELECT b FROM t WHERE a = 2", "SELECT 'y'")
+        .unwrap();
+    assert!(v.correct, "{v:?}");
+    let failure = pg
+        .run("SELECT pg_read_file('/etc/hostname')")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        failure.error_type,
+        SqlErrorType::WriteRefused,
+        "{failure:?}"
+    );
+    assert!(failure.message.contains("42501"), "{failure:?}");
+
+    // A member of pg_read_server_files is refused like a superuser.
+    let member_url = reader(&url, "tuneup_test_reader_files_member", schema);
+    client(&url)
+        .batch_execute("GRANT pg_read_server_files TO tuneup_test_reader_files_member")
+        .unwrap();
+    let Err(err) = PgEvaluator::connect(&member_url, limits(), RolePolicy::default()) else {
+        panic!("a member of pg_read_server_files was accepted")
+    };
+    assert!(
+        err.to_string().contains("a member of pg_read_server_files"),
+        "{err}"
+    );
+}
+
+#[test]
+fn values_and_results_over_the_size_caps_are_too_large() {
+    let Some(url) = url() else { return };
+    let mut pg = opted_in(
+        &url,
+        SqlLimits {
+            max_cell_bytes: 1000,
+            max_result_bytes: 10_000,
+            ..limits()
+        },
+    );
+    assert_eq!(
+        pg.run("SELECT repeat('x', 1000)").unwrap().unwrap().len(),
+        1
+    );
+    let failure = pg.run("SELECT repeat('x', 1001)").unwrap().unwrap_err();
+    assert_eq!(failure.error_type, SqlErrorType::TooLarge, "{failure:?}");
+    let failure = pg
+        .run("SELECT repeat('x', 500) FROM generate_series(1, 100)")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(failure.error_type, SqlErrorType::TooLarge, "{failure:?}");
+    // The server's own limit (a value over 1 GB) is the same type.
+    let failure = pg
+        .run("SELECT repeat(repeat('x', 1000000), 1100)")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(failure.error_type, SqlErrorType::TooLarge, "{failure:?}");
 }

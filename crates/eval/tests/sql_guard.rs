@@ -42,6 +42,7 @@ fn writes_attach_and_pragma_writes_are_refused() {
         "PRAGMA journal_mode = WAL",
         "PRAGMA user_version = 3",
         "SELECT 1; DELETE FROM t",
+        ";DELETE FROM t",
         "WITH x AS (SELECT 1) DELETE FROM t",
         "VACUUM",
         "VACUUM INTO '/tmp/tuneup_vacuum_probe.sqlite'",
@@ -62,19 +63,18 @@ fn writes_attach_and_pragma_writes_are_refused() {
         .unwrap();
     assert!(verdict.correct, "{verdict:?}");
     assert_eq!(verdict.gold_rows, 4);
-    // Schema-reading PRAGMAs and transactions are allowed (they just return other rows).
+    // Schema-reading PRAGMAs are allowed (they just return other rows); transaction control is not a query.
     assert_eq!(
         verdict_type(&mut evaluator, "PRAGMA table_info(t)"),
         Some(SqlErrorType::WrongResult)
     );
-    assert_eq!(
-        verdict_type(&mut evaluator, "BEGIN"),
-        Some(SqlErrorType::EmptyResult)
-    );
-    assert_eq!(
-        verdict_type(&mut evaluator, "ROLLBACK"),
-        Some(SqlErrorType::EmptyResult)
-    );
+    for sql in ["BEGIN", "ROLLBACK", ";;COMMIT", "/* x */ ; DELETE FROM t"] {
+        assert_eq!(
+            verdict_type(&mut evaluator, sql),
+            Some(SqlErrorType::WriteRefused),
+            "{sql}"
+        );
+    }
 }
 
 #[test]
@@ -134,6 +134,7 @@ fn timeout_and_row_cap() {
     let limits = SqlLimits {
         timeout: Duration::from_millis(200),
         max_rows: 3,
+        ..SqlLimits::default()
     };
     let mut evaluator = SqlEvaluator::open(&path, limits).unwrap();
     let started = Instant::now();
@@ -164,6 +165,44 @@ fn timeout_and_row_cap() {
         evaluator.evaluate("SELECT 1", "SELECT name FROM t"),
         Err(SqlEvalError::GoldFailed { .. })
     ));
+}
+
+#[test]
+fn huge_values_fail_cleanly() {
+    let (_dir, path) = scratch_database();
+    let mut evaluator = SqlEvaluator::open(&path, SqlLimits::default()).unwrap();
+    assert!(tuneup_eval::sql::sqlite_heap_limit() > 0);
+    assert!(tuneup_eval::sql::sqlite_heap_limit() <= tuneup_eval::sql::SQLITE_HEAP_LIMIT);
+    // Nearly a gigabyte per value, several times: SQLITE_LIMIT_LENGTH stops it before any is built.
+    let started = Instant::now();
+    for sql in [
+        "SELECT randomblob(999999999), randomblob(999999999), randomblob(999999999)",
+        "SELECT zeroblob(999999999)",
+        "SELECT length(printf('%.*c', 999999999, 'x'))",
+        "WITH RECURSIVE c(s) AS (SELECT 'xxxxxxxx' UNION ALL SELECT s || s FROM c) SELECT length(s) FROM c",
+    ] {
+        let failure = evaluator.run(sql).unwrap_err();
+        assert_eq!(failure.error_type, SqlErrorType::TooLarge, "{sql}: {failure:?}");
+        assert!(failure.message.contains("SQLITE_LIMIT_LENGTH"), "{failure:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Under the caps: one value, then a result, too big for small limits.
+    let limits = SqlLimits {
+        max_cell_bytes: 1000,
+        max_result_bytes: 10_000,
+        ..SqlLimits::default()
+    };
+    let mut small = SqlEvaluator::open(&path, limits).unwrap();
+    assert_eq!(small.run("SELECT randomblob(1000)").unwrap().len(), 1);
+    let failure = small.run("SELECT randomblob(1001)").unwrap_err();
+    assert_eq!(failure.error_type, SqlErrorType::TooLarge, "{failure:?}");
+    let failure = small
+        .run("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100) SELECT randomblob(500) FROM c")
+        .unwrap_err();
+    assert_eq!(failure.error_type, SqlErrorType::TooLarge, "{failure:?}");
+    assert!(failure.message.contains("10000 bytes"), "{failure:?}");
+    // The connection is still usable.
+    assert_eq!(small.run("SELECT count(*) FROM t").unwrap().len(), 1);
 }
 
 #[test]

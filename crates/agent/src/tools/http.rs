@@ -1,7 +1,15 @@
 //! `http_get`: GET of a URL template filled from the arguments, on allow-listed hosts only, with a timeout
 //! and a response size limit. Redirects are not followed (they could leave the allow-list).
+//!
+//! The host name is resolved once, before the request; every address it resolves to must be public
+//! ([`non_public`]: no loopback, private, link-local incl. 169.254.169.254, CGNAT, unspecified, multicast or
+//! reserved address) unless `allow_private = true`, and the port must be in `ports` (default 80 and 443). The
+//! connection then goes to exactly the addresses checked (the client's resolver hands back the pinned
+//! addresses, so a second DNS answer cannot rebind the name).
 
 use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -10,10 +18,14 @@ use super::{arg_text, Builtin, Run, ToolSpec};
 use crate::config::HttpConfig;
 use crate::error::ToolError;
 
+/// The host and port (`host:port`, as the client names them) and the addresses checked for it.
+type Pinned = Arc<Mutex<Option<(String, Vec<SocketAddr>)>>>;
+
 /// The HTTP client and settings of one tool.
 pub struct HttpGet {
     config: HttpConfig,
     agent: ureq::Agent,
+    pinned: Pinned,
 }
 
 impl std::fmt::Debug for HttpGet {
@@ -34,13 +46,31 @@ impl HttpGetTool {
         if !template_ok {
             return Err(format!("url {:?} is not a valid URL", config.url));
         }
+        let pinned: Pinned = Arc::default();
+        let slot = Arc::clone(&pinned);
+        // The client resolves nothing itself: it gets the addresses `run` checked, or an error.
+        let resolver = move |netloc: &str| -> std::io::Result<Vec<SocketAddr>> {
+            match &*slot.lock().unwrap_or_else(PoisonError::into_inner) {
+                Some((checked, addrs)) if checked == netloc => Ok(addrs.clone()),
+                _ => Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{netloc} was not checked against the address rules"),
+                )),
+            }
+        };
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs_f64(config.timeout_secs))
             .redirects(0)
+            .try_proxy_from_env(false)
+            .resolver(resolver)
             .build();
         Ok(Builtin {
             spec,
-            runner: HttpGet { config, agent },
+            runner: HttpGet {
+                config,
+                agent,
+                pinned,
+            },
         })
     }
 }
@@ -96,7 +126,96 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Why `ip` is not a public address (`"loopback"`, `"private"`, ...), or `None` when it is. IPv4 addresses
+/// inside IPv6 ones (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`)
+/// are judged as IPv4.
+pub fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => non_public_v4(v4),
+        IpAddr::V6(v6) => non_public_v6(v6),
+    }
+}
+
+fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    match (a, b) {
+        (0, _) => Some("unspecified"),
+        (127, _) => Some("loopback"),
+        (10, _) | (192, 168) => Some("private"),
+        (172, 16..=31) => Some("private"),
+        (169, 254) => Some("link-local"),
+        (100, 64..=127) => Some("shared (CGNAT)"),
+        (224..=239, _) => Some("multicast"),
+        (240..=255, _) => Some("reserved"),
+        (192, 0) if c == 0 => Some("reserved"),
+        (198, 18..=19) => Some("reserved"),
+        _ => None,
+    }
+}
+
+fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let s = ip.segments();
+    if ip.is_unspecified() {
+        return Some("unspecified");
+    }
+    if ip.is_loopback() {
+        return Some("loopback");
+    }
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0, 0, hi, lo] => {
+            return non_public_v4(embedded(hi, lo))
+        }
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => return non_public_v4(embedded(hi, lo)),
+        [0x2002, hi, lo, ..] => return non_public_v4(embedded(hi, lo)),
+        _ => {}
+    }
+    match s[0] {
+        0xfc00..=0xfdff => Some("private (unique local)"),
+        0xfe80..=0xfebf => Some("link-local"),
+        0xfec0..=0xfeff => Some("site-local"),
+        0xff00..=0xffff => Some("multicast"),
+        _ => None,
+    }
+}
+
 impl HttpGet {
+    /// Resolves `url`'s host once and checks the port and every address; the addresses are pinned for the
+    /// client's connection.
+    fn pin(&self, url: &url::Url) -> Result<(), ToolError> {
+        let host = url.host_str().unwrap_or_default();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| ToolError::Failed(format!("no port for {url}")))?;
+        if !self.config.ports.contains(&port) {
+            let ports: Vec<String> = self.config.ports.iter().map(u16::to_string).collect();
+            return Err(ToolError::Refused(format!(
+                "port {port} is not in ports ({})",
+                ports.join(", ")
+            )));
+        }
+        let addrs = url
+            .socket_addrs(|| None)
+            .map_err(|e| ToolError::Failed(format!("resolving {host}: {e}")))?;
+        if addrs.is_empty() {
+            return Err(ToolError::Failed(format!("{host} resolves to no address")));
+        }
+        if !self.config.allow_private {
+            if let Some((addr, why)) = addrs
+                .iter()
+                .find_map(|a| non_public(a.ip()).map(|why| (a, why)))
+            {
+                return Err(ToolError::Refused(format!(
+                    "{host} resolves to {}, a {why} address (set allow_private = true to allow it)",
+                    addr.ip()
+                )));
+            }
+        }
+        *self.pinned.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((format!("{host}:{port}"), addrs));
+        Ok(())
+    }
+
     /// The URL for `args`, checked against the allow-list.
     fn url(&self, args: &Value) -> Result<url::Url, ToolError> {
         let text = fill(&self.config.url, &|name| args.get(name).map(arg_text));
@@ -144,7 +263,10 @@ impl HttpGet {
 impl Run for HttpGet {
     fn run(&mut self, args: &Value) -> Result<String, ToolError> {
         let url = self.url(args)?;
-        match self.agent.request_url("GET", &url).call() {
+        self.pin(&url)?;
+        let response = self.agent.request_url("GET", &url).call();
+        *self.pinned.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        match response {
             Ok(response) if (300..400).contains(&response.status()) => {
                 Err(ToolError::Failed(format!(
                     "HTTP {} redirect to {:?} not followed",
@@ -182,5 +304,40 @@ mod tests {
             "https://api.open-meteo.com/v1/forecast?latitude=37.57&longitude=a%20b%2F%EC%84%9C&x=37.57"
         );
         assert_eq!(fill("http://h/{missing}", &|_| None), "http://h/{missing}");
+    }
+
+    #[test]
+    fn private_addresses_are_recognised() {
+        for (ip, why) in [
+            ("127.0.0.1", "loopback"),
+            ("10.1.2.3", "private"),
+            ("172.31.0.1", "private"),
+            ("192.168.0.1", "private"),
+            ("169.254.169.254", "link-local"),
+            ("100.100.0.1", "shared (CGNAT)"),
+            ("0.0.0.0", "unspecified"),
+            ("224.0.0.1", "multicast"),
+            ("255.255.255.255", "reserved"),
+            ("::1", "loopback"),
+            ("::", "unspecified"),
+            ("fd00::1", "private (unique local)"),
+            ("fe80::1", "link-local"),
+            ("ff02::1", "multicast"),
+            ("::ffff:127.0.0.1", "loopback"),
+            ("::ffff:169.254.169.254", "link-local"),
+            ("64:ff9b::a00:1", "private"),
+            ("2002:c0a8:0101::", "private"),
+        ] {
+            assert_eq!(non_public(ip.parse().unwrap()), Some(why), "{ip}");
+        }
+        for ip in [
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+        ] {
+            assert_eq!(non_public(ip.parse().unwrap()), None, "{ip}");
+        }
     }
 }

@@ -1,12 +1,14 @@
 //! `sql`: read-only queries on SQLite or PostgreSQL, through `tuneup-eval`'s guarded runners (SQLite opened
-//! read-only with an authorizer that refuses writes; PostgreSQL in a `READ ONLY` transaction, rolled back).
+//! read-only with an authorizer that refuses writes; PostgreSQL in a `READ ONLY` transaction, rolled back, and
+//! only on a role that cannot reach the server's files unless `allow_privileged_role = true`). Only one
+//! SELECT / WITH / VALUES / TABLE statement is run, and values and results are size-capped.
 //! The description given to the model ends with the database's tables as DDL.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use tuneup_eval::sql::postgres::PgEvaluator;
+use tuneup_eval::sql::postgres::{PgEvaluator, RolePolicy};
 use tuneup_eval::sql::{CellValue, QueryFailure, Row, SqlErrorType, SqlEvaluator, SqlLimits};
 
 use super::{string_arg, Builtin, Run, ToolSpec};
@@ -54,12 +56,13 @@ impl SqlTool {
         agent: &AgentConfig,
     ) -> Result<Self, String> {
         let limits = SqlLimits {
-            timeout: Duration::from_secs_f64(config.timeout_secs),
             max_rows: ROW_CAP.max(config.max_rows),
+            ..SqlLimits::with_timeout(Duration::from_secs_f64(config.timeout_secs))
         };
         let (database, kind) = if is_postgres(&config.database) {
+            let roles = RolePolicy::allowing(config.allow_privileged_role);
             let mut pg =
-                PgEvaluator::connect(&config.database, limits).map_err(|e| e.to_string())?;
+                PgEvaluator::connect(&config.database, limits, roles).map_err(|e| e.to_string())?;
             pg.use_schema(config.schema.as_deref())
                 .map_err(|e| e.to_string())?;
             (Database::Postgres(Box::new(pg)), "PostgreSQL")
@@ -156,7 +159,7 @@ fn failure(f: QueryFailure) -> ToolError {
         SqlErrorType::WriteRefused => {
             ToolError::Refused(format!("the database is read-only ({})", f.message))
         }
-        SqlErrorType::TooManyRows => {
+        SqlErrorType::TooManyRows | SqlErrorType::TooLarge => {
             ToolError::Failed(format!("{}; add a LIMIT or aggregate", f.message))
         }
         _ => ToolError::Failed(format!("SQL error: {}", f.message)),

@@ -1,6 +1,11 @@
-//! Read-only guard for model-written SQL: the authorizer policy and query-shape helpers.
+//! Read-only guard for model-written SQL: the statement allow-list ([`check_query`]), SQLite's authorizer
+//! policy ([`authorize`]) and query-shape helpers.
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+
+pub use super::lex::Dialect;
+use super::lex::{tokens, Kind, Token};
+use super::{QueryFailure, SqlErrorType};
 
 /// PRAGMAs that only read schema information; allowed with or without an argument. All other PRAGMAs are refused.
 pub const READ_ONLY_PRAGMAS: &[&str] = &[
@@ -41,80 +46,157 @@ pub fn authorize(context: AuthContext<'_>) -> Authorization {
     }
 }
 
-/// A word of SQL text (outside string literals, quoted identifiers and comments) with its byte range and its
-/// parenthesis depth.
-struct Word {
-    range: std::ops::Range<usize>,
-    depth: i32,
-}
+/// First keywords of the statements model-written SQL may be: queries only. SQLite also admits `PRAGMA`, which
+/// its authorizer narrows to [`READ_ONLY_PRAGMAS`].
+pub const ALLOWED_STATEMENTS: &[&str] = &["SELECT", "WITH", "VALUES", "TABLE"];
 
-/// Scans SQL for words outside string literals, quoted identifiers and comments.
-fn words(sql: &str) -> Vec<Word> {
-    let chars: Vec<(usize, char)> = sql.char_indices().collect();
-    let at = |i: usize| chars.get(i).map(|&(_, c)| c);
-    let offset = |i: usize| chars.get(i).map_or(sql.len(), |&(o, _)| o);
-    let mut found = Vec::new();
-    let mut depth = 0;
-    let mut i = 0;
-    while let Some(c) = at(i) {
-        match c {
-            '\'' | '"' | '`' | '[' => {
-                let close = if c == '[' { ']' } else { c };
-                i += 1;
-                while let Some(d) = at(i) {
-                    if d == close {
-                        // A doubled quote is an escaped quote inside the literal.
-                        if close != ']' && at(i + 1) == Some(close) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            '-' if at(i + 1) == Some('-') => {
-                while at(i).is_some_and(|d| d != '\n') {
-                    i += 1;
-                }
-            }
-            '/' if at(i + 1) == Some('*') => {
-                i += 2;
-                while at(i).is_some() && !(at(i) == Some('*') && at(i + 1) == Some('/')) {
-                    i += 1;
-                }
-                i += 2;
-            }
-            '(' => {
-                depth += 1;
-                i += 1;
-            }
-            ')' => {
-                depth -= 1;
-                i += 1;
-            }
-            c if c.is_alphanumeric() || c == '_' => {
-                let start = i;
-                while at(i).is_some_and(|d| d.is_alphanumeric() || d == '_' || d == '$') {
-                    i += 1;
-                }
-                found.push(Word {
-                    range: offset(start)..offset(i),
-                    depth,
-                });
-            }
-            _ => i += 1,
+/// Words refused anywhere in a query: data-modifying statements inside `WITH` (or a subquery), `SELECT ... INTO`
+/// (creates a table) and `FOR UPDATE` / `FOR NO KEY UPDATE` row locks.
+pub const REFUSED_WORDS: &[&str] = &["INSERT", "UPDATE", "DELETE", "MERGE", "INTO"];
+
+/// Leading keywords of SQL statements that are not queries (PostgreSQL's and SQLite's): a statement starting with
+/// one is refused as [`SqlErrorType::WriteRefused`]; one starting with any other text is not SQL at all
+/// ([`SqlErrorType::Syntax`]). Neither reaches the database.
+const STATEMENT_KEYWORDS: &[&str] = &[
+    "ABORT",
+    "ALTER",
+    "ANALYZE",
+    "ATTACH",
+    "BEGIN",
+    "CALL",
+    "CHECKPOINT",
+    "CLOSE",
+    "CLUSTER",
+    "COMMENT",
+    "COMMIT",
+    "COPY",
+    "CREATE",
+    "DEALLOCATE",
+    "DECLARE",
+    "DELETE",
+    "DETACH",
+    "DISCARD",
+    "DO",
+    "DROP",
+    "END",
+    "EXECUTE",
+    "EXPLAIN",
+    "FETCH",
+    "GRANT",
+    "IMPORT",
+    "INSERT",
+    "LISTEN",
+    "LOAD",
+    "LOCK",
+    "MERGE",
+    "MOVE",
+    "NOTIFY",
+    "PRAGMA",
+    "PREPARE",
+    "REASSIGN",
+    "REFRESH",
+    "REINDEX",
+    "RELEASE",
+    "REPLACE",
+    "RESET",
+    "REVOKE",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "SECURITY",
+    "SET",
+    "SHOW",
+    "START",
+    "TRUNCATE",
+    "UNLISTEN",
+    "UPDATE",
+    "VACUUM",
+];
+
+/// The allow-list for model-written SQL, checked before anything is sent to the database. After leaving out
+/// white space, comments and empty statements (`;;`), `sql` must be exactly one statement whose first keyword
+/// (behind any opening parentheses) is in [`ALLOWED_STATEMENTS`] (or `PRAGMA` on SQLite), holding none of
+/// [`REFUSED_WORDS`] outside literals and quoted identifiers. Literals, quoted identifiers and comments are
+/// found by `dialect`'s lexical rules ([`Dialect`]).
+///
+/// Errors: [`SqlErrorType::Syntax`] for an empty query or text that does not start like SQL,
+/// [`SqlErrorType::WriteRefused`] for any other statement kind or a refused word, and
+/// [`SqlErrorType::Execution`] for several allowed statements (as SQLite and PostgreSQL report them).
+pub fn check_query(sql: &str, dialect: Dialect) -> Result<(), QueryFailure> {
+    let all = tokens(sql, dialect);
+    let statements: Vec<&[Token]> = all
+        .split(|t| t.kind == Kind::Semicolon)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if statements.is_empty() {
+        return Err(QueryFailure::new(
+            SqlErrorType::Syntax,
+            "empty query (only white space, comments or semicolons)",
+        ));
+    }
+    for statement in &statements {
+        let first = statement.iter().find(|t| t.kind != Kind::Open);
+        let keyword = match first {
+            Some(t) if t.kind == Kind::Word => sql[t.range.clone()].to_ascii_uppercase(),
+            _ => String::new(),
+        };
+        let allowed = ALLOWED_STATEMENTS.contains(&keyword.as_str())
+            || (dialect == Dialect::Sqlite && keyword == "PRAGMA");
+        if !allowed {
+            let known = STATEMENT_KEYWORDS.contains(&keyword.as_str());
+            let error_type = if known {
+                SqlErrorType::WriteRefused
+            } else {
+                SqlErrorType::Syntax
+            };
+            let what = if keyword.is_empty() {
+                "text that is not a keyword".to_string()
+            } else {
+                keyword
+            };
+            return Err(QueryFailure::new(
+                error_type,
+                format!(
+                    "only queries are run (a statement starting with {}); this one starts with {what}",
+                    ALLOWED_STATEMENTS.join(", ")
+                ),
+            ));
+        }
+        let refused = statement
+            .iter()
+            .filter(|t| t.kind == Kind::Word)
+            .map(|t| &sql[t.range.clone()])
+            .find(|w| REFUSED_WORDS.iter().any(|r| r.eq_ignore_ascii_case(w)));
+        if let Some(word) = refused {
+            return Err(QueryFailure::new(
+                SqlErrorType::WriteRefused,
+                format!(
+                    "{} is refused inside a query (data-modifying statements in WITH, SELECT ... INTO and \
+                     FOR UPDATE locks are not run)",
+                    word.to_ascii_uppercase()
+                ),
+            ));
         }
     }
-    found
+    if statements.len() > 1 {
+        return Err(QueryFailure::new(
+            SqlErrorType::Execution,
+            format!("{} statements; only one query is run", statements.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// The words of `sql` outside string literals, quoted identifiers and comments, with their parenthesis depth.
+fn words(sql: &str) -> impl Iterator<Item = Token> + '_ {
+    tokens(sql, Dialect::Sqlite)
+        .into_iter()
+        .filter(|t| t.kind == Kind::Word)
 }
 
 /// `true` when the statement has an `ORDER BY` outside all parentheses (so it orders the final result), ignoring
 /// string literals, quoted identifiers and comments.
 pub fn has_top_level_order_by(sql: &str) -> bool {
     let top: Vec<&str> = words(sql)
-        .into_iter()
         .filter(|w| w.depth == 0)
         .map(|w| &sql[w.range])
         .collect();
@@ -168,6 +250,74 @@ mod tests {
         assert!(has_any_order_by(
             "SELECT a FROM t WHERE b IN (SELECT b FROM u Order By c)"
         ));
+    }
+
+    fn refusal(sql: &str, dialect: Dialect) -> Option<SqlErrorType> {
+        check_query(sql, dialect).err().map(|f| f.error_type)
+    }
+
+    #[test]
+    fn only_one_query_passes_the_allow_list() {
+        use SqlErrorType::*;
+        let pg = Dialect::Postgres;
+        for sql in [
+            "SELECT 1",
+            "  select 1;",
+            ";;SELECT 1;;",
+            "-- hi\n/* a /* nested */ still */ (SELECT 1) UNION (SELECT 2)",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "VALUES (1), (2)",
+            "TABLE t",
+            "SELECT 'delete from t', \"insert\", $$ into $$, E'\\' update' FROM t",
+            "SELECT update_date, deleted FROM t",
+        ] {
+            assert_eq!(refusal(sql, pg), None, "{sql}");
+        }
+        let cases = [
+            (";COPY (SELECT 1) TO PROGRAM 'id'", WriteRefused),
+            ("/* x */ ; ; COPY t TO '/tmp/x'", WriteRefused),
+            ("SET ROLE postgres", WriteRefused),
+            ("(COMMIT)", WriteRefused),
+            ("DO $$ BEGIN PERFORM 1; END $$", WriteRefused),
+            ("EXPLAIN ANALYZE SELECT 1", WriteRefused),
+            ("SELECT 1; COPY t TO PROGRAM 'id'", WriteRefused),
+            (
+                "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+                WriteRefused,
+            ),
+            (
+                "WITH d AS (INSERT INTO t VALUES (1) RETURNING *) SELECT 1",
+                WriteRefused,
+            ),
+            (
+                "WITH m AS (MERGE INTO t USING u ON true WHEN MATCHED THEN DELETE) SELECT 1",
+                WriteRefused,
+            ),
+            ("SELECT * INTO copy_of_t FROM t", WriteRefused),
+            ("SELECT 1into x", WriteRefused),
+            ("SELECT * FROM t FOR UPDATE", WriteRefused),
+            // A standard string ends at the second quote: the rest is code.
+            (r"SELECT '\' ; DELETE FROM t --'", WriteRefused),
+            // A dollar-quoted string with another tag does not end the first.
+            ("SELECT $a$ $b$ $a$; DELETE FROM t", WriteRefused),
+            ("", Syntax),
+            (" -- only a comment\n ; /* and this */", Syntax),
+            ("The answer is SELECT 1", Syntax),
+            ("'SELECT 1'", Syntax),
+            ("SELECT 1; SELECT 2", Execution),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(refusal(sql, pg), Some(expected), "{sql}");
+        }
+        // SQLite: PRAGMA reaches the authorizer; brackets quote identifiers; comments do not nest.
+        let lite = Dialect::Sqlite;
+        assert_eq!(refusal("PRAGMA table_info(t)", lite), None);
+        assert_eq!(refusal("PRAGMA table_info(t)", pg), Some(WriteRefused));
+        assert_eq!(refusal("SELECT [delete] FROM t", lite), None);
+        assert_eq!(
+            refusal("SELECT 1 /* /* */ ; DELETE FROM t; /* */", lite),
+            Some(WriteRefused)
+        );
     }
 
     #[test]

@@ -10,13 +10,17 @@
 //! On SQLite, model-written SQL runs under three guards: the database is opened with `SQLITE_OPEN_READ_ONLY`, an
 //! authorizer ([`guard::authorize`]) refuses writes, ATTACH/DETACH and PRAGMAs other than schema reads (and any
 //! prepared statement that SQLite does not report as read-only is refused too), and a progress handler interrupts
-//! a statement after [`SqlLimits::timeout`]. On PostgreSQL every query runs alone (extended protocol) in a
-//! `READ ONLY` transaction with a local `statement_timeout`, rolled back afterwards (see [`postgres`]). At most
-//! [`SqlLimits::max_rows`] rows are read.
+//! a statement after [`SqlLimits::timeout`]; `SQLITE_LIMIT_LENGTH` caps values at [`SqlLimits::max_cell_bytes`]
+//! and a process-wide heap limit ([`SQLITE_HEAP_LIMIT`]) bounds SQLite's memory. On PostgreSQL every query runs
+//! alone (extended protocol) in a `READ ONLY` transaction with a local `statement_timeout`, rolled back
+//! afterwards, and only on a role that cannot reach the server's files (see [`postgres`]). Before either engine
+//! sees it, a query must pass the allow-list [`guard::check_query`] (one SELECT / WITH / VALUES / TABLE
+//! statement). At most [`SqlLimits::max_rows`] rows and [`SqlLimits::max_result_bytes`] bytes are read.
 
 mod compare;
 pub mod guard;
 mod judge;
+mod lex;
 pub mod postgres;
 mod sqlite;
 
@@ -25,7 +29,7 @@ use std::time::Duration;
 pub use compare::{difference, equal_up_to_column_order, CellValue, Row};
 pub use guard::{has_any_order_by, has_top_level_order_by, remove_distinct};
 pub use judge::{evaluate, QueryRunner};
-pub use sqlite::{execution_match, SqlEvaluator};
+pub use sqlite::{execution_match, sqlite_heap_limit, SqlEvaluator, SQLITE_HEAP_LIMIT};
 
 /// How the predicted and gold results are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,15 +55,74 @@ pub struct SqlLimits {
     pub timeout: Duration,
     /// Most rows read from one result; more is an error ([`SqlErrorType::TooManyRows`]).
     pub max_rows: usize,
+    /// Most bytes in one value (text or blob); more is an error ([`SqlErrorType::TooLarge`]). On SQLite this is
+    /// also `SQLITE_LIMIT_LENGTH`, which bounds every string, blob and row the query builds.
+    pub max_cell_bytes: usize,
+    /// Most bytes of values in one result, all rows together; more is an error ([`SqlErrorType::TooLarge`]).
+    pub max_result_bytes: usize,
+}
+
+impl SqlLimits {
+    /// The default limits with `timeout`.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for SqlLimits {
-    /// 5 seconds and 100,000 rows.
+    /// 5 seconds, 100,000 rows, 4 MiB per value and 64 MiB per result.
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(5),
             max_rows: 100_000,
+            max_cell_bytes: 4 << 20,
+            max_result_bytes: 64 << 20,
         }
+    }
+}
+
+/// Counts the bytes of a result as it is read, against [`SqlLimits::max_cell_bytes`] and
+/// [`SqlLimits::max_result_bytes`].
+struct ResultSize {
+    total: usize,
+    max_cell: usize,
+    max_total: usize,
+}
+
+impl ResultSize {
+    fn new(limits: &SqlLimits) -> Self {
+        Self {
+            total: 0,
+            max_cell: limits.max_cell_bytes,
+            max_total: limits.max_result_bytes,
+        }
+    }
+
+    /// Adds one value of `bytes` bytes; a [`SqlErrorType::TooLarge`] failure when a cap is passed.
+    fn add(&mut self, bytes: usize) -> Result<(), QueryFailure> {
+        if bytes > self.max_cell {
+            return Err(QueryFailure::new(
+                SqlErrorType::TooLarge,
+                format!(
+                    "a value of {bytes} bytes is larger than the {} bytes allowed",
+                    self.max_cell
+                ),
+            ));
+        }
+        self.total = self.total.saturating_add(bytes);
+        if self.total > self.max_total {
+            return Err(QueryFailure::new(
+                SqlErrorType::TooLarge,
+                format!(
+                    "the result is larger than the {} bytes allowed",
+                    self.max_total
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -83,11 +146,16 @@ pub enum SqlErrorType {
     EmptyResult,
     /// The statement ran past [`SqlLimits::timeout`] (PostgreSQL 57014).
     Timeout,
-    /// The query tried to write, end or change its transaction, or reach outside the database (SQLite's
-    /// authorizer or read-only open; PostgreSQL 25006, 25001, 2D000, 42501, or a refused statement kind).
+    /// The query is not one the allow-list admits ([`guard::check_query`]: another statement kind, a
+    /// data-modifying CTE, `SELECT ... INTO`), or it tried to write, end or change its transaction, or reach
+    /// outside the database (SQLite's authorizer or read-only open; PostgreSQL 25006, 25001, 2D000, 42501).
     WriteRefused,
     /// The query returned more than [`SqlLimits::max_rows`] rows.
     TooManyRows,
+    /// A value or the whole result was larger than [`SqlLimits::max_cell_bytes`] or
+    /// [`SqlLimits::max_result_bytes`], or the query ran out of the memory it may use (SQLite `SQLITE_TOOBIG`,
+    /// `SQLITE_NOMEM` under the heap limit; PostgreSQL 54000, 53200).
+    TooLarge,
 }
 
 /// A failed query: its type and the database's message.
@@ -152,6 +220,18 @@ pub enum SqlEvalError {
         url: String,
         /// What went wrong.
         message: String,
+    },
+    /// The connected PostgreSQL role could act outside the database (superuser, or a member of
+    /// `pg_read_server_files`, `pg_write_server_files`, `pg_execute_server_program`) and the user did not opt in
+    /// ([`postgres::RolePolicy`]).
+    #[error("PostgreSQL at {url}: role {role:?} is {why}, so model-written SQL could read the server's files or run programs; {hint}", hint = postgres::guard::READER_ROLE_HINT)]
+    PrivilegedRole {
+        /// The server URL, password redacted.
+        url: String,
+        /// The connected role.
+        role: String,
+        /// What makes it privileged (`"a superuser"`, `"a member of pg_read_server_files"`, ...).
+        why: String,
     },
     /// The example's schema does not exist on the PostgreSQL server.
     #[error("schema {schema:?} not found on PostgreSQL at {url} (load it with `tuneup eval load-postgres`)")]

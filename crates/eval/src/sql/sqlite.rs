@@ -1,15 +1,41 @@
-//! The SQLite back-end: a read-only connection with the authorizer, a progress-handler timeout and a row cap.
+//! The SQLite back-end: a read-only connection with the allow-list, the authorizer, a progress-handler timeout,
+//! `SQLITE_LIMIT_LENGTH`, a heap limit and row and size caps.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use rusqlite::limits::Limit;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::compare::{CellValue, Row};
+use super::guard::{self, check_query, Dialect};
 use super::judge::{evaluate, QueryRunner};
-use super::{guard, Comparison, QueryFailure, SqlErrorType, SqlEvalError, SqlLimits, SqlVerdict};
+use super::ResultSize;
+use super::{Comparison, QueryFailure, SqlErrorType, SqlEvalError, SqlLimits, SqlVerdict};
+
+/// The hard heap limit set for SQLite when an evaluator opens (1 GiB): a query that needs more memory fails with
+/// `SQLITE_NOMEM` ([`SqlErrorType::TooLarge`]) instead of exhausting the machine. It is process-wide
+/// (`sqlite3_hard_heap_limit64`): a smaller limit set before is kept.
+pub const SQLITE_HEAP_LIMIT: i64 = 1 << 30;
+
+/// Lowers SQLite's process-wide hard heap limit to [`SQLITE_HEAP_LIMIT`] unless a smaller one is set.
+fn limit_sqlite_heap() {
+    // SAFETY: `sqlite3_hard_heap_limit64` only reads (-1) or sets a global integer under SQLite's own mutex.
+    unsafe {
+        let current = rusqlite::ffi::sqlite3_hard_heap_limit64(-1);
+        if current <= 0 || current > SQLITE_HEAP_LIMIT {
+            rusqlite::ffi::sqlite3_hard_heap_limit64(SQLITE_HEAP_LIMIT);
+        }
+    }
+}
+
+/// SQLite's current process-wide hard heap limit in bytes (0: none).
+pub fn sqlite_heap_limit() -> i64 {
+    // SAFETY: a negative argument only reads the limit.
+    unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(-1) }
+}
 
 /// A read-only connection to one database that judges predictions against gold queries.
 pub struct SqlEvaluator {
@@ -20,7 +46,8 @@ pub struct SqlEvaluator {
 }
 
 impl SqlEvaluator {
-    /// Opens `path` read-only with the authorizer installed.
+    /// Opens `path` read-only with the authorizer installed, `SQLITE_LIMIT_LENGTH` set to
+    /// [`SqlLimits::max_cell_bytes`] and SQLite's heap limited ([`SQLITE_HEAP_LIMIT`]).
     pub fn open(path: impl AsRef<Path>, limits: SqlLimits) -> Result<Self, SqlEvalError> {
         let path = path.as_ref().to_path_buf();
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -40,6 +67,14 @@ impl SqlEvaluator {
                 path: path.clone(),
                 source,
             })?;
+        let length = i32::try_from(limits.max_cell_bytes.max(1)).unwrap_or(i32::MAX);
+        connection
+            .set_limit(Limit::SQLITE_LIMIT_LENGTH, length)
+            .map_err(|source| SqlEvalError::Guard {
+                path: path.clone(),
+                source,
+            })?;
+        limit_sqlite_heap();
         Ok(Self {
             connection,
             path,
@@ -61,12 +96,7 @@ impl SqlEvaluator {
 
     /// Runs one query under the guards and returns its normalized rows.
     pub fn run(&mut self, sql: &str) -> Result<Vec<Row>, QueryFailure> {
-        if sql.trim().is_empty() {
-            return Err(QueryFailure {
-                error_type: SqlErrorType::Syntax,
-                message: "empty query".into(),
-            });
-        }
+        check_query(sql, Dialect::Sqlite)?;
         let timed_out = Arc::new(AtomicBool::new(false));
         let deadline = Instant::now() + self.limits.timeout;
         let flag = Arc::clone(&timed_out);
@@ -83,12 +113,10 @@ impl SqlEvaluator {
                 message: e.to_string(),
             });
         }
-        let result = read_rows(&self.connection, sql, self.limits.max_rows);
+        let result = read_rows(&self.connection, sql, &self.limits);
         let _ = self.connection.progress_handler(0, None::<fn() -> bool>);
         result.map_err(|failure| match failure {
-            RowsError::Sqlite(e) => {
-                classify(&e, timed_out.load(Ordering::Relaxed), self.limits.timeout)
-            }
+            RowsError::Sqlite(e) => classify(&e, timed_out.load(Ordering::Relaxed), &self.limits),
             RowsError::NotReadOnly => QueryFailure {
                 error_type: SqlErrorType::WriteRefused,
                 message: "statement is not read-only (sqlite3_stmt_readonly)".into(),
@@ -97,6 +125,7 @@ impl SqlEvaluator {
                 error_type: SqlErrorType::TooManyRows,
                 message: format!("more than {} rows", self.limits.max_rows),
             },
+            RowsError::TooLarge(failure) => failure,
         })
     }
 
@@ -130,10 +159,15 @@ pub fn execution_match(
 enum RowsError {
     Sqlite(rusqlite::Error),
     TooMany,
+    TooLarge(QueryFailure),
     NotReadOnly,
 }
 
-fn read_rows(connection: &Connection, sql: &str, max_rows: usize) -> Result<Vec<Row>, RowsError> {
+fn read_rows(
+    connection: &Connection,
+    sql: &str,
+    limits: &SqlLimits,
+) -> Result<Vec<Row>, RowsError> {
     let mut statement = connection.prepare(sql).map_err(RowsError::Sqlite)?;
     // Belt and braces: some statements (e.g. a bare REINDEX) never reach the authorizer.
     if !statement.readonly() {
@@ -142,15 +176,20 @@ fn read_rows(connection: &Connection, sql: &str, max_rows: usize) -> Result<Vec<
     let columns = statement.column_count();
     let mut rows = statement.query([]).map_err(RowsError::Sqlite)?;
     let mut out = Vec::new();
+    let mut size = ResultSize::new(limits);
     while let Some(row) = rows.next().map_err(RowsError::Sqlite)? {
-        if out.len() == max_rows {
+        if out.len() == limits.max_rows {
             return Err(RowsError::TooMany);
         }
         let mut values = Vec::with_capacity(columns);
         for i in 0..columns {
-            values.push(CellValue::from_sqlite(
-                row.get_ref(i).map_err(RowsError::Sqlite)?,
-            ));
+            let value = row.get_ref(i).map_err(RowsError::Sqlite)?;
+            let bytes = match value {
+                rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => b.len(),
+                _ => 8,
+            };
+            size.add(bytes).map_err(RowsError::TooLarge)?;
+            values.push(CellValue::from_sqlite(value));
         }
         out.push(values);
     }
@@ -158,13 +197,24 @@ fn read_rows(connection: &Connection, sql: &str, max_rows: usize) -> Result<Vec<
 }
 
 /// Sorts a SQLite error into an [`SqlErrorType`] by its code and message.
-fn classify(error: &rusqlite::Error, timed_out: bool, timeout: Duration) -> QueryFailure {
+fn classify(error: &rusqlite::Error, timed_out: bool, limits: &SqlLimits) -> QueryFailure {
+    let timeout = limits.timeout;
     let message = error.to_string();
     let code = error.sqlite_error_code();
     if timed_out || code == Some(ErrorCode::OperationInterrupted) {
         return QueryFailure {
             error_type: SqlErrorType::Timeout,
             message: format!("statement interrupted after {timeout:?} ({message})"),
+        };
+    }
+    if matches!(code, Some(ErrorCode::TooBig | ErrorCode::OutOfMemory)) {
+        return QueryFailure {
+            error_type: SqlErrorType::TooLarge,
+            message: format!(
+                "{message} (values are limited to {} bytes by SQLITE_LIMIT_LENGTH, SQLite's memory to {} bytes)",
+                limits.max_cell_bytes,
+                sqlite_heap_limit()
+            ),
         };
     }
     let refused = matches!(

@@ -4,20 +4,22 @@
 //! [`SqlVerdict`], same comparison through [`evaluate`]) but runs every query, gold and predicted, on its own
 //! under these guards:
 //!
-//! * the statement is sent with the extended protocol, which refuses several statements in one query
-//!   (`SELECT 1; DROP TABLE t` never runs);
-//! * statements that would end or reshape the transaction or act outside the database (`COMMIT`, `SET`,
-//!   `COPY`, `DO`, ...; [`guard::REFUSED_KEYWORDS`]) are refused before they are sent;
+//! * the connected role must not be able to act outside the database: a superuser or a member of
+//!   `pg_read_server_files`, `pg_write_server_files` or `pg_execute_server_program` is refused when connecting
+//!   unless the user opted in ([`RolePolicy`], [`guard::privileged_role`]);
+//! * the query must pass the allow-list [`check_query`](crate::sql::guard::check_query) (one SELECT / WITH /
+//!   VALUES / TABLE statement, no data-modifying CTE, no `SELECT ... INTO`) before it is sent;
+//! * the statement is sent with the extended protocol, which refuses several statements in one query;
 //! * it runs inside `START TRANSACTION READ ONLY`, whose first statement (`SELECT set_config(...)`) sets a
 //!   local `statement_timeout` (and `search_path` to the example's schema) and takes the transaction's
 //!   snapshot, so a later `SET TRANSACTION READ WRITE` is refused too; the transaction is always rolled back;
-//! * rows are fetched from a portal, at most [`SqlLimits::max_rows`] + 1 of them.
+//! * rows are fetched from a portal, at most [`SqlLimits::max_rows`] + 1 of them, and read one at a time
+//!   against [`SqlLimits::max_cell_bytes`] and [`SqlLimits::max_result_bytes`].
 //!
 //! SQLSTATE codes map to error types: 42601 syntax, 42P01/3F000 unknown_table, 42703 unknown_column, 57014
-//! timeout, 25006/25001/2D000/42501 write_refused, anything else execution (including "cannot insert multiple
-//! commands into a prepared statement", as on SQLite). A role that can only read the evaluation schemas is still
-//! advisable: the guards do not stop a superuser's functions that act outside transactions
-//! (`pg_terminate_backend`, ...).
+//! timeout, 25006/25001/2D000/42501 write_refused, 54000/53200 too_large, anything else execution.
+//! `tuneup eval load-postgres --reader-role` makes a role that can only read the evaluation schemas
+//! ([`guard::reader_role_sql`]).
 
 pub mod guard;
 mod load;
@@ -31,10 +33,14 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Column, Transaction};
 
 use super::compare::Row;
+use super::guard::{check_query, Dialect};
 use super::judge::{evaluate, QueryRunner};
-use super::{Comparison, QueryFailure, SqlErrorType, SqlEvalError, SqlLimits, SqlVerdict};
+use super::{
+    Comparison, QueryFailure, ResultSize, SqlErrorType, SqlEvalError, SqlLimits, SqlVerdict,
+};
 use values::{decode, decoder, needs_text_cast, Raw};
 
+pub use guard::RolePolicy;
 pub use load::{copy_sqlite_to_postgres, LoadError, LoadReport, LoadedTable, PgColumnType};
 pub use tls::PgTarget;
 
@@ -51,12 +57,15 @@ pub struct PgEvaluator {
     known_schemas: HashSet<String>,
     limits: SqlLimits,
     comparison: Comparison,
+    roles: RolePolicy,
 }
 
 impl PgEvaluator {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/dbname[?options]` or `key=value` pairs; TLS as
-    /// `sslmode` says, see [`tls`]). Errors name the URL with its password redacted.
-    pub fn connect(url: &str, limits: SqlLimits) -> Result<Self, SqlEvalError> {
+    /// `sslmode` says, see [`tls`]) and checks its role under `roles` (again on every reconnection): a
+    /// privileged role is [`SqlEvalError::PrivilegedRole`] unless [`RolePolicy::AllowPrivileged`]. Errors name
+    /// the URL with its password redacted.
+    pub fn connect(url: &str, limits: SqlLimits, roles: RolePolicy) -> Result<Self, SqlEvalError> {
         let (target, redacted) = parse_url(url)?;
         let mut evaluator = Self {
             target,
@@ -66,6 +75,7 @@ impl PgEvaluator {
             known_schemas: HashSet::new(),
             limits,
             comparison: Comparison::Strict,
+            roles,
         };
         evaluator.client()?;
         Ok(evaluator)
@@ -114,13 +124,14 @@ impl PgEvaluator {
         Ok(())
     }
 
-    /// The open connection, reconnecting when there is none or it was closed.
+    /// The open connection, reconnecting (and checking the role) when there is none or it was closed.
     fn client(&mut self) -> Result<&mut Client, SqlEvalError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            let client = self.target.connect().map_err(|e| SqlEvalError::Connect {
+            let mut client = self.target.connect().map_err(|e| SqlEvalError::Connect {
                 url: self.url.clone(),
                 message: error_chain(&e),
             })?;
+            self.check_connection(&mut client)?;
             self.client = Some(client);
         }
         self.client.as_mut().ok_or_else(|| SqlEvalError::Connect {
@@ -129,20 +140,46 @@ impl PgEvaluator {
         })
     }
 
-    /// Runs one query under the guards: `Ok(Err(_))` when the query failed, `Err` when the server could not be
-    /// used.
-    pub fn run(&mut self, sql: &str) -> Result<Result<Vec<Row>, QueryFailure>, SqlEvalError> {
-        if sql.trim().is_empty() {
-            return Ok(Err(QueryFailure::new(SqlErrorType::Syntax, "empty query")));
+    /// Refuses a new connection whose role is privileged (unless allowed), or whose server lexes strings
+    /// differently from the allow-list (`standard_conforming_strings` off).
+    fn check_connection(&self, client: &mut Client) -> Result<(), SqlEvalError> {
+        let server = |what, e: postgres::Error| SqlEvalError::Server {
+            url: self.url.clone(),
+            what,
+            message: error_chain(&e),
+        };
+        let conforming: String = client
+            .query_one("SELECT current_setting('standard_conforming_strings')", &[])
+            .map_err(|e| server("reading standard_conforming_strings", e))?
+            .get(0);
+        if conforming != "on" {
+            return Err(SqlEvalError::Connect {
+                url: self.url.clone(),
+                message: "standard_conforming_strings is off on this server (or for this role); the SQL guard \
+                          reads strings as PostgreSQL does by default, so set it on"
+                    .into(),
+            });
         }
-        if let Some(keyword) = guard::refused_statement(sql) {
-            return Ok(Err(QueryFailure::new(
-                SqlErrorType::WriteRefused,
-                format!(
-                    "{keyword} statements are refused (they would end or change the read-only transaction, \
-                     or act outside the database)"
-                ),
-            )));
+        if self.roles == RolePolicy::AllowPrivileged {
+            return Ok(());
+        }
+        match guard::privileged_role(client)
+            .map_err(|e| server("checking the role's privileges", e))?
+        {
+            Some((role, why)) => Err(SqlEvalError::PrivilegedRole {
+                url: self.url.clone(),
+                role,
+                why: why.join(" and "),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs one query under the guards: `Ok(Err(_))` when the query failed (or the allow-list refused it),
+    /// `Err` when the server could not be used.
+    pub fn run(&mut self, sql: &str) -> Result<Result<Vec<Row>, QueryFailure>, SqlEvalError> {
+        if let Err(refused) = check_query(sql, Dialect::Postgres) {
+            return Ok(Err(refused));
         }
         // A connection the server closed since the last query (restart, idle timeout, terminated backend) shows
         // only when it is used: reconnect once when starting the transaction fails that way.
@@ -175,7 +212,8 @@ impl PgEvaluator {
         let timeout = self.limits.timeout;
         let timeout_ms = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
         let search_path = self.schema.as_deref().map(quote_ident);
-        let max_rows = self.limits.max_rows;
+        let limits = self.limits;
+        let max_rows = limits.max_rows;
         let client = self.client().map_err(Attempt::Failed)?;
         let mut tx = client
             .build_transaction()
@@ -199,7 +237,7 @@ impl PgEvaluator {
                 self.server_error("setting statement_timeout", &e),
             ));
         }
-        let result = read_rows(&mut tx, sql, max_rows);
+        let result = read_rows(&mut tx, sql, &limits);
         // The rollback fails only with the connection, which the next query reopens.
         let _ = tx.rollback();
         let closed = self.client.as_ref().is_none_or(Client::is_closed);
@@ -217,6 +255,7 @@ impl PgEvaluator {
             Err(RowsError::Decode(message)) => {
                 Ok(Err(QueryFailure::new(SqlErrorType::Execution, message)))
             }
+            Err(RowsError::TooLarge(failure)) => Ok(Err(failure)),
         }
     }
 
@@ -251,6 +290,7 @@ enum Attempt {
 enum RowsError {
     Pg(postgres::Error),
     TooMany,
+    TooLarge(QueryFailure),
     Decode(String),
 }
 
@@ -260,7 +300,12 @@ impl From<postgres::Error> for RowsError {
     }
 }
 
-fn read_rows(tx: &mut Transaction<'_>, sql: &str, max_rows: usize) -> Result<Vec<Row>, RowsError> {
+fn read_rows(
+    tx: &mut Transaction<'_>,
+    sql: &str,
+    limits: &SqlLimits,
+) -> Result<Vec<Row>, RowsError> {
+    let max_rows = limits.max_rows;
     // Preparing (extended protocol) refuses several statements.
     let mut statement = tx.prepare(sql)?;
     if statement
@@ -287,6 +332,7 @@ fn read_rows(tx: &mut Transaction<'_>, sql: &str, max_rows: usize) -> Result<Vec
     let fetch = i32::try_from(max_rows.saturating_add(1)).unwrap_or(i32::MAX);
     let mut rows = tx.query_portal_raw(&portal, fetch)?;
     let mut out = Vec::new();
+    let mut size = ResultSize::new(limits);
     while let Some(row) = rows.next()? {
         if out.len() == max_rows {
             return Err(RowsError::TooMany);
@@ -294,6 +340,8 @@ fn read_rows(tx: &mut Transaction<'_>, sql: &str, max_rows: usize) -> Result<Vec
         let mut values = Vec::with_capacity(decoders.len());
         for (i, d) in decoders.iter().enumerate() {
             let raw: Raw<'_> = row.try_get(i)?;
+            size.add(raw.0.map_or(0, <[u8]>::len))
+                .map_err(RowsError::TooLarge)?;
             let value = decode(*d, raw.0).map_err(|e| {
                 RowsError::Decode(format!("column {}: {e}", row.columns()[i].name()))
             })?;
@@ -348,6 +396,8 @@ fn classify(error: &postgres::Error, timeout: Duration) -> QueryFailure {
             )
         }
         "25006" | "25001" | "2D000" | "42501" => SqlErrorType::WriteRefused,
+        // program_limit_exceeded (e.g. a value over 1 GB), out_of_memory.
+        "54000" | "53200" => SqlErrorType::TooLarge,
         _ => SqlErrorType::Execution,
     };
     QueryFailure::new(error_type, message)
@@ -417,6 +467,31 @@ pub fn redact_url(url: &str) -> String {
     password_pattern().replace_all(&out, "${1}***").into_owned()
 }
 
+/// `url` (`postgres://[user[:password]@]host...`) with its user and password replaced by `user` (percent-encoded)
+/// and `password_text` (written as is: percent-encode a literal password, or pass `${VAR}` for a task's
+/// `db_url`); `None` for a URL of another form (`key=value` pairs).
+pub fn url_with_user(url: &str, user: &str, password_text: &str) -> Option<String> {
+    let scheme_end = url.find("://")? + 3;
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    let mut encoded = String::with_capacity(user.len());
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Some(format!(
+        "{}{encoded}:{password_text}@{host}",
+        &url[..scheme_end]
+    ))
+}
+
 fn password_pattern() -> &'static regex::Regex {
     static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     PATTERN.get_or_init(|| {
@@ -448,6 +523,24 @@ mod tests {
             "host=h user=bob password=*** dbname=x"
         );
         assert_eq!(redact_url("password=pw host=h"), "password=*** host=h");
+    }
+
+    #[test]
+    fn urls_get_another_user() {
+        assert_eq!(
+            url_with_user(
+                "postgres://admin:pw@db:5432/x?sslmode=require",
+                "tuneup reader",
+                "${PW}"
+            )
+            .as_deref(),
+            Some("postgres://tuneup%20reader:${PW}@db:5432/x?sslmode=require")
+        );
+        assert_eq!(
+            url_with_user("postgresql://db/x", "r", "p").as_deref(),
+            Some("postgresql://r:p@db/x")
+        );
+        assert_eq!(url_with_user("host=db user=admin", "r", "p"), None);
     }
 
     #[test]
