@@ -64,8 +64,11 @@ pub fn run(args: MergeArgs) -> Result<()> {
         ..LoadOptions::default()
     };
     let mut adapted = tuneup_runtime::load_files(&args.model, &files, &reference, &[])?;
-    let modules =
-        tuneup_runtime::attach_adapters(&mut adapted, &args.model, &[args.adapter.clone()])?[0];
+    let modules = tuneup_runtime::attach_adapters(
+        &mut adapted,
+        &args.model,
+        std::slice::from_ref(&args.adapter),
+    )?[0];
     let merged_files = if safetensors {
         tuneup_train::write_model_folder(&args.output, &adapted)
             .with_context(|| format!("writing {}", args.output.display()))?;

@@ -46,25 +46,25 @@ impl ModelRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The spec is not an alias, an existing local path or a valid `hf:` spec, or pulling it failed.
-    #[error("model '{spec}': {source}")]
+    #[error("model '{spec}': {cause}")]
     Resolve {
         /// The spec as given.
         spec: String,
         /// What the hub said.
-        source: tuneup_hub::Error,
+        cause: Box<tuneup_hub::Error>,
     },
     /// The CUDA device could not be opened.
     #[error("opening CUDA device 0 (build with --features cuda): {0}")]
-    Device(candle_core::Error),
+    Device(Box<candle_core::Error>),
     /// The resolved files could not be loaded as a model.
-    #[error("loading model '{spec}' ({files}): {source}")]
+    #[error("loading model '{spec}' ({files}): {cause}")]
     Load {
         /// The spec as given.
         spec: String,
         /// The file or folder it resolved to.
         files: String,
         /// What failed.
-        source: tuneup_generate::Error,
+        cause: Box<tuneup_generate::Error>,
     },
     /// An adapter folder does not exist.
     #[error("adapter {}: no such folder (expected a PEFT adapter folder with adapter_config.json)", path.display())]
@@ -73,14 +73,14 @@ pub enum Error {
         path: PathBuf,
     },
     /// An adapter could not be read or does not fit the model.
-    #[error("adapter {} on model '{spec}': {source}", path.display())]
+    #[error("adapter {} on model '{spec}': {cause}", path.display())]
     Adapter {
         /// The adapter folder.
         path: PathBuf,
         /// The model spec it was attached to.
         spec: String,
         /// What failed.
-        source: tuneup_train::Error,
+        cause: Box<tuneup_train::Error>,
     },
 }
 
@@ -103,9 +103,9 @@ pub fn init_threads(threads: Option<usize>) {
 /// Finds the files of a model spec in the tuneup cache (`$TUNEUP_HOME`), pulling a known alias or an `hf:`
 /// model when missing, with `progress` told about downloads.
 pub fn resolve_files(spec: &str, progress: &mut dyn PullProgress) -> Result<ModelFiles> {
-    let err = |source| Error::Resolve {
+    let err = |cause| Error::Resolve {
         spec: spec.to_owned(),
-        source,
+        cause: Box::new(cause),
     };
     let parsed: ModelSpec = spec.parse().map_err(err)?;
     let cache = Cache::from_env().map_err(err)?;
@@ -119,7 +119,7 @@ pub fn resolve_files(spec: &str, progress: &mut dyn PullProgress) -> Result<Mode
 /// The first CUDA GPU when `gpu`, else the CPU.
 pub fn device(gpu: bool) -> Result<Device> {
     if gpu {
-        Device::new_cuda(0).map_err(Error::Device)
+        Device::new_cuda(0).map_err(|e| Error::Device(Box::new(e)))
     } else {
         Ok(Device::Cpu)
     }
@@ -149,20 +149,27 @@ pub fn attach_adapters(
 
 /// Attaches one PEFT adapter folder; the one place adapters are applied to an opened model.
 fn attach_adapter(model: &mut ChatModel, spec: &str, dir: &Path) -> Result<usize> {
-    if !dir.is_dir() {
-        return Err(Error::AdapterMissing {
-            path: dir.to_owned(),
-        });
-    }
-    let n = tuneup_train::attach_adapter(&mut model.model.decoder, dir).map_err(|source| {
+    check_adapter(dir)?;
+    let n = tuneup_train::attach_adapter(&mut model.model.decoder, dir).map_err(|cause| {
         Error::Adapter {
             path: dir.to_owned(),
             spec: spec.to_owned(),
-            source,
+            cause: Box::new(cause),
         }
     })?;
     tracing::info!("adapter {}: {n} modules", dir.display());
     Ok(n)
+}
+
+/// Fails with [`Error::AdapterMissing`] when `dir` is not a folder.
+fn check_adapter(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::AdapterMissing {
+            path: dir.to_owned(),
+        })
+    }
 }
 
 /// Loads already resolved `files` with `opts` (device, context cap, an adapter hook such as training's
@@ -173,18 +180,19 @@ pub fn load_files(
     opts: &LoadOptions,
     adapters: &[PathBuf],
 ) -> Result<ChatModel> {
-    let mut model = ChatModel::load(files, opts).map_err(|source| Error::Load {
+    let mut model = ChatModel::load(files, opts).map_err(|cause| Error::Load {
         spec: spec.to_owned(),
         files: describe(files),
-        source,
+        cause: Box::new(cause),
     })?;
     attach_adapters(&mut model, spec, adapters)?;
     Ok(model)
 }
 
 /// Opens a model: sets the thread count, resolves the spec, loads it on the requested device with the context
-/// cap and attaches the adapters.
+/// cap and attaches the adapters. A missing adapter folder is reported before anything is pulled or loaded.
 pub fn open(req: &ModelRequest, progress: &mut dyn PullProgress) -> Result<ChatModel> {
+    req.adapters.iter().try_for_each(|dir| check_adapter(dir))?;
     init_threads(req.threads);
     let files = resolve_files(&req.spec, progress)?;
     load_files(&req.spec, &files, &load_options(req)?, &req.adapters)

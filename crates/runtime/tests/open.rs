@@ -147,6 +147,13 @@ fn a_missing_adapter_folder_names_the_path() {
     let err = open(&req, &mut NoProgress).unwrap_err();
     assert!(matches!(err, Error::AdapterMissing { .. }), "{err:?}");
     assert!(err.to_string().contains(missing.to_str().unwrap()), "{err}");
+    // Checked before the model is resolved (nothing is pulled for a request that cannot succeed).
+    let req = ModelRequest {
+        adapters: vec![missing],
+        ..ModelRequest::new(dir.path().join("no-such-model.gguf").to_str().unwrap())
+    };
+    let err = open(&req, &mut NoProgress).unwrap_err();
+    assert!(matches!(err, Error::AdapterMissing { .. }), "{err:?}");
 }
 
 #[test]
