@@ -94,6 +94,9 @@ struct RunArgs {
     /// LoRA adapter folder (PEFT format) for the in-process model.
     #[arg(long)]
     adapter: Option<PathBuf>,
+    /// Run the in-process model on the first CUDA GPU (needs a build with `--features cuda`).
+    #[arg(long)]
+    gpu: bool,
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
@@ -167,6 +170,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
         system: a.system,
         threads: a.threads,
         adapter: a.adapter,
+        gpu: a.gpu,
     });
     task.check(&path)?;
     let opts = RunOptions {

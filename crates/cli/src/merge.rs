@@ -63,9 +63,12 @@ pub fn run(args: MergeArgs) -> Result<()> {
         wrapper: Some(std::sync::Arc::new(tuneup_train::DequantizeBase)),
         ..LoadOptions::default()
     };
-    let mut adapted = ChatModel::load(&files, &reference)?;
-    let modules = tuneup_train::attach_adapter(&mut adapted.model.decoder, &args.adapter)
-        .with_context(|| format!("applying adapter {}", args.adapter.display()))?;
+    let mut adapted = tuneup_runtime::load_files(&args.model, &files, &reference, &[])?;
+    let modules = tuneup_runtime::attach_adapters(
+        &mut adapted,
+        &args.model,
+        std::slice::from_ref(&args.adapter),
+    )?[0];
     let merged_files = if safetensors {
         tuneup_train::write_model_folder(&args.output, &adapted)
             .with_context(|| format!("writing {}", args.output.display()))?;

@@ -1,69 +1,51 @@
-//! Resolving a model name to files, loading it, and `tuneup info`.
+//! The CLI side of opening a model (through `tuneup-runtime`, with a progress bar for pulls) and
+//! `tuneup info`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Device;
 use clap::Args;
 use tuneup_generate::{ChatModel, DraftModel, Speculation};
-use tuneup_hub::{Cache, ModelLocation, ModelSpec};
-use tuneup_models::{LoadOptions, ModelFiles};
+use tuneup_models::ModelFiles;
+use tuneup_runtime::ModelRequest;
 
 use crate::args::{ModelArgs, SamplingArgs};
 use crate::progress::BarProgress;
 
-/// Sets the CPU thread count before any kernel runs.
-pub fn init_threads(threads: Option<usize>) {
-    if let Some(n) = threads {
-        let n = n.max(1);
-        // candle reads RAYON_NUM_THREADS for its own pool; set both.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global();
-    }
-}
+pub use tuneup_runtime::init_threads;
 
-/// Finds (pulling if needed) the files of a model name.
+/// Finds (pulling if needed, with a progress bar) the files of a model name.
 pub fn resolve_files(name: &str) -> Result<ModelFiles> {
-    let spec: ModelSpec = name.parse().with_context(|| format!("model '{name}'"))?;
-    let cache = Cache::from_env()?;
-    let mut progress = BarProgress::new(false);
-    let loc = tuneup_hub::resolve(&spec, &cache, &mut progress)
-        .with_context(|| format!("resolving model '{name}'"))?;
-    Ok(match loc {
-        ModelLocation::GgufFile(p) => ModelFiles::Gguf(p),
-        ModelLocation::HfFolder(p) => ModelFiles::HfFolder(p),
-    })
+    Ok(tuneup_runtime::resolve_files(
+        name,
+        &mut BarProgress::new(false),
+    )?)
 }
 
 /// The first CUDA GPU when `gpu`, else the CPU.
 pub fn device(gpu: bool) -> Result<Device> {
-    if gpu {
-        Device::new_cuda(0).context("opening CUDA device 0 (build with --features cuda)")
-    } else {
-        Ok(Device::Cpu)
+    Ok(tuneup_runtime::device(gpu)?)
+}
+
+/// What `args` asks to open.
+pub fn request(args: &ModelArgs) -> ModelRequest {
+    ModelRequest {
+        spec: args.model.clone(),
+        gpu: args.gpu,
+        ctx_size: args.ctx_size,
+        adapters: args.adapter.iter().cloned().collect(),
+        threads: args.threads,
     }
 }
 
 /// Loads the model named in `args`.
 pub fn load(args: &ModelArgs) -> Result<ChatModel> {
-    init_threads(args.threads);
-    let files = resolve_files(&args.model)?;
-    let opts = LoadOptions {
-        device: device(args.gpu)?,
-        max_context: args.ctx_size,
-        ..LoadOptions::default()
-    };
-    let mut m = ChatModel::load(&files, &opts)
-        .with_context(|| format!("loading model '{}'", args.model))?;
-    if let Some(dir) = &args.adapter {
-        let n = tuneup_train::attach_adapter(&mut m.model.decoder, dir)
-            .with_context(|| format!("applying adapter {}", dir.display()))?;
-        tracing::info!("adapter {}: {n} modules", dir.display());
-    }
-    Ok(m)
+    Ok(tuneup_runtime::open(
+        &request(args),
+        &mut BarProgress::new(false),
+    )?)
 }
 
-/// Attaches a draft model when `--draft-model` was given.
+/// Attaches a draft model when `--draft-model` was given (same device and context cap as the target).
 pub fn attach_draft(
     sampling: &SamplingArgs,
     target: &ChatModel,
@@ -71,17 +53,15 @@ pub fn attach_draft(
     params: &mut tuneup_generate::GenerateParams,
 ) -> Result<()> {
     if let Some(name) = &sampling.draft_model {
-        let files = resolve_files(name)?;
-        let opts = LoadOptions {
-            device: device(model_args.gpu)?,
-            max_context: model_args.ctx_size,
-            ..LoadOptions::default()
-        };
-        let draft = tuneup_models::load(&files, &opts)
-            .with_context(|| format!("loading draft model '{name}'"))?;
+        let draft = tuneup_runtime::load_files(
+            name,
+            &resolve_files(name)?,
+            &tuneup_runtime::load_options(&request(model_args))?,
+            &[],
+        )?;
         let vocab = target.model.decoder.embedding().rows();
         params.speculation = Speculation::DraftModel(Box::new(DraftModel::new(
-            draft.decoder,
+            draft.model.decoder,
             vocab,
             sampling.draft_max,
         )?));

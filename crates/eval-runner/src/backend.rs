@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tuneup_generate::{ChatModel, FinishReason, GenerateParams, Generator, SamplingParams};
-use tuneup_hub::{Cache, ModelLocation, ModelSpec as HubSpec, NoProgress};
-use tuneup_models::{LoadOptions, ModelFiles};
+use tuneup_models::ModelFiles;
+use tuneup_runtime::{ModelRequest, NoProgress};
 
 use crate::error::{Error, Result};
 use crate::prompt::Prompt;
-use crate::task::Generation;
+use crate::task::{Generation, ModelSpec};
 
 /// One completion with its timings.
 #[derive(Debug, Clone, Default)]
@@ -54,42 +54,42 @@ pub trait Backend {
 
 /// Resolves a model name (alias, path, `hf:`) to files, pulling a known alias when missing.
 pub fn resolve_model(name: &str) -> Result<ModelFiles> {
-    let err = |message: String| Error::Model {
-        name: name.to_owned(),
-        message,
-    };
-    let spec: HubSpec = name.parse().map_err(|e| err(format!("{e}")))?;
-    let cache = Cache::from_env().map_err(|e| err(e.to_string()))?;
-    let loc =
-        tuneup_hub::resolve(&spec, &cache, &mut NoProgress).map_err(|e| err(e.to_string()))?;
-    Ok(match loc {
-        ModelLocation::GgufFile(p) => ModelFiles::Gguf(p),
-        ModelLocation::HfFolder(p) => ModelFiles::HfFolder(p),
-    })
+    tuneup_runtime::resolve_files(name, &mut NoProgress).map_err(|e| model_error(name, e))
 }
 
-/// Loads a model for [`InProcess`] (CPU).
+/// Loads a model for [`InProcess`] on the CPU (see [`open_model`] for the task's device and threads).
 pub fn load_model(
     name: &str,
     ctx_size: Option<usize>,
     adapter: Option<&std::path::Path>,
 ) -> Result<ChatModel> {
-    let files = resolve_model(name)?;
-    let opts = LoadOptions {
-        max_context: ctx_size,
-        ..LoadOptions::default()
+    let req = ModelRequest {
+        spec: name.to_owned(),
+        ctx_size,
+        adapters: adapter.map(ToOwned::to_owned).into_iter().collect(),
+        ..ModelRequest::default()
     };
-    let mut model = ChatModel::load(&files, &opts).map_err(|e| Error::Model {
+    tuneup_runtime::open(&req, &mut NoProgress).map_err(|e| model_error(name, e))
+}
+
+/// Opens model `name` as a task's `[model]` section asks: its threads, context cap, adapter and device.
+pub fn open_model(name: &str, spec: &ModelSpec) -> Result<ChatModel> {
+    let req = ModelRequest {
+        spec: name.to_owned(),
+        gpu: spec.gpu,
+        ctx_size: spec.ctx_size,
+        adapters: spec.adapter.iter().cloned().collect(),
+        threads: spec.threads,
+    };
+    tuneup_runtime::open(&req, &mut NoProgress).map_err(|e| model_error(name, e))
+}
+
+/// A runtime error as the runner's model error (the runtime's message already names the spec or adapter).
+fn model_error(name: &str, e: tuneup_runtime::Error) -> Error {
+    Error::Model {
         name: name.to_owned(),
         message: e.to_string(),
-    })?;
-    if let Some(dir) = adapter {
-        tuneup_train::attach_adapter(&mut model.model.decoder, dir).map_err(|e| Error::Model {
-            name: name.to_owned(),
-            message: format!("adapter {}: {e}", dir.display()),
-        })?;
     }
-    Ok(model)
 }
 
 /// The in-process runtime: one loaded model, one generator whose prompt-prefix cache is reused across examples.

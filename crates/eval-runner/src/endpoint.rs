@@ -1,13 +1,17 @@
-//! OpenAI-compatible chat completions over plain HTTP (`POST {endpoint}/v1/chat/completions`), streamed as
-//! server-sent events so the time to the first token can be measured. `http://` only (no TLS stack): meant
-//! for local servers (llama.cpp, vLLM, Ollama, `tuneup serve`).
+//! OpenAI-compatible chat completions (`POST {endpoint}/v1/chat/completions`) over `http://` or `https://`
+//! (rustls; the public web roots, plus a private CA from `model.ca_cert`), streamed as server-sent events so the
+//! time to the first token can be measured. Local servers (llama.cpp, vLLM, Ollama, `tuneup serve`) and hosted
+//! APIs with a bearer key (`model.api_key_env`) alike.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::backend::{Backend, Completion};
+use crate::error::{Error, Result as RunResult};
 use crate::prompt::Prompt;
 use crate::task::Generation;
 
@@ -31,6 +35,45 @@ pub fn chat_url(base: &str) -> String {
     }
 }
 
+fn agent_builder() -> ureq::AgentBuilder {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(10))
+        .timeout_read(Duration::from_secs(600))
+}
+
+/// A TLS client configuration trusting the public web roots and the CA certificates in the PEM file `ca_cert`.
+/// The error names the file and what is wrong with it.
+pub fn tls_config(ca_cert: &Path) -> std::result::Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let what = |e: &dyn std::fmt::Display| format!("CA certificate {}: {e}", ca_cert.display());
+    let pem = std::fs::read(ca_cert).map_err(|e| what(&e))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| what(&e))?;
+    if certs.is_empty() {
+        return Err(what(
+            &"no certificate in the file (expected PEM `-----BEGIN CERTIFICATE-----`)",
+        ));
+    }
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for (i, cert) in certs.into_iter().enumerate() {
+        roots
+            .add(cert)
+            .map_err(|e| what(&format!("certificate {}: {e}", i + 1)))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| what(&e))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 #[derive(Default)]
 struct PartialCall {
     name: String,
@@ -38,16 +81,37 @@ struct PartialCall {
 }
 
 impl Endpoint {
-    /// A client for `base` serving `model`; `api_key` is sent as a bearer token.
+    /// A client for `base` serving `model`; `api_key` is sent as a bearer token. `https://` bases are checked
+    /// against the public web roots.
     pub fn new(base: &str, model: &str, api_key: Option<String>) -> Self {
+        Self::build(base, model, api_key, agent_builder())
+    }
+
+    /// [`Endpoint::new`], also trusting the CA certificates in the PEM file `ca_cert` (when given) for
+    /// `https://` bases — a server with a private CA. Fails when the file cannot be read or holds no
+    /// certificate.
+    pub fn with_ca_cert(
+        base: &str,
+        model: &str,
+        api_key: Option<String>,
+        ca_cert: Option<&Path>,
+    ) -> RunResult<Self> {
+        let mut builder = agent_builder();
+        if let Some(path) = ca_cert {
+            builder = builder.tls_config(tls_config(path).map_err(|message| Error::Model {
+                name: base.to_owned(),
+                message,
+            })?);
+        }
+        Ok(Self::build(base, model, api_key, builder))
+    }
+
+    fn build(base: &str, model: &str, api_key: Option<String>, agent: ureq::AgentBuilder) -> Self {
         Self {
             url: chat_url(base),
             model: model.to_owned(),
             api_key,
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(10))
-                .timeout_read(Duration::from_secs(600))
-                .build(),
+            agent: agent.build(),
         }
     }
 
@@ -79,7 +143,11 @@ impl Backend for Endpoint {
         format!("endpoint: {} ({})", self.url, self.model)
     }
 
-    fn complete(&mut self, prompt: &Prompt, g: &Generation) -> Result<Completion, String> {
+    fn complete(
+        &mut self,
+        prompt: &Prompt,
+        g: &Generation,
+    ) -> std::result::Result<Completion, String> {
         let body = self.body(prompt, g);
         let start = Instant::now();
         let mut req = self

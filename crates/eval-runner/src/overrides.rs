@@ -33,6 +33,8 @@ pub struct Overrides {
     pub samples: Option<usize>,
     /// `--adapter`.
     pub adapter: Option<std::path::PathBuf>,
+    /// `--gpu` (only turns the GPU on; a task's `gpu = true` stays).
+    pub gpu: bool,
 }
 
 impl Task {
@@ -81,6 +83,9 @@ impl Task {
         }
         if o.threads.is_some() {
             self.model.threads = o.threads;
+        }
+        if o.gpu {
+            self.model.gpu = true;
         }
     }
 }

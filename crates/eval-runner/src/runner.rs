@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::backend::{load_model, Backend, InProcess};
+use crate::backend::{open_model, Backend, InProcess};
 use crate::dataset::{load_examples, load_mapped, Example};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -81,20 +81,14 @@ pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
             .api_key_env
             .as_ref()
             .and_then(|v| std::env::var(v).ok());
-        let mut backend = Endpoint::new(url, &name, key);
+        let mut backend = Endpoint::with_ca_cert(url, &name, key, task.model.ca_cert.as_deref())?;
         return run_examples(task, &examples, &builder, &mut backend, opts);
     }
     let name = task.model.name.clone().ok_or_else(|| Error::Task {
         path: PathBuf::from(&task.name),
         message: "no model: set `model.name`, `model.endpoint`, `--model` or `--endpoint`".into(),
     })?;
-    if let Some(n) = task.model.threads {
-        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global();
-    }
-    let model = load_model(&name, task.model.ctx_size, task.model.adapter.as_deref())?;
+    let model = open_model(&name, &task.model)?;
     let mut backend = InProcess::new(&name, &model);
     run_examples(task, &examples, &builder, &mut backend, opts)
 }

@@ -381,7 +381,8 @@ pub struct ModelSpec {
     /// Alias (`qwen2.5-coder-0.5b`), local GGUF/HF path, or `hf:ORG/NAME`.
     #[serde(default)]
     pub name: Option<String>,
-    /// OpenAI-compatible server base URL (`http://host:port`); the runner POSTs `{endpoint}/v1/chat/completions`.
+    /// OpenAI-compatible server base URL (`http://host:port` or `https://…`); the runner POSTs
+    /// `{endpoint}/v1/chat/completions`.
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Model name sent to the endpoint (default: `name`).
@@ -399,6 +400,12 @@ pub struct ModelSpec {
     /// LoRA adapter folder (PEFT format) applied to the in-process model.
     #[serde(default)]
     pub adapter: Option<std::path::PathBuf>,
+    /// Run the in-process model on the first CUDA GPU (needs a build with `--features cuda`).
+    #[serde(default)]
+    pub gpu: bool,
+    /// PEM file of CA certificates trusted for an `https://` endpoint besides the public roots (a private CA).
+    #[serde(default)]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Generation parameters (greedy by default).
@@ -492,6 +499,7 @@ impl Task {
             &mut task.dataset.db_dir,
             &mut task.dataset.tables,
             &mut task.model.adapter,
+            &mut task.model.ca_cert,
         ]
         .into_iter()
         .flatten()

@@ -98,9 +98,11 @@ fn overrides_apply() {
         model: Some("qwen2.5-coder-0.5b".into()),
         endpoint: Some("http://x".into()),
         shots: Some(0),
+        gpu: true,
         ..Overrides::default()
     });
     assert_eq!(task.dataset.limit, Some(3));
+    assert!(task.model.gpu, "--gpu turns the GPU on");
     assert_eq!(task.model.name.as_deref(), Some("qwen2.5-coder-0.5b"));
     assert_eq!(task.model.endpoint.as_deref(), Some("http://x"));
     assert!(task.prompt.few_shot.is_none());
