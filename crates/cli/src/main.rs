@@ -56,7 +56,7 @@ enum Command {
     /// Retrieval: ingest documents into an index, query it, measure it.
     Rag(rag::RagArgs),
     /// Fine-tune a model with LoRA / QLoRA (config TOML and flags).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Fold a LoRA adapter into its base model (GGUF F16/Q8_0) and check it.
     Merge(merge::MergeArgs),
     /// Run a tool-using agent defined in a TOML file (interactive, or one answer with -p).
@@ -113,7 +113,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Ladder(a) => ladder::run(a),
         Command::Rag(a) => rag::run(a),
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Merge(a) => merge::run(a),
         Command::Data(a) => data::run(a),
     });

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use tuneup_eval_runner::{run_task_on, Overrides, RunOptions, Task};
+use tuneup_generate::ChatModel;
 use tuneup_models::LoadOptions;
 use tuneup_train::{
-    Decay, LossOn, Method, Observer, Precision, Session, StepMetrics, TrainConfig, TrainRecord,
-    Trainable,
+    CheckpointScorer, Decay, LossOn, Method, Observer, Precision, Session, StepMetrics,
+    TrainConfig, TrainOverrides, TrainRecord, Trainable,
 };
 
 use crate::model::{device, init_threads, resolve_files};
@@ -117,6 +119,13 @@ pub struct TrainArgs {
     /// Stop after N evaluations without improvement.
     #[arg(long)]
     pub early_stopping: Option<usize>,
+    /// Eval task (TOML, as `tuneup eval` reads) scored at every evaluation:
+    /// the best checkpoint and early stopping follow its primary metric.
+    #[arg(long)]
+    pub eval_task: Option<PathBuf>,
+    /// Score at most N examples of the eval task.
+    #[arg(long)]
+    pub eval_limit: Option<usize>,
     /// Continue from the newest checkpoint in the output folder.
     #[arg(long)]
     pub resume: bool,
@@ -135,126 +144,72 @@ impl TrainArgs {
     /// Worker threads: the flag, else the file's `threads` (read before the
     /// thread pool is built), else all cores.
     pub fn threads(&self) -> Option<usize> {
-        self.threads.or_else(|| {
-            let text = std::fs::read_to_string(self.config.as_ref()?).ok()?;
-            toml::from_str::<TrainConfig>(&text).ok()?.threads
-        })
+        self.threads
+            .or_else(|| TrainConfig::from_file(self.config.as_ref()?).ok()?.threads)
+    }
+
+    /// The flags as overrides of the configuration (`None`: not given).
+    fn overrides(&self) -> TrainOverrides {
+        TrainOverrides {
+            model: self.model.clone(),
+            train_file: self.train_file.clone(),
+            validation_file: self.validation_file.clone(),
+            output_dir: self.output_dir.clone(),
+            method: self.method.as_deref().map(|m| match m {
+                "lora" => Method::Lora,
+                "full" => Method::Full,
+                _ => Method::Qlora,
+            }),
+            precision: self.precision.as_deref().map(parse_precision),
+            train_embeddings: self.train_embeddings.then_some(true),
+            force: self.force.then_some(true),
+            rank: self.rank,
+            alpha: self.alpha,
+            dropout: self.dropout,
+            target_modules: self.target_modules.clone(),
+            use_rslora: self.rslora.then_some(true),
+            learning_rate: self.learning_rate,
+            epochs: self.epochs,
+            max_steps: self.max_steps,
+            batch_size: self.batch_size,
+            gradient_accumulation: self.gradient_accumulation,
+            max_seq_len: self.max_seq_len,
+            warmup_steps: self.warmup_steps,
+            lr_decay: self.lr_decay.as_deref().map(|d| match d {
+                "linear" => Decay::Linear,
+                "constant" => Decay::Constant,
+                _ => Decay::Cosine,
+            }),
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+            gradient_checkpointing: self.no_gradient_checkpointing.then_some(false),
+            keep_layers: self.keep_layers,
+            packing: self.packing.then_some(true),
+            loss_on: self.loss_on.as_deref().map(|l| {
+                if l == "all" {
+                    LossOn::All
+                } else {
+                    LossOn::Assistant
+                }
+            }),
+            seed: self.seed,
+            eval_every: self.eval_every,
+            save_every: self.save_every,
+            early_stopping_patience: self.early_stopping,
+            threads: self.threads,
+            gpu: self.gpu.then_some(true),
+            eval_task: self.eval_task.clone(),
+            eval_limit: self.eval_limit,
+        }
     }
 
     /// The configuration: the file's values with the flags on top.
     fn config(&self) -> Result<TrainConfig> {
         let mut c = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let mut c: TrainConfig =
-                    toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-                let base = path.parent().unwrap_or(Path::new("."));
-                // Paths in the file are relative to the file.
-                let rel = |p: &mut PathBuf| {
-                    if p.is_relative() && !p.as_os_str().is_empty() {
-                        *p = base.join(&*p);
-                    }
-                };
-                rel(&mut c.train_file);
-                rel(&mut c.output_dir);
-                if let Some(v) = c.validation_file.as_mut() {
-                    rel(v);
-                }
-                c
-            }
+            Some(path) => TrainConfig::from_file(path)?,
             None => TrainConfig::default(),
         };
-        macro_rules! set {
-            ($field:ident) => {
-                if let Some(v) = &self.$field {
-                    c.$field = v.clone();
-                }
-            };
-        }
-        set!(model);
-        set!(train_file);
-        set!(output_dir);
-        set!(learning_rate);
-        set!(epochs);
-        set!(batch_size);
-        set!(gradient_accumulation);
-        set!(max_seq_len);
-        set!(warmup_steps);
-        set!(max_grad_norm);
-        set!(seed);
-        set!(eval_every);
-        set!(save_every);
-        if self.validation_file.is_some() {
-            c.validation_file = self.validation_file.clone();
-        }
-        if self.max_steps.is_some() {
-            c.max_steps = self.max_steps;
-        }
-        if self.threads.is_some() {
-            c.threads = self.threads;
-        }
-        c.gpu |= self.gpu;
-        if self.early_stopping.is_some() {
-            c.early_stopping_patience = self.early_stopping;
-        }
-        if let Some(m) = &self.method {
-            c.method = match m.as_str() {
-                "lora" => Method::Lora,
-                "full" => Method::Full,
-                _ => Method::Qlora,
-            };
-        }
-        if let Some(p) = &self.precision {
-            c.precision = parse_precision(p);
-        }
-        if self.train_embeddings {
-            c.train_embeddings = true;
-        }
-        if self.force {
-            c.force = true;
-        }
-        if let Some(v) = self.rank {
-            c.lora.rank = v;
-        }
-        if let Some(v) = self.alpha {
-            c.lora.alpha = v;
-        }
-        if let Some(v) = self.dropout {
-            c.lora.dropout = v;
-        }
-        if let Some(v) = &self.target_modules {
-            c.lora.target_modules = v.clone();
-        }
-        if self.rslora {
-            c.lora.use_rslora = true;
-        }
-        if let Some(v) = self.weight_decay {
-            c.optimizer.weight_decay = v;
-        }
-        if let Some(d) = &self.lr_decay {
-            c.lr_decay = match d.as_str() {
-                "linear" => Decay::Linear,
-                "constant" => Decay::Constant,
-                _ => Decay::Cosine,
-            };
-        }
-        if self.no_gradient_checkpointing {
-            c.gradient_checkpointing = false;
-        }
-        if let Some(n) = self.keep_layers {
-            c.keep_layers = n;
-        }
-        if self.packing {
-            c.packing = true;
-        }
-        if let Some(l) = &self.loss_on {
-            c.loss_on = if l == "all" {
-                LossOn::All
-            } else {
-                LossOn::Assistant
-            };
-        }
+        c.apply(&self.overrides());
         if c.model.is_empty() {
             bail!("no model: give --model or `model = \"…\"` in the configuration");
         }
@@ -264,6 +219,64 @@ impl TrainArgs {
             );
         }
         Ok(c)
+    }
+}
+
+/// Scores checkpoints with an eval task (`--eval-task`): its primary metric
+/// as `tuneup eval` reports it (pass/fail metrics as the fraction of
+/// examples, 0–1); each evaluation's outputs go to `OUTPUT/evals/step-N/`.
+struct TaskScorer {
+    task: Task,
+    model_name: String,
+    metric: String,
+    evals_dir: PathBuf,
+}
+
+impl TaskScorer {
+    /// Loads the task file, keeps its first `limit` examples and checks that
+    /// it has a metric to select by.
+    fn new(path: &Path, limit: Option<usize>, model_name: &str, output_dir: &Path) -> Result<Self> {
+        let mut task =
+            Task::load(path).with_context(|| format!("loading eval task {}", path.display()))?;
+        task.apply(&Overrides {
+            limit,
+            ..Overrides::default()
+        });
+        task.check(path)?;
+        let Some(metric) = task.primary_metric() else {
+            bail!(
+                "{}: the eval task has no metric to select checkpoints by (only latency)",
+                path.display()
+            );
+        };
+        Ok(Self {
+            metric: metric.name().to_string(),
+            task,
+            model_name: model_name.to_string(),
+            evals_dir: output_dir.join("evals"),
+        })
+    }
+}
+
+impl CheckpointScorer for TaskScorer {
+    fn metric_name(&self) -> String {
+        self.metric.clone()
+    }
+
+    fn score(&mut self, model: &ChatModel, step: u64) -> std::result::Result<f64, String> {
+        let opts = RunOptions {
+            out: Some(self.evals_dir.join(format!("step-{step}"))),
+            progress: false,
+        };
+        let result = run_task_on(&self.task, model, &self.model_name, &opts)
+            .map_err(|e| format!("evaluating {}: {e}", self.task.name))?;
+        let s = &result.summary;
+        s.metrics.get(&s.primary_metric).copied().ok_or_else(|| {
+            format!(
+                "the summary of {} has no value for {}",
+                self.task.name, s.primary_metric
+            )
+        })
     }
 }
 
@@ -320,6 +333,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.config()?;
     init_threads(config.threads);
     let train = read_records(&config.train_file)?;
+    // Loaded before the model so that a bad task file fails at once.
+    let scorer = match &config.eval_task {
+        Some(path) => {
+            let scorer =
+                TaskScorer::new(path, config.eval_limit, &config.model, &config.output_dir)?;
+            eprintln!(
+                "checkpoints are selected by {} on {} ({})",
+                scorer.metric,
+                path.display(),
+                config.eval_limit.map_or_else(
+                    || "all examples".to_string(),
+                    |n| format!("first {n} examples")
+                )
+            );
+            Some(scorer)
+        }
+        None => None,
+    };
     let validation = match &config.validation_file {
         Some(p) => read_records(p)?,
         None => Vec::new(),
@@ -349,6 +380,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &validation,
     )
     .context("preparing training")?;
+    let metric = scorer.as_ref().map(|s| s.metric.clone());
+    if let Some(scorer) = scorer {
+        session.set_scorer(Box::new(scorer));
+    }
     let trained = session.trainable();
     eprintln!(
         "{} {}, {} trainable parameters; {} training examples, {} validation records; {} steps",
@@ -393,6 +428,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "last_loss": outcome.last_loss,
             "initial_val_loss": outcome.initial_val_loss,
             "best_val_loss": outcome.best_val_loss,
+            "selected_by": metric.as_deref().unwrap_or("validation_loss"),
+            "initial_metric": outcome.initial_metric,
+            "best_metric": outcome.best_metric,
+            "best_step": outcome.best_step,
+            "metric_errors": outcome.metric_errors.len(),
             "interrupted": outcome.interrupted,
             "early_stopped": outcome.early_stopped,
         });
@@ -410,6 +450,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         if let (Some(a), Some(b)) = (outcome.initial_val_loss, outcome.best_val_loss) {
             println!("validation loss:  {a:.4} → {b:.4} (best)");
         }
+        if let (Some(name), Some(b)) = (&metric, outcome.best_metric) {
+            let from = outcome
+                .initial_metric
+                .map_or_else(String::new, |a| format!("{a:.4} → "));
+            println!(
+                "{:<17} {from}{b:.4} (best, step {})",
+                format!("{name}:"),
+                outcome.best_step.unwrap_or(0)
+            );
+        }
+        if !outcome.metric_errors.is_empty() {
+            println!(
+                "failed evaluations: {} (see metrics.jsonl)",
+                outcome.metric_errors.len()
+            );
+        }
         match session.trainable() {
             Trainable::Adapters { .. } => {
                 println!("adapter (PEFT):   {}", outcome.saved_dir.display())
@@ -422,6 +478,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         println!("metrics:          {}", out.join("metrics.jsonl").display());
         println!("loss chart:       {}", out.join("loss.svg").display());
+        if out.join("best.json").is_file() {
+            println!("best result:      {}", out.join("best.json").display());
+        }
         if outcome.interrupted {
             println!("interrupted: run again with --resume to continue");
         }

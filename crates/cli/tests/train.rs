@@ -1,7 +1,8 @@
 //! `tuneup train`, `--adapter` and `tuneup merge` end to end on SmolLM2-135M
 //! (real weights; skipped without `TUNEUP_SMOLLM2_GGUF`, which
 //! scripts/test.sh sets): the loss falls, a killed run resumes on the same
-//! curve, Ctrl-C writes a checkpoint, bad input is a clear error.
+//! curve, Ctrl-C writes a checkpoint, bad input is a clear error. Selecting
+//! checkpoints by an eval task's metric runs on a tiny random model.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::process::{Command, Stdio};
 
 use common::{ok, tuneup};
 use serde_json::{json, Value};
+use tuneup_test_utils::{write_tiny_gguf, TinySpec};
 
 fn model() -> Option<PathBuf> {
     tuneup_test_utils::env_model_path("TUNEUP_SMOLLM2_GGUF")
@@ -440,4 +442,153 @@ fn bad_input_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("adapter_model.safetensors"), "{err}");
+}
+
+/// A text-to-SQL eval task over a real SQLite database (three questions).
+fn write_sql_task(dir: &Path) -> PathBuf {
+    let db_dir = dir.join("databases/concert");
+    std::fs::create_dir_all(&db_dir).unwrap();
+    let db = rusqlite::Connection::open(db_dir.join("concert.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE singer (name TEXT, age INTEGER);
+         INSERT INTO singer VALUES ('Ana', 31), ('Bo', 25), ('Cy', 40);",
+    )
+    .unwrap();
+    drop(db);
+    let examples: String = [
+        ("How many singers are there?", "SELECT count(*) FROM singer"),
+        ("List the names of all singers.", "SELECT name FROM singer"),
+        (
+            "How old is the oldest singer?",
+            "SELECT max(age) FROM singer",
+        ),
+    ]
+    .iter()
+    .map(|(q, a)| {
+        format!(
+            "{}\n",
+            json!({"question": q, "query": a, "db_id": "concert"})
+        )
+    })
+    .collect();
+    std::fs::write(dir.join("sql_eval.jsonl"), examples).unwrap();
+    let task = dir.join("sql_task.toml");
+    std::fs::write(
+        &task,
+        r#"name = "tiny-sql"
+metrics = ["sql_execution", "latency"]
+
+[dataset]
+path = "sql_eval.jsonl"
+input = "question"
+target = "query"
+db_id = "db_id"
+db_dir = "databases"
+
+[prompt]
+output = "sql"
+system = "Answer with one SQLite query."
+
+[generation]
+max_tokens = 8
+temperature = 0.0
+"#,
+    )
+    .unwrap();
+    task
+}
+
+#[test]
+fn an_eval_task_selects_the_checkpoint_and_each_evaluation_is_kept() {
+    let home = tempfile::tempdir().unwrap();
+    let model = home.path().join("tiny.gguf");
+    write_tiny_gguf(&model, &TinySpec::llama()).unwrap();
+    let (train, val) = write_data(home.path());
+    write_sql_task(home.path());
+    // `eval_task` in the file is relative to the file; the limit comes from the flag.
+    let config = home.path().join("train.toml");
+    std::fs::write(&config, "eval_task = \"sql_task.toml\"\n").unwrap();
+    let out = home.path().join("run");
+    let mut args = train_args(
+        model.to_str().unwrap(),
+        train.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "4",
+    );
+    args.insert(1, config.to_str().unwrap());
+    args.extend([
+        "--validation",
+        val.to_str().unwrap(),
+        "--eval-every",
+        "2",
+        "--eval-limit",
+        "2",
+        "--json",
+    ]);
+    let run = tuneup(home.path(), &args);
+    let stdout = ok(&run);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["steps"], 4);
+    assert_eq!(summary["selected_by"], "sql_execution");
+    assert_eq!(summary["metric_errors"], 0, "{stderr}");
+    // Evaluated before training, at step 2 and at the end, on two examples each.
+    let mut scores = Vec::new();
+    for step in [0, 2, 4] {
+        let dir = out.join(format!("evals/step-{step}"));
+        let s: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(s["examples"], 2, "step {step}");
+        assert_eq!(s["primary_metric"], "sql_execution");
+        let score = s["metrics"]["sql_execution"].as_f64().unwrap();
+        scores.push(score);
+        let examples = std::fs::read_to_string(dir.join("examples.jsonl")).unwrap();
+        assert_eq!(examples.lines().count(), 2, "step {step}");
+        assert!(
+            stderr.contains(&format!("step {step}: sql_execution {score:.4}")),
+            "step {step} is logged: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("· validation loss "),
+        "the validation loss is logged beside the metric: {stderr}"
+    );
+    // The first step with the highest score is the best (ties go to the earlier step).
+    let best_score = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let best_step = [0u64, 2, 4][scores.iter().position(|&s| s == best_score).unwrap()];
+    let best: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
+    assert_eq!(best["step"], best_step, "{scores:?}");
+    assert_eq!(best["selected_by"], "sql_execution");
+    assert_eq!(best["value"].as_f64().unwrap(), best_score);
+    assert!(best["val_loss"].as_f64().is_some());
+    assert_eq!(summary["best_step"], best_step);
+    assert_eq!(summary["best_metric"].as_f64().unwrap(), best_score);
+    assert_eq!(summary["initial_metric"].as_f64().unwrap(), scores[0]);
+    assert!(stderr.contains(&format!(
+        "step {best_step}: sql_execution {best_score:.4} (best)"
+    )));
+    assert!(out.join("adapter-best/adapter_model.safetensors").is_file());
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let scored: Vec<Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|m| m.get("val_metric").is_some())
+        .collect();
+    assert_eq!(scored.len(), 2, "steps 2 and 4 carry the metric: {metrics}");
+
+    // A task file that is not there is a clear error before training.
+    let out2 = home.path().join("run2");
+    let mut args = train_args(
+        model.to_str().unwrap(),
+        train.to_str().unwrap(),
+        out2.to_str().unwrap(),
+        "4",
+    );
+    args.extend(["--eval-task", "missing-task.toml"]);
+    let failed = tuneup(home.path(), &args);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(err.contains("missing-task.toml"), "{err}");
 }

@@ -2,7 +2,8 @@
 //!
 //! A [`Task`] names a data set (JSONL + field mapping), a prompt strategy (system prompt, minijinja template,
 //! few-shot selection, chain of thought, output kind), a model (in-process or an OpenAI-compatible endpoint),
-//! generation parameters and metrics from `tuneup-eval`. [`run_task`] loads the data, builds each prompt
+//! generation parameters and metrics from `tuneup-eval`. [`run_task`] (or [`run_task_on`], with a model already
+//! loaded) loads the data, builds each prompt
 //! ([`PromptBuilder`]), generates ([`Backend`]), extracts the answer ([`extract()`]), scores it ([`Scorer`]) and
 //! records one [`ExampleRecord`] per example — a failing example is recorded, never fatal. With an output folder
 //! it writes `examples.jsonl`, `summary.json` ([`Summary`]), `report.html` ([`run_report`]) and `task.toml`.
@@ -52,7 +53,7 @@ pub use extract::{extract, Answer};
 pub use prompt::{Prompt, PromptBuilder};
 pub use record::{ExampleRecord, Verdict};
 pub use report::{run_report, terminal_table};
-pub use runner::{answer_of, run_examples, run_task, RunOptions, RunResult};
+pub use runner::{answer_of, run_examples, run_task, run_task_on, RunOptions, RunResult};
 pub use schema::Schemas;
 pub use score::Scorer;
 pub use summary::Summary;

@@ -1,33 +1,21 @@
 //! The prompts of a task's examples without generating anything: what a fine-tuning run learns from, rendered
 //! exactly as the evaluation will show them to the model.
 
-use crate::dataset::{load_examples, Example};
+use crate::dataset::Example;
 use crate::error::Result;
-use crate::prompt::{Prompt, PromptBuilder};
-use crate::schema::Schemas;
+use crate::prompt::Prompt;
+use crate::runner::with_prepared;
 use crate::task::{OutputKind, Task};
 
-/// Every example of `task` with the prompt the evaluation would build for it (few-shot and retrieval are not
-/// supported here: training data is rendered zero-shot).
+/// Every example of `task` with the prompt the evaluation would build for it (the same preparation as
+/// [`crate::run_task`]: schemas, few-shot pool, retrieval).
 pub fn prompts(task: &Task) -> Result<Vec<(Example, Prompt)>> {
-    let examples = load_examples(&task.dataset)?;
-    let schemas = task
-        .dataset
-        .tables
-        .as_deref()
-        .map(Schemas::load)
-        .transpose()?;
-    let mut spec = task.prompt.clone();
-    spec.few_shot = None;
-    spec.retrieval = None;
-    let builder = PromptBuilder::new(&spec, schemas, None)?;
-    examples
-        .into_iter()
-        .map(|e| {
-            let p = builder.build(&e)?;
-            Ok((e, p))
-        })
-        .collect()
+    with_prepared(task, |examples, builder| {
+        examples
+            .iter()
+            .map(|e| Ok((e.clone(), builder.build(e)?)))
+            .collect()
+    })
 }
 
 /// The reply a model should give for `target` in the task's answer format: SQL in a ```sql fence, code in a

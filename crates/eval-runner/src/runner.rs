@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tuneup_generate::ChatModel;
 
 use crate::backend::{open_model, Backend, InProcess};
 use crate::dataset::{load_examples, load_mapped, Example};
@@ -38,6 +39,55 @@ pub struct RunResult {
 
 /// Runs `task` end to end: loads data and model (or connects to the endpoint), evaluates, writes outputs.
 pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
+    with_prepared(task, |examples, builder| {
+        if let Some(url) = &task.model.endpoint {
+            let name = task
+                .model
+                .model
+                .clone()
+                .or_else(|| task.model.name.clone())
+                .unwrap_or_else(|| "default".into());
+            let key = task
+                .model
+                .api_key_env
+                .as_ref()
+                .and_then(|v| std::env::var(v).ok());
+            let mut backend =
+                Endpoint::with_ca_cert(url, &name, key, task.model.ca_cert.as_deref())?;
+            return run_examples(task, examples, builder, &mut backend, opts);
+        }
+        let name = task.model.name.clone().ok_or_else(|| Error::Task {
+            path: PathBuf::from(&task.name),
+            message: "no model: set `model.name`, `model.endpoint`, `--model` or `--endpoint`"
+                .into(),
+        })?;
+        let model = open_model(&name, &task.model)?;
+        let mut backend = InProcess::new(&name, &model);
+        run_examples(task, examples, builder, &mut backend, opts)
+    })
+}
+
+/// Runs `task` with an already loaded in-process model (adapters attached or not); same outputs as run_task.
+/// The task's `[model]` section (name, endpoint, adapter, threads) is not used; `model_name` names the model in
+/// the summary's backend.
+pub fn run_task_on(
+    task: &Task,
+    model: &ChatModel,
+    model_name: &str,
+    opts: &RunOptions,
+) -> Result<RunResult> {
+    with_prepared(task, |examples, builder| {
+        let mut backend = InProcess::new(model_name, model);
+        run_examples(task, examples, builder, &mut backend, opts)
+    })
+}
+
+/// Loads what every run of `task` needs before a model answers (examples, few-shot pool, retriever, schemas)
+/// and calls `f` with the examples and the prompt builder.
+pub(crate) fn with_prepared<T>(
+    task: &Task,
+    f: impl FnOnce(&[Example], &PromptBuilder<'_>) -> Result<T>,
+) -> Result<T> {
     let examples = load_examples(&task.dataset)?;
     let pool = match &task.prompt.few_shot {
         Some(fs) if fs.k > 0 => {
@@ -69,28 +119,7 @@ pub fn run_task(task: &Task, opts: &RunOptions) -> Result<RunResult> {
     if let Some(r) = &retriever {
         builder = builder.with_retriever(r);
     }
-    if let Some(url) = &task.model.endpoint {
-        let name = task
-            .model
-            .model
-            .clone()
-            .or_else(|| task.model.name.clone())
-            .unwrap_or_else(|| "default".into());
-        let key = task
-            .model
-            .api_key_env
-            .as_ref()
-            .and_then(|v| std::env::var(v).ok());
-        let mut backend = Endpoint::with_ca_cert(url, &name, key, task.model.ca_cert.as_deref())?;
-        return run_examples(task, &examples, &builder, &mut backend, opts);
-    }
-    let name = task.model.name.clone().ok_or_else(|| Error::Task {
-        path: PathBuf::from(&task.name),
-        message: "no model: set `model.name`, `model.endpoint`, `--model` or `--endpoint`".into(),
-    })?;
-    let model = open_model(&name, &task.model)?;
-    let mut backend = InProcess::new(&name, &model);
-    run_examples(task, &examples, &builder, &mut backend, opts)
+    f(&examples, &builder)
 }
 
 /// The embedder used when a task names none.

@@ -26,6 +26,12 @@ pub struct TrainerState {
     pub best_val_loss: Option<f64>,
     /// Evaluations since the best one (early stopping).
     pub evals_without_improvement: usize,
+    /// Best task metric so far (runs with a [`crate::CheckpointScorer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_metric: Option<f64>,
+    /// Step of the result in `…-best` (0 = the model before training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_step: Option<u64>,
     /// [`crate::TrainConfig::fingerprint`] of the run.
     pub config_fingerprint: String,
 }
@@ -112,6 +118,8 @@ mod tests {
             tokens_seen: 0,
             best_val_loss: None,
             evals_without_improvement: 0,
+            best_metric: None,
+            best_step: None,
             config_fingerprint: "x".into(),
         }
     }
@@ -130,5 +138,14 @@ mod tests {
         assert_eq!(steps, vec![20, 30]);
         assert_eq!(read_state(&list(dir.path())?[1].1)?.step, 30);
         Ok(())
+    }
+
+    #[test]
+    fn states_written_before_metric_selection_still_load() {
+        let old = r#"{"step": 7, "tokens_seen": 70, "best_val_loss": 1.5,
+            "evals_without_improvement": 1, "config_fingerprint": "x"}"#;
+        let s: TrainerState = serde_json::from_str(old).expect("old state parses");
+        assert_eq!((s.step, s.best_metric, s.best_step), (7, None, None));
+        assert_eq!(s.best_val_loss, Some(1.5));
     }
 }

@@ -1,6 +1,6 @@
 //! The training configuration (`tuneup train config.toml`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -153,6 +153,15 @@ pub struct TrainConfig {
     /// Train on the first CUDA GPU (a build with `--features cuda`).
     #[serde(skip_serializing_if = "is_false")]
     pub gpu: bool,
+    /// An eval task (TOML, as `tuneup eval` reads) scored at every
+    /// evaluation; the best checkpoint and early stopping then follow its
+    /// primary metric instead of the validation loss. Relative to the
+    /// configuration file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_task: Option<PathBuf>,
+    /// Score at most this many examples of `eval_task`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_limit: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -191,6 +200,8 @@ impl Default for TrainConfig {
             early_stopping_patience: None,
             threads: None,
             gpu: false,
+            eval_task: None,
+            eval_limit: None,
         }
     }
 }
@@ -223,6 +234,12 @@ impl TrainConfig {
         if self.train_embeddings && self.method != Method::Full {
             return bad("train_embeddings needs method = \"full\"");
         }
+        if self.eval_limit == Some(0) {
+            return bad("eval_limit must be at least 1");
+        }
+        if self.eval_limit.is_some() && self.eval_task.is_none() {
+            return bad("eval_limit needs eval_task");
+        }
         self.lora.validate()
     }
 
@@ -241,8 +258,163 @@ impl TrainConfig {
         c.keep_checkpoints = 1;
         c.early_stopping_patience = None;
         c.max_steps = None;
+        // How checkpoints are judged does not change what is trained.
+        c.eval_task = None;
+        c.eval_limit = None;
         serde_json::to_string(&c).expect("config serialises")
     }
+
+    /// Reads a configuration file; relative paths in it (`train_file`,
+    /// `validation_file`, `output_dir`, `eval_task`) are relative to the
+    /// file's folder.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = fs_err::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut c: TrainConfig =
+            toml::from_str(&text).map_err(|e| Error::bad_file(path, e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        rel(&mut c.train_file);
+        rel(&mut c.output_dir);
+        for p in [&mut c.validation_file, &mut c.eval_task]
+            .into_iter()
+            .flatten()
+        {
+            rel(p);
+        }
+        Ok(c)
+    }
+
+    /// Sets every value `o` gives (command-line flags over the file).
+    pub fn apply(&mut self, o: &TrainOverrides) {
+        fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        }
+        fn set_some<T: Clone>(field: &mut Option<T>, value: &Option<T>) {
+            if value.is_some() {
+                field.clone_from(value);
+            }
+        }
+        set(&mut self.model, &o.model);
+        set(&mut self.train_file, &o.train_file);
+        set_some(&mut self.validation_file, &o.validation_file);
+        set(&mut self.output_dir, &o.output_dir);
+        set(&mut self.method, &o.method);
+        set(&mut self.precision, &o.precision);
+        set(&mut self.train_embeddings, &o.train_embeddings);
+        set(&mut self.force, &o.force);
+        set(&mut self.lora.rank, &o.rank);
+        set(&mut self.lora.alpha, &o.alpha);
+        set(&mut self.lora.dropout, &o.dropout);
+        set(&mut self.lora.target_modules, &o.target_modules);
+        set(&mut self.lora.use_rslora, &o.use_rslora);
+        set(&mut self.learning_rate, &o.learning_rate);
+        set(&mut self.epochs, &o.epochs);
+        set_some(&mut self.max_steps, &o.max_steps);
+        set(&mut self.batch_size, &o.batch_size);
+        set(&mut self.gradient_accumulation, &o.gradient_accumulation);
+        set(&mut self.max_seq_len, &o.max_seq_len);
+        set(&mut self.warmup_steps, &o.warmup_steps);
+        set(&mut self.lr_decay, &o.lr_decay);
+        set(&mut self.optimizer.weight_decay, &o.weight_decay);
+        set(&mut self.max_grad_norm, &o.max_grad_norm);
+        set(&mut self.gradient_checkpointing, &o.gradient_checkpointing);
+        set(&mut self.keep_layers, &o.keep_layers);
+        set(&mut self.packing, &o.packing);
+        set(&mut self.loss_on, &o.loss_on);
+        set(&mut self.seed, &o.seed);
+        set(&mut self.eval_every, &o.eval_every);
+        set(&mut self.save_every, &o.save_every);
+        set_some(
+            &mut self.early_stopping_patience,
+            &o.early_stopping_patience,
+        );
+        set_some(&mut self.threads, &o.threads);
+        set(&mut self.gpu, &o.gpu);
+        set_some(&mut self.eval_task, &o.eval_task);
+        set_some(&mut self.eval_limit, &o.eval_limit);
+    }
+}
+
+/// Values that replace those of a [`TrainConfig`] (`tuneup train`'s flags);
+/// `None` keeps the configuration's value. See [`TrainConfig::apply`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainOverrides {
+    /// `model`.
+    pub model: Option<String>,
+    /// `train_file`.
+    pub train_file: Option<PathBuf>,
+    /// `validation_file`.
+    pub validation_file: Option<PathBuf>,
+    /// `output_dir`.
+    pub output_dir: Option<PathBuf>,
+    /// `method`.
+    pub method: Option<Method>,
+    /// `precision`.
+    pub precision: Option<Precision>,
+    /// `train_embeddings`.
+    pub train_embeddings: Option<bool>,
+    /// `force`.
+    pub force: Option<bool>,
+    /// `lora.rank`.
+    pub rank: Option<usize>,
+    /// `lora.alpha`.
+    pub alpha: Option<f64>,
+    /// `lora.dropout`.
+    pub dropout: Option<f32>,
+    /// `lora.target_modules`.
+    pub target_modules: Option<Vec<String>>,
+    /// `lora.use_rslora`.
+    pub use_rslora: Option<bool>,
+    /// `learning_rate`.
+    pub learning_rate: Option<f64>,
+    /// `epochs`.
+    pub epochs: Option<f64>,
+    /// `max_steps`.
+    pub max_steps: Option<u64>,
+    /// `batch_size`.
+    pub batch_size: Option<usize>,
+    /// `gradient_accumulation`.
+    pub gradient_accumulation: Option<usize>,
+    /// `max_seq_len`.
+    pub max_seq_len: Option<usize>,
+    /// `warmup_steps`.
+    pub warmup_steps: Option<u64>,
+    /// `lr_decay`.
+    pub lr_decay: Option<Decay>,
+    /// `optimizer.weight_decay`.
+    pub weight_decay: Option<f64>,
+    /// `max_grad_norm`.
+    pub max_grad_norm: Option<f64>,
+    /// `gradient_checkpointing`.
+    pub gradient_checkpointing: Option<bool>,
+    /// `keep_layers`.
+    pub keep_layers: Option<usize>,
+    /// `packing`.
+    pub packing: Option<bool>,
+    /// `loss_on`.
+    pub loss_on: Option<LossOn>,
+    /// `seed`.
+    pub seed: Option<u64>,
+    /// `eval_every`.
+    pub eval_every: Option<u64>,
+    /// `save_every`.
+    pub save_every: Option<u64>,
+    /// `early_stopping_patience`.
+    pub early_stopping_patience: Option<usize>,
+    /// `threads`.
+    pub threads: Option<usize>,
+    /// `gpu`.
+    pub gpu: Option<bool>,
+    /// `eval_task`.
+    pub eval_task: Option<PathBuf>,
+    /// `eval_limit`.
+    pub eval_limit: Option<usize>,
 }
 
 #[cfg(test)]
@@ -288,5 +460,107 @@ mod tests {
         // A run checkpointed on one device (or keeping other layers' activations) resumes on the other.
         assert_eq!(gpu.fingerprint(), cpu.fingerprint());
         assert!(!cpu.fingerprint().contains("gpu"));
+    }
+
+    #[test]
+    fn from_file_resolves_paths_against_the_file() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let sub = dir.path().join("configs");
+        fs_err::create_dir_all(&sub).map_err(|e| Error::io(&sub, e))?;
+        let path = sub.join("run.toml");
+        let text = "model = \"smollm2-135m\"\ntrain_file = \"../data/train.jsonl\"\n\
+                    validation_file = \"val.jsonl\"\noutput_dir = \"/abs/out\"\n\
+                    eval_task = \"../eval/spider.toml\"\neval_limit = 50\n";
+        fs_err::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        let c = TrainConfig::from_file(&path)?;
+        assert_eq!(c.model, "smollm2-135m");
+        assert_eq!(c.train_file, sub.join("../data/train.jsonl"));
+        assert_eq!(c.validation_file, Some(sub.join("val.jsonl")));
+        assert_eq!(c.output_dir, PathBuf::from("/abs/out"));
+        assert_eq!(c.eval_task, Some(sub.join("../eval/spider.toml")));
+        assert_eq!(c.eval_limit, Some(50));
+        // A bad key names the file and the key; a missing file names the file.
+        fs_err::write(&path, "learnin_rate = 1e-4\n").map_err(|e| Error::io(&path, e))?;
+        let err = TrainConfig::from_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("run.toml") && err.contains("learnin_rate"),
+            "{err}"
+        );
+        let err = TrainConfig::from_file(&sub.join("none.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("none.toml"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let mut c: TrainConfig = toml::from_str(
+            "model = \"m\"\ntrain_file = \"t.jsonl\"\nmax_steps = 10\npacking = true\n[lora]\nrank = 8\n",
+        )
+        .expect("parses");
+        let before = c.clone();
+        c.apply(&TrainOverrides::default());
+        assert_eq!(c, before, "no override changes nothing");
+        c.apply(&TrainOverrides {
+            model: Some("other".into()),
+            method: Some(Method::Full),
+            rank: Some(32),
+            use_rslora: Some(true),
+            weight_decay: Some(0.1),
+            gradient_checkpointing: Some(false),
+            lr_decay: Some(Decay::Linear),
+            early_stopping_patience: Some(3),
+            eval_task: Some("task.toml".into()),
+            eval_limit: Some(20),
+            ..TrainOverrides::default()
+        });
+        assert_eq!(c.model, "other");
+        assert_eq!(c.method, Method::Full);
+        assert_eq!((c.lora.rank, c.lora.use_rslora), (32, true));
+        assert_eq!(c.lora.alpha, before.lora.alpha);
+        assert_eq!(c.optimizer.weight_decay, 0.1);
+        assert!(!c.gradient_checkpointing);
+        assert_eq!(c.lr_decay, Decay::Linear);
+        assert_eq!(c.early_stopping_patience, Some(3));
+        assert_eq!(c.eval_task, Some(PathBuf::from("task.toml")));
+        assert_eq!(c.eval_limit, Some(20));
+        assert_eq!(
+            (c.max_steps, c.packing),
+            (Some(10), true),
+            "kept from the file"
+        );
+    }
+
+    #[test]
+    fn the_eval_task_is_not_part_of_the_run() {
+        let plain = TrainConfig {
+            model: "m".into(),
+            ..TrainConfig::default()
+        };
+        let scored = TrainConfig {
+            eval_task: Some("eval/spider.toml".into()),
+            eval_limit: Some(100),
+            ..plain.clone()
+        };
+        // Old checkpoints (written before these keys existed) still resume.
+        assert_eq!(plain.fingerprint(), scored.fingerprint());
+        assert!(!plain.fingerprint().contains("eval_task"));
+        assert!(!plain.fingerprint().contains("eval_limit"));
+        let runnable = TrainConfig {
+            train_file: "t.jsonl".into(),
+            ..scored.clone()
+        };
+        assert!(runnable.validate().is_ok());
+        let limit_only = TrainConfig {
+            train_file: "t.jsonl".into(),
+            eval_limit: Some(5),
+            ..plain.clone()
+        };
+        assert!(limit_only
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("eval_limit needs eval_task"));
     }
 }

@@ -6,7 +6,9 @@
 //! micro-batches with optional activation recomputation, accumulates and
 //! clips gradients, steps [`AdamW`] on a warm-up + cosine [`Schedule`],
 //! validates, stops early, and writes atomic checkpoints that `--resume`
-//! continues exactly. Adapters are saved and loaded in Hugging Face PEFT's
+//! continues exactly. The best result (`…-best`, described by `best.json`)
+//! is chosen by validation loss, or by a task metric when a
+//! [`CheckpointScorer`] is set. Adapters are saved and loaded in Hugging Face PEFT's
 //! format ([`peft`]). Full fine-tuning ([`full`]) trains the base weights
 //! themselves through the same loop and saves an HF model folder
 //! ([`hf_model`]).
@@ -25,13 +27,14 @@ pub mod metrics;
 pub mod optim;
 pub mod peft;
 pub mod schedule;
+pub mod scorer;
 pub mod step;
 pub mod trainable;
 pub mod trainer;
 
 pub use attach::attach_adapter;
 pub use bench::{bench_training, BenchConfig, BenchReport};
-pub use config::{Method, Precision, TrainConfig, FULL_PARAMETER_LIMIT};
+pub use config::{Method, Precision, TrainConfig, TrainOverrides, FULL_PARAMETER_LIMIT};
 pub use error::{Error, Result};
 pub use examples::{ChatEncoder, Example, LossOn};
 pub use full::{FullParams, FullWrapper};
@@ -42,6 +45,7 @@ pub use metrics::StepMetrics;
 pub use optim::{AdamW, AdamWConfig};
 pub use peft::{LoadedAdapter, QkRowOrder};
 pub use schedule::{Decay, Schedule};
+pub use scorer::{BestRecord, CheckpointScorer};
 pub use trainable::DequantizeBase;
 pub use trainable::Trainable;
 pub use trainer::{Observer, Outcome, Session, Silent, TrainRecord};

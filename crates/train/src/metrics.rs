@@ -19,6 +19,13 @@ pub struct StepMetrics {
     /// Validation loss, on steps where it was measured.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_loss: Option<f64>,
+    /// The task metric of the run's [`crate::CheckpointScorer`], on steps
+    /// where it was measured.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_metric: Option<f64>,
+    /// Why the scorer failed, on steps where it did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_metric_error: Option<String>,
     /// Learning rate used by this step.
     pub lr: f64,
     /// Gradient norm before clipping.
@@ -100,8 +107,10 @@ pub fn memory_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// An SVG line chart of training loss (and validation loss points) by step.
-pub fn loss_chart(metrics: &[StepMetrics], title: &str) -> String {
+/// An SVG line chart of training loss (and validation loss points) by step;
+/// with `metric` (the scorer's name), its values as a third series on a
+/// 0–1 scale of their own (wider when a value falls outside).
+pub fn loss_chart(metrics: &[StepMetrics], title: &str, metric: Option<&str>) -> String {
     let (w, h, left, right, top, bottom) = (720.0, 360.0, 60.0, 20.0, 40.0, 40.0);
     let mut s = String::new();
     let _ = write!(
@@ -179,6 +188,41 @@ pub fn loss_chart(metrics: &[StepMetrics], title: &str) -> String {
             );
         }
     }
+    let scored: Vec<(f64, f64)> = metrics
+        .iter()
+        .filter_map(|m| m.val_metric.map(|v| (m.step as f64, v)))
+        .filter(|(_, v)| v.is_finite())
+        .collect();
+    if let (Some(name), false) = (metric, scored.is_empty()) {
+        let mlo = scored.iter().map(|p| p.1).fold(0.0, f64::min);
+        let mhi = scored.iter().map(|p| p.1).fold(1.0, f64::max);
+        let ym = |v: f64| top + (mhi - v) / (mhi - mlo) * (h - top - bottom);
+        let pts: Vec<String> = scored
+            .iter()
+            .map(|&(st, v)| format!("{:.1},{:.1}", x(st), ym(v)))
+            .collect();
+        let _ = write!(
+            s,
+            r##"<polyline fill="none" stroke="#59a14f" stroke-width="2" stroke-dasharray="5,3" points="{}"/>"##,
+            pts.join(" ")
+        );
+        for &(st, v) in &scored {
+            let _ = write!(
+                s,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#59a14f"><title>step {st}: {name} {v:.4}</title></circle>"##,
+                x(st),
+                ym(v)
+            );
+        }
+        let _ = write!(
+            s,
+            r##"<rect x="{lx}" y="{ly}" width="10" height="3" fill="#59a14f"/><text x="{tx}" y="{ty}">{name} (scale {mlo}–{mhi})</text>"##,
+            lx = w - 260.0,
+            ly = 42.0,
+            tx = w - 245.0,
+            ty = 47.0
+        );
+    }
     let _ = write!(
         s,
         r##"<rect x="{lx}" y="28" width="10" height="3" fill="#4e79a7"/><text x="{tx}" y="33">training loss</text><rect x="{lx2}" y="28" width="10" height="3" fill="#e15759"/><text x="{tx2}" y="33">validation loss</text></svg>"##,
@@ -199,6 +243,8 @@ mod tests {
             step,
             loss,
             val_loss: val,
+            val_metric: None,
+            val_metric_error: None,
             lr: 1e-4,
             grad_norm: 1.0,
             tokens_per_s: 100.0,
@@ -225,9 +271,20 @@ mod tests {
         let svg = loss_chart(
             &[m(1, 2.0, None), m(2, 1.5, Some(1.7)), m(3, 1.2, None)],
             "loss",
+            None,
         );
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("validation 1.7000"));
+    }
+
+    #[test]
+    fn chart_shows_the_task_metric() {
+        let mut scored = m(2, 1.5, Some(1.7));
+        scored.val_metric = Some(0.42);
+        let svg = loss_chart(&[m(1, 2.0, None), scored], "loss", Some("sql_execution"));
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        assert!(svg.contains("step 2: sql_execution 0.4200"), "{svg}");
+        assert!(svg.contains("sql_execution (scale 0–1)"), "{svg}");
     }
 }

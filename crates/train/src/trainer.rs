@@ -21,6 +21,7 @@ use crate::metrics::{loss_chart, memory_mib, MetricsFile, StepMetrics};
 use crate::optim::{clip_global_norm, AdamW};
 use crate::peft::QkRowOrder;
 use crate::schedule::Schedule;
+use crate::scorer::{BestRecord, CheckpointScorer, BY_VALIDATION_LOSS};
 use crate::step::{accumulate_gradients_keeping, eval_loss, kept_layers};
 use crate::trainable::{self, Trainable};
 
@@ -61,6 +62,16 @@ pub struct Outcome {
     pub initial_val_loss: Option<f64>,
     /// Best validation loss.
     pub best_val_loss: Option<f64>,
+    /// The scorer's metric before the first step (runs with a scorer that
+    /// start at step 0 and score it without error).
+    pub initial_metric: Option<f64>,
+    /// Best value of the scorer's metric.
+    pub best_metric: Option<f64>,
+    /// Step of the result in `…-best` (0 = the model before training), by
+    /// the scorer's metric or else by validation loss.
+    pub best_step: Option<u64>,
+    /// Evaluations where the scorer failed: `(step, message)`.
+    pub metric_errors: Vec<(u64, String)>,
     /// The final adapter (PEFT format), or the final model folder (HF
     /// layout) for full fine-tuning.
     pub saved_dir: PathBuf,
@@ -70,9 +81,18 @@ pub struct Outcome {
     pub early_stopped: bool,
 }
 
+/// The results of one evaluation.
+struct Evaluation {
+    val_loss: Option<f64>,
+    metric: Option<f64>,
+    metric_error: Option<String>,
+}
+
 /// A model with its trainable parameters (adapters or its own weights),
-/// ready to train.
-pub struct Session {
+/// ready to train; `'s` is the lifetime of a [`CheckpointScorer`] set with
+/// [`Session::set_scorer`].
+pub struct Session<'s> {
+    scorer: Option<Box<dyn CheckpointScorer + 's>>,
     config: TrainConfig,
     model: ChatModel,
     trainable: Trainable,
@@ -83,10 +103,11 @@ pub struct Session {
     too_long: usize,
 }
 
-impl std::fmt::Debug for Session {
+impl std::fmt::Debug for Session<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("config", &self.config)
+            .field("scorer", &self.scorer.as_ref().map(|s| s.metric_name()))
             .field("trained_tensors", &self.trainable.tensor_count())
             .field("train", &self.train.len())
             .field("validation", &self.validation.len())
@@ -94,7 +115,7 @@ impl std::fmt::Debug for Session {
     }
 }
 
-impl Session {
+impl<'s> Session<'s> {
     /// Loads the model from `files` with fresh adapters (or, for full
     /// fine-tuning, with trainable weights) and tokenizes the records.
     pub fn prepare(
@@ -149,6 +170,7 @@ impl Session {
             )));
         }
         Ok(Self {
+            scorer: None,
             config,
             model,
             trainable,
@@ -158,6 +180,15 @@ impl Session {
             validation: val_ex,
             too_long,
         })
+    }
+
+    /// Scores the model with `scorer` before the first step (unless
+    /// resuming), at every evaluation and at the end: `…-best` and early
+    /// stopping then follow its metric (higher is better; on a tie the
+    /// earlier step) instead of the validation loss, which is still
+    /// measured and logged.
+    pub fn set_scorer(&mut self, scorer: Box<dyn CheckpointScorer + 's>) {
+        self.scorer = Some(scorer);
     }
 
     /// The loaded model (with adapters attached, or with trainable weights).
@@ -257,6 +288,109 @@ impl Session {
             .save_result(dir, &self.model, &self.config.model)
     }
 
+    /// Whether an evaluation has anything to measure.
+    fn evaluates(&self) -> bool {
+        !self.validation.is_empty() || self.scorer.is_some()
+    }
+
+    /// What `…-best` is chosen by: the scorer's metric name, or
+    /// `validation_loss`.
+    fn selected_by(&self) -> String {
+        self.scorer
+            .as_ref()
+            .map_or_else(|| BY_VALIDATION_LOSS.to_string(), |s| s.metric_name())
+    }
+
+    /// Measures the validation loss and the scorer's metric at
+    /// `state.step`, updates the best result (writing `…-best` and
+    /// `best.json` when it improves) and the evaluations without
+    /// improvement, and reports one line.
+    fn evaluate(
+        &mut self,
+        state: &mut TrainerState,
+        out: &Path,
+        obs: &mut dyn Observer,
+    ) -> Result<Evaluation> {
+        let step = state.step;
+        let val_loss = if self.validation.is_empty() {
+            None
+        } else {
+            Some(self.validation_loss()?.unwrap_or(f64::NAN))
+        };
+        let loss_improved = val_loss.is_some_and(|v| state.best_val_loss.is_none_or(|b| v < b));
+        if loss_improved {
+            state.best_val_loss = val_loss;
+        }
+        let (metric, metric_error) = match self.scorer.as_mut() {
+            None => (None, None),
+            Some(scorer) => {
+                // Inference mode: no dropout while the scorer generates.
+                self.switch.set(None);
+                match scorer.score(&self.model, step) {
+                    Ok(v) if v.is_finite() => (Some(v), None),
+                    Ok(v) => (None, Some(format!("the scorer returned {v}"))),
+                    Err(e) => (None, Some(e)),
+                }
+            }
+        };
+        let name = self.selected_by();
+        // By the metric when there is a scorer (an evaluation where it failed
+        // does not count), else by the validation loss.
+        let (improved, counted, value) = if self.scorer.is_some() {
+            let improved = metric.is_some_and(|m| state.best_metric.is_none_or(|b| m > b));
+            if improved {
+                state.best_metric = metric;
+            }
+            (improved, metric.is_some(), metric)
+        } else {
+            (loss_improved, val_loss.is_some(), val_loss)
+        };
+        if improved {
+            state.best_step = Some(step);
+            state.evals_without_improvement = 0;
+            let result_name = self.trainable.output_name();
+            self.save_result(&out.join(format!("{result_name}-best")))?;
+            BestRecord {
+                step,
+                selected_by: name.clone(),
+                value: value.unwrap_or(f64::NAN),
+                val_loss,
+            }
+            .write(out)?;
+        } else if counted {
+            state.evals_without_improvement += 1;
+        }
+        let best = if improved { " (best)" } else { "" };
+        let line = match (&self.scorer, metric, &metric_error, val_loss) {
+            (None, _, _, Some(v)) if step == 0 => {
+                format!("validation loss before training: {v:.4}")
+            }
+            (None, _, _, v) => format!(
+                "step {step}: validation loss {:.4}{best}",
+                v.unwrap_or(f64::NAN)
+            ),
+            (Some(_), m, err, v) => {
+                let mut line = match (m, err) {
+                    (Some(m), _) => format!("step {step}: {name} {m:.4}{best}"),
+                    (None, e) => format!(
+                        "step {step}: {name} failed: {}",
+                        e.as_deref().unwrap_or("no value")
+                    ),
+                };
+                if let Some(v) = v {
+                    line.push_str(&format!(" · validation loss {v:.4}"));
+                }
+                line
+            }
+        };
+        obs.message(&line);
+        Ok(Evaluation {
+            val_loss,
+            metric,
+            metric_error,
+        })
+    }
+
     fn load_checkpoint(&self, dir: &Path, opt: &mut AdamW) -> Result<TrainerState> {
         let state = checkpoint::read_state(dir)?;
         if state.config_fingerprint != self.config.fingerprint() {
@@ -291,6 +425,8 @@ impl Session {
             tokens_seen: 0,
             best_val_loss: None,
             evals_without_improvement: 0,
+            best_metric: None,
+            best_step: None,
             config_fingerprint: self.config.fingerprint(),
         };
         if resume {
@@ -322,15 +458,15 @@ impl Session {
         let metrics = MetricsFile::open(&out, state.step)?;
         let schedule = self.schedule();
         let total = schedule.total_steps;
-        let initial_val = if state.step == 0 {
-            let v = self.validation_loss()?;
-            if let Some(v) = v {
-                obs.message(&format!("validation loss before training: {v:.4}"));
-                state.best_val_loss = Some(v);
+        let mut metric_errors = Vec::new();
+        let (initial_val, initial_metric) = if state.step == 0 && self.evaluates() {
+            let e = self.evaluate(&mut state, &out, obs)?;
+            if let Some(m) = &e.metric_error {
+                metric_errors.push((0, m.clone()));
             }
-            v
+            (e.val_loss, e.metric)
         } else {
-            None
+            (None, None)
         };
         obs.started(state.step, total);
         let started = Instant::now();
@@ -376,6 +512,8 @@ impl Session {
                 step: state.step,
                 loss,
                 val_loss: None,
+                val_metric: None,
+                val_metric_error: None,
                 lr,
                 grad_norm,
                 tokens_per_s: tokens as f64 / step_started.elapsed().as_secs_f64().max(1e-9),
@@ -385,22 +523,14 @@ impl Session {
             };
             let eval_due =
                 self.config.eval_every > 0 && state.step.is_multiple_of(self.config.eval_every);
-            if (eval_due || state.step == total) && !self.validation.is_empty() {
-                let v = self.validation_loss()?.unwrap_or(f64::NAN);
-                m.val_loss = Some(v);
-                let improved = state.best_val_loss.is_none_or(|b| v < b);
-                if improved {
-                    state.best_val_loss = Some(v);
-                    state.evals_without_improvement = 0;
-                    self.save_result(&out.join(format!("{result_name}-best")))?;
-                } else {
-                    state.evals_without_improvement += 1;
+            if (eval_due || state.step == total) && self.evaluates() {
+                let e = self.evaluate(&mut state, &out, obs)?;
+                if let Some(msg) = &e.metric_error {
+                    metric_errors.push((state.step, msg.clone()));
                 }
-                obs.message(&format!(
-                    "step {}: validation loss {v:.4}{}",
-                    state.step,
-                    if improved { " (best)" } else { "" }
-                ));
+                m.val_loss = e.val_loss;
+                m.val_metric = e.metric;
+                m.val_metric_error = e.metric_error;
                 if let Some(p) = self.config.early_stopping_patience {
                     if state.evals_without_improvement >= p {
                         early_stopped = true;
@@ -430,15 +560,26 @@ impl Session {
             }
             if early_stopped {
                 obs.message(&format!(
-                    "early stopping: validation loss has not improved for {} evaluations",
+                    "early stopping: {} has not improved for {} evaluations",
+                    self.selected_by().replace('_', " "),
                     state.evals_without_improvement
                 ));
                 break;
             }
         }
+        if self.scorer.is_some() && state.best_metric.is_none() {
+            obs.message(&format!(
+                "no evaluation of {} succeeded: {result_name}-best was not written",
+                self.selected_by()
+            ));
+        }
         let saved_dir = out.join(result_name);
         self.save_result(&saved_dir)?;
-        let chart = loss_chart(&metrics.read_all()?, "tuneup train: loss by step");
+        let chart = loss_chart(
+            &metrics.read_all()?,
+            "tuneup train: loss by step",
+            self.scorer.as_ref().map(|s| s.metric_name()).as_deref(),
+        );
         let chart_path = out.join("loss.svg");
         fs_err::write(&chart_path, chart).map_err(|e| Error::io(&chart_path, e))?;
         Ok(Outcome {
@@ -447,6 +588,10 @@ impl Session {
             last_loss,
             initial_val_loss: initial_val,
             best_val_loss: state.best_val_loss,
+            initial_metric,
+            best_metric: state.best_metric,
+            best_step: state.best_step,
+            metric_errors,
             saved_dir,
             interrupted,
             early_stopped,
