@@ -183,3 +183,16 @@ fn a_file_that_is_not_a_model_names_the_spec() {
         .to_string();
     assert!(err.contains(spec), "{err}");
 }
+
+#[test]
+fn the_gpu_is_cuda_device_0_or_an_error_saying_how_to_get_it() {
+    assert!(tuneup_runtime::device(false).unwrap().is_cpu());
+    match tuneup_runtime::device(true) {
+        Ok(d) => assert!(d.is_cuda(), "{d:?}"),
+        Err(e) => assert!(
+            e.to_string()
+                .starts_with("opening CUDA device 0 (build with --features cuda)"),
+            "{e}"
+        ),
+    }
+}
