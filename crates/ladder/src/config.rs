@@ -252,6 +252,19 @@ impl LadderConfig {
             Ok(())
         };
         fix(&mut c.task)?;
+        // A model named by a path relative to the ladder file (an alias or hf: spec stays as written).
+        let local = |m: &mut String| {
+            let p = base.join(&*m);
+            if !Path::new(m.as_str()).is_absolute() && p.exists() {
+                *m = p.display().to_string();
+            }
+        };
+        if let Some(m) = &mut c.model {
+            local(m);
+        }
+        if let Some(m) = c.reference.as_mut().and_then(|r| r.model.as_mut()) {
+            local(m);
+        }
         for p in [
             &mut c.data.file,
             &mut c.data.train,

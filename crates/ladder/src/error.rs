@@ -39,6 +39,9 @@ pub enum Error {
         /// The cause.
         source: tuneup_eval_runner::Error,
     },
+    /// A model could not be opened (the message names it).
+    #[error("{0}")]
+    Model(String),
     /// Training failed.
     #[error("training ({what}): {source}")]
     Train {
@@ -56,7 +59,10 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Wraps an I/O error with what was being done and where.
-pub(crate) fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+pub(crate) fn io<'a>(
+    what: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
         what,
         path: path.to_path_buf(),

@@ -1,11 +1,11 @@
 //! The run's metrics file (`metrics.jsonl`), memory readings and the
 //! loss-curve chart (`loss.svg`).
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tuneup_report::{line_chart, Series};
 
 use crate::error::{Error, Result};
 
@@ -107,131 +107,33 @@ pub fn memory_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// An SVG line chart of training loss (and validation loss points) by step;
-/// with `metric` (the scorer's name), its values as a third series on a
-/// 0–1 scale of their own (wider when a value falls outside).
+/// An SVG line chart of training loss and validation loss by step; with `metric` (the scorer's name), its values
+/// as a third series on the right-hand axis (drawn by the shared `tuneup-report` charts).
 pub fn loss_chart(metrics: &[StepMetrics], title: &str, metric: Option<&str>) -> String {
-    let (w, h, left, right, top, bottom) = (720.0, 360.0, 60.0, 20.0, 40.0, 40.0);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><title>{title}</title><text x="{left}" y="20" font-weight="bold">{title}</text>"#
-    );
-    if metrics.is_empty() {
-        s.push_str("</svg>");
-        return s;
-    }
-    let max_step = metrics.iter().map(|m| m.step).max().unwrap_or(1).max(1) as f64;
-    let min_step = metrics.iter().map(|m| m.step).min().unwrap_or(0) as f64;
-    let values: Vec<f64> = metrics
-        .iter()
-        .flat_map(|m| std::iter::once(m.loss).chain(m.val_loss))
-        .filter(|v| v.is_finite())
-        .collect();
-    let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if hi > lo {
-        (lo, hi)
-    } else {
-        (lo - 1.0, hi + 1.0)
-    };
-    let span_x = (max_step - min_step).max(1.0);
-    let x = |step: f64| left + (step - min_step) / span_x * (w - left - right);
-    let y = |v: f64| top + (hi - v) / (hi - lo) * (h - top - bottom);
-    for i in 0..=4 {
-        let v = lo + (hi - lo) * i as f64 / 4.0;
-        let _ = write!(
-            s,
-            r##"<line x1="{left}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{v:.3}</text>"##,
-            x2 = w - right,
-            yy = y(v),
-            tx = left - 6.0,
-            ty = y(v) + 4.0
-        );
-    }
-    let _ = write!(
-        s,
-        r#"<text x="{left}" y="{yb}">step {min_step}</text><text x="{xr}" y="{yb}" text-anchor="end">step {max_step}</text>"#,
-        yb = h - 12.0,
-        xr = w - right
-    );
-    let train: Vec<String> = metrics
-        .iter()
-        .filter(|m| m.loss.is_finite())
-        .map(|m| format!("{:.1},{:.1}", x(m.step as f64), y(m.loss)))
-        .collect();
-    let _ = write!(
-        s,
-        r##"<polyline fill="none" stroke="#4e79a7" stroke-width="1.5" points="{}"/>"##,
-        train.join(" ")
-    );
-    let val: Vec<(f64, f64)> = metrics
-        .iter()
-        .filter_map(|m| m.val_loss.map(|v| (m.step as f64, v)))
-        .collect();
-    if !val.is_empty() {
-        let pts: Vec<String> = val
+    let mut series = vec![
+        Series::line(
+            "training loss",
+            metrics.iter().map(|m| (m.step as f64, m.loss)).collect(),
+        ),
+        Series::line(
+            "validation loss",
+            metrics
+                .iter()
+                .filter_map(|m| m.val_loss.map(|v| (m.step as f64, v)))
+                .collect(),
+        )
+        .with_markers(),
+    ];
+    if let Some(name) = metric {
+        let scored: Vec<(f64, f64)> = metrics
             .iter()
-            .map(|&(st, v)| format!("{:.1},{:.1}", x(st), y(v)))
+            .filter_map(|m| m.val_metric.map(|v| (m.step as f64, v)))
             .collect();
-        let _ = write!(
-            s,
-            r##"<polyline fill="none" stroke="#e15759" stroke-width="2" points="{}"/>"##,
-            pts.join(" ")
-        );
-        for &(st, v) in &val {
-            let _ = write!(
-                s,
-                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#e15759"><title>step {st}: validation {v:.4}</title></circle>"##,
-                x(st),
-                y(v)
-            );
+        if !scored.is_empty() {
+            series.push(Series::line(name, scored).with_markers().on_right_axis());
         }
     }
-    let scored: Vec<(f64, f64)> = metrics
-        .iter()
-        .filter_map(|m| m.val_metric.map(|v| (m.step as f64, v)))
-        .filter(|(_, v)| v.is_finite())
-        .collect();
-    if let (Some(name), false) = (metric, scored.is_empty()) {
-        let mlo = scored.iter().map(|p| p.1).fold(0.0, f64::min);
-        let mhi = scored.iter().map(|p| p.1).fold(1.0, f64::max);
-        let ym = |v: f64| top + (mhi - v) / (mhi - mlo) * (h - top - bottom);
-        let pts: Vec<String> = scored
-            .iter()
-            .map(|&(st, v)| format!("{:.1},{:.1}", x(st), ym(v)))
-            .collect();
-        let _ = write!(
-            s,
-            r##"<polyline fill="none" stroke="#59a14f" stroke-width="2" stroke-dasharray="5,3" points="{}"/>"##,
-            pts.join(" ")
-        );
-        for &(st, v) in &scored {
-            let _ = write!(
-                s,
-                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#59a14f"><title>step {st}: {name} {v:.4}</title></circle>"##,
-                x(st),
-                ym(v)
-            );
-        }
-        let _ = write!(
-            s,
-            r##"<rect x="{lx}" y="{ly}" width="10" height="3" fill="#59a14f"/><text x="{tx}" y="{ty}">{name} (scale {mlo}–{mhi})</text>"##,
-            lx = w - 260.0,
-            ly = 42.0,
-            tx = w - 245.0,
-            ty = 47.0
-        );
-    }
-    let _ = write!(
-        s,
-        r##"<rect x="{lx}" y="28" width="10" height="3" fill="#4e79a7"/><text x="{tx}" y="33">training loss</text><rect x="{lx2}" y="28" width="10" height="3" fill="#e15759"/><text x="{tx2}" y="33">validation loss</text></svg>"##,
-        lx = w - 260.0,
-        tx = w - 245.0,
-        lx2 = w - 140.0,
-        tx2 = w - 125.0
-    );
-    s
+    line_chart(title, "step", &series)
 }
 
 #[cfg(test)]
@@ -275,7 +177,7 @@ mod tests {
         );
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(svg.contains("validation 1.7000"));
+        assert!(svg.contains("validation loss at 2: 1.7000"), "{svg}");
     }
 
     #[test]
@@ -284,7 +186,7 @@ mod tests {
         scored.val_metric = Some(0.42);
         let svg = loss_chart(&[m(1, 2.0, None), scored], "loss", Some("sql_execution"));
         assert_eq!(svg.matches("<polyline").count(), 3);
-        assert!(svg.contains("step 2: sql_execution 0.4200"), "{svg}");
-        assert!(svg.contains("sql_execution (scale 0–1)"), "{svg}");
+        assert!(svg.contains("sql_execution at 2: 0.4200"), "{svg}");
+        assert!(svg.contains("sql_execution (right)"), "{svg}");
     }
 }
