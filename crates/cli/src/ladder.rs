@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tuneup_ladder::{rung, run_ladder, LadderConfig, LadderOptions, LadderOverrides, Preset, RungKind};
+use tuneup_ladder::{
+    run_ladder, rung, LadderConfig, LadderOptions, LadderOverrides, Preset, RungKind,
+};
 
 /// Arguments of `tuneup ladder`.
 #[derive(Debug, Args)]
@@ -115,7 +117,10 @@ pub fn run(args: LadderArgs) -> Result<()> {
         out.join("ladder.json").display(),
         out.join("report.html").display(),
         if outcome.winner.is_some() {
-            format!("; serve the winner with `tuneup serve --ladder {}`", out.display())
+            format!(
+                "; serve the winner with `tuneup serve --ladder {}`",
+                out.display()
+            )
         } else {
             String::new()
         }

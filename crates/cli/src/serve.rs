@@ -48,7 +48,8 @@ pub struct ServeArgs {
     /// Serve a LoRA adapter (PEFT folder) as model `MODEL_ID+NAME`; repeatable.
     #[arg(long = "lora", value_name = "NAME=DIR", value_parser = parse_lora)]
     lora: Vec<(String, PathBuf)>,
-    /// Serve the winning configuration of a finished `tuneup ladder` run folder (its model and adapter).
+    /// Serve the winning configuration of a finished `tuneup ladder` run folder (its model and adapter) as
+    /// model id = the ladder's name (unless --model-id).
     #[arg(long, value_name = "RUN")]
     ladder: Option<PathBuf>,
     /// Enable the admin endpoints (load/unload adapters at run time) with this bearer key.
@@ -77,6 +78,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             .as_ref()
             .map_or_else(|| w.model.clone(), |d| d.display().to_string());
         args.model.adapter = w.adapter.clone();
+        // Clients ask for the ladder by its name (the base's name is an alias).
+        if args.model_id.is_none() {
+            args.model_id = Some(w.ladder.clone());
+        }
         println!(
             "tuneup serve: ladder '{}' winner: {} — {} ({} {})",
             w.ladder,

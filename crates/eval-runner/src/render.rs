@@ -28,10 +28,9 @@ pub fn gold_reply(task: &Task, target: &serde_json::Value) -> String {
     match task.prompt.output {
         OutputKind::Sql => format!("```sql\n{text}\n```"),
         OutputKind::Code => {
-            let lang = task
-                .code
-                .as_ref()
-                .map_or("python".to_owned(), |c| format!("{:?}", c.language).to_lowercase());
+            let lang = task.code.as_ref().map_or("python".to_owned(), |c| {
+                format!("{:?}", c.language).to_lowercase()
+            });
             format!("```{lang}\n{text}\n```")
         }
         _ => text,

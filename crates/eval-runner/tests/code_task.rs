@@ -161,6 +161,8 @@ fn humaneval_on_smollm2_end_to_end() {
         "timeout",
         "memory_limit",
         "no_code",
+        // An answer cut off at max_tokens = 96 is its own error type.
+        "truncated",
     ];
     for rec in &r.records {
         assert!(rec.completion_tokens > 0, "{rec:?}");

@@ -273,7 +273,10 @@ mod tests {
     fn wilson_matches_the_textbook_values() {
         // 81 of 263 (Wilson 1927 / statsmodels proportion_confint(method="wilson")): 0.2553, 0.3662.
         let (lo, hi) = super::wilson_interval(81, 263);
-        assert!((lo - 0.2553).abs() < 1e-3 && (hi - 0.3662).abs() < 1e-3, "{lo} {hi}");
+        assert!(
+            (lo - 0.2553).abs() < 1e-3 && (hi - 0.3662).abs() < 1e-3,
+            "{lo} {hi}"
+        );
         assert_eq!(super::wilson_interval(0, 0), (0.0, 1.0));
         let (lo, hi) = super::wilson_interval(10, 10);
         assert!(hi > 0.9999 && (lo - 0.7225).abs() < 1e-3, "{lo} {hi}");

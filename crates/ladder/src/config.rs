@@ -43,9 +43,24 @@ pub struct LadderConfig {
     /// A `tuneup rag` index the retrieval rung adds as `{{ context }}` (the task's corpus).
     #[serde(default)]
     pub retrieval: Option<RetrievalSpec>,
+    /// A general held-out task measured before and after each trained rung (forgetting check).
+    #[serde(default)]
+    pub forgetting: Option<ForgettingSpec>,
     /// CPU threads (default: all cores).
     #[serde(default)]
     pub threads: Option<usize>,
+}
+
+/// The forgetting check of trained rungs: a general task (e.g. a slice of instruction data or MBPP), measured on
+/// the base model and on the trained one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ForgettingSpec {
+    /// An eval task file (`tuneup eval`'s format) with its own data.
+    pub task: PathBuf,
+    /// At most this many of its examples (default 50).
+    #[serde(default)]
+    pub limit: Option<usize>,
 }
 
 /// The data: one file the ladder splits, or explicit splits.
@@ -115,9 +130,9 @@ pub struct Target {
 pub struct Budget {
     /// `quick` (small validation/test slices, fewer candidates, short training) or `full`.
     pub preset: Preset,
-    /// Validation examples per candidate (default: quick 24, full all).
+    /// Validation examples per candidate (default: quick 20, full all).
     pub validation_limit: Option<usize>,
-    /// Test examples per rung (default: quick 48, full all).
+    /// Test examples per rung (default: quick 40, full all).
     pub test_limit: Option<usize>,
     /// Wall-clock minutes per rung: training stops (keeping its best checkpoint) and no further candidates are
     /// tried once a rung has used this much.
@@ -151,7 +166,7 @@ impl Budget {
     /// Validation examples per candidate.
     pub fn validation_limit(&self) -> Option<usize> {
         self.validation_limit.or(match self.preset {
-            Preset::Quick => Some(24),
+            Preset::Quick => Some(20),
             Preset::Full => None,
         })
     }
@@ -159,7 +174,7 @@ impl Budget {
     /// Test examples per rung.
     pub fn test_limit(&self) -> Option<usize> {
         self.test_limit.or(match self.preset {
-            Preset::Quick => Some(48),
+            Preset::Quick => Some(40),
             Preset::Full => None,
         })
     }
@@ -180,7 +195,7 @@ pub enum Preset {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSpec {
-    /// Optimiser steps (default: quick 40, full 3 epochs' worth).
+    /// Optimiser steps (default: quick 20, full 3 epochs' worth).
     #[serde(default)]
     pub max_steps: Option<u64>,
     /// Peak learning rate (default 2e-4 for LoRA, 2e-5 for full fine-tuning).
@@ -198,9 +213,6 @@ pub struct TrainSpec {
     /// Longest training sequence in tokens (default 1024).
     #[serde(default)]
     pub max_seq_len: Option<usize>,
-    /// Full fine-tuning only for models with at most this many parameters (default 600 million).
-    #[serde(default)]
-    pub full_max_params: Option<u64>,
     /// Train on the first CUDA GPU (a build with `--features cuda`).
     #[serde(default)]
     pub gpu: bool,
@@ -252,6 +264,9 @@ impl LadderConfig {
             Ok(())
         };
         fix(&mut c.task)?;
+        if let Some(f) = &mut c.forgetting {
+            fix(&mut f.task)?;
+        }
         // A model named by a path relative to the ladder file (an alias or hf: spec stays as written).
         let local = |m: &mut String| {
             let p = base.join(&*m);
@@ -340,7 +355,10 @@ impl LadderConfig {
             .filter(|p| p.is_some())
             .count();
         if explicit != 0 && explicit != 3 {
-            return bad("[data] needs all of train, validation and test, or none (then `file` is split)".into());
+            return bad(
+                "[data] needs all of train, validation and test, or none (then `file` is split)"
+                    .into(),
+            );
         }
         if explicit == 3 && d.file.is_some() {
             return bad("[data] has both `file` and explicit splits: keep one".into());

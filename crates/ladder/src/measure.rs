@@ -69,7 +69,8 @@ impl Models {
             .is_some_and(|(s, a, _)| s == spec && a.as_deref() == adapter);
         if !same {
             self.loaded = None;
-            let m = load_model(spec, self.ctx_size, adapter).map_err(|e| Error::Model(e.to_string()))?;
+            let m = load_model(spec, self.ctx_size, adapter)
+                .map_err(|e| Error::Model(e.to_string()))?;
             self.loaded = Some((spec.to_owned(), adapter.map(Path::to_path_buf), m));
         }
         Ok(&self.loaded.as_ref().expect("loaded above").2)

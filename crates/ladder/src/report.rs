@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use tuneup_report::{escape, grouped_bars, line_chart, page_end, page_start, scatter, Point, Series};
+use tuneup_report::{
+    escape, grouped_bars, line_chart, page_end, page_start, scatter, Point, Series,
+};
 
 use crate::config::Target;
 use crate::row::{Row, Status};
@@ -20,14 +22,22 @@ fn num(v: Option<f64>, digits: usize) -> String {
 }
 
 fn ci(r: &Row) -> String {
-    r.ci
-        .map_or_else(String::new, |(a, b)| format!(" [{:.0}–{:.0}]", 100.0 * a, 100.0 * b))
+    r.ci.map_or_else(String::new, |(a, b)| {
+        format!(" [{:.0}–{:.0}]", 100.0 * a, 100.0 * b)
+    })
 }
 
 fn sig(s: Option<crate::row::Significance>) -> String {
     s.map_or_else(
         || "—".into(),
-        |s| format!("{:+.1} (p {:.2}){}", 100.0 * s.delta, s.p_value, if s.significant { "*" } else { "" }),
+        |s| {
+            format!(
+                "{:+.1} (p {:.2}){}",
+                100.0 * s.delta,
+                s.p_value,
+                if s.significant { "*" } else { "" }
+            )
+        },
     )
 }
 
@@ -37,7 +47,16 @@ pub fn terminal_table(rows: &[Row]) -> String {
     let _ = writeln!(
         t,
         "{:<12} {:<34} {:>16} {:>16} {:>13} {:>7} {:>7} {:>8} {:>8} {:>9}",
-        "rung", "configuration", "metric % [95%]", "vs base", "p50/p95 s", "tok/s", "RSS MiB", "size MB", "train s", "$/1k req"
+        "rung",
+        "configuration",
+        "metric % [95%]",
+        "vs base",
+        "p50/p95 s",
+        "tok/s",
+        "RSS MiB",
+        "size MB",
+        "train s",
+        "$/1k req"
     );
     for r in rows {
         let config: String = if r.status == Status::Done {
@@ -60,12 +79,19 @@ pub fn terminal_table(rows: &[Row]) -> String {
             ),
             num(r.tokens_per_s, 1),
             num(r.peak_rss_mib, 0),
-            if r.size_bytes > 0 { format!("{:.0}", r.size_bytes as f64 / 1e6) } else { "—".into() },
+            if r.size_bytes > 0 {
+                format!("{:.0}", r.size_bytes as f64 / 1e6)
+            } else {
+                "—".into()
+            },
             num(r.train_s, 0),
             num(r.usd_per_1k, 4),
         );
         if r.status == Status::Done && !r.recommendation.is_empty() {
             let _ = writeln!(t, "{:<12} └ {}", "", r.recommendation);
+        }
+        if let Some(w) = &r.warning {
+            let _ = writeln!(t, "{:<12} └ warning: {w}", "");
         }
     }
     t
@@ -131,7 +157,11 @@ pub fn ladder_report(
             "<tr><td>{}</td><td>{}<br><small>{}</small></td><td class=num>{}{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{} / {}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td>{}</td><td>{}</td></tr>",
             r.rung,
             escape(if r.status == Status::Done { &r.config } else { "" }),
-            escape(&r.note),
+            escape(&match &r.warning {
+                Some(w) if r.note.is_empty() => w.clone(),
+                Some(w) => format!("{}; {w}", r.note),
+                None => r.note.clone(),
+            }),
             pct(r.metric),
             ci(r),
             pct(r.validation_metric),
@@ -159,6 +189,19 @@ pub fn ladder_report(
         );
     }
     h.push_str("</table><p>* p &lt; 0.05 (McNemar's exact test on the same test examples, else a paired bootstrap). Gains are in points of the metric; gain / $ and gain / hour count the rung's own search and training time.</p>");
+    for r in rows.iter().filter(|r| r.forgetting.is_some()) {
+        let f = r.forgetting.as_ref().expect("filtered");
+        let _ = write!(
+            h,
+            "<p>Forgetting check, {}: {} on {} {:.1} % before → {:.1} % after training ({:+.1} points).</p>",
+            r.rung,
+            escape(&f.metric_name),
+            escape(&f.task),
+            100.0 * f.before,
+            100.0 * f.after,
+            100.0 * (f.after - f.before)
+        );
+    }
     // Error types per rung.
     let kinds: BTreeSet<&String> = done.iter().flat_map(|r| r.error_types.keys()).collect();
     if !kinds.is_empty() {
@@ -175,7 +218,11 @@ pub fn ladder_report(
             })
             .collect();
         h.push_str("<h2>How the errors moved</h2>");
-        h.push_str(&grouped_bars("test errors by type and rung (count)", &groups, &series));
+        h.push_str(&grouped_bars(
+            "test errors by type and rung (count)",
+            &groups,
+            &series,
+        ));
     }
     for r in done.iter().filter(|r| !r.curve.is_empty()) {
         let _ = write!(h, "<h2>Training: {}</h2>", r.rung);

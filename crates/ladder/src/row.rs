@@ -60,6 +60,9 @@ pub struct Row {
     pub status: Status,
     /// Why skipped / the error / what was chosen.
     pub note: String,
+    /// Frequent truncation (more than 5 % of the answers hit the token limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     /// The configuration measured.
     pub variant: Variant,
     /// Its description.
@@ -103,6 +106,9 @@ pub struct Row {
     /// Loss and validation metric by step (trained rungs).
     #[serde(default)]
     pub curve: Vec<crate::train_rung::CurvePoint>,
+    /// The forgetting check (trained rungs with `[forgetting]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgetting: Option<Forgetting>,
     /// This rung's whole wall-clock time (search, training, test), seconds.
     pub rung_s: f64,
     /// One-off cost of the rung (its wall-clock at the machine's price), USD.
@@ -128,6 +134,7 @@ impl Row {
             rung,
             status,
             note,
+            warning: None,
             variant: Variant::default(),
             config: String::new(),
             metric_name: String::new(),
@@ -149,6 +156,7 @@ impl Row {
             train_tokens: None,
             train_steps: None,
             curve: Vec::new(),
+            forgetting: None,
             rung_s: 0.0,
             one_off_usd: 0.0,
             usd_per_1k: None,
@@ -183,7 +191,8 @@ impl Row {
         let usd_per_1k = match price {
             Price::Machine => mean_s.map(|m| m * 1000.0 / 3600.0 * budget.usd_per_cpu_hour),
             Price::Tokens { input, output } => (n > 0).then(|| {
-                (s.tokens.prompt as f64 * input + s.tokens.completion as f64 * output) / 1e6
+                (s.tokens.prompt as f64 * input + s.tokens.completion as f64 * output)
+                    / 1e6
                     / n as f64
                     * 1000.0
             }),
@@ -199,7 +208,10 @@ impl Row {
         row.metric_name = s.primary_metric.clone();
         row.metric = Some(metric);
         row.ci = if binary {
-            Some(tuneup_eval::stats::wilson_interval(correct as u64, n as u64))
+            Some(tuneup_eval::stats::wilson_interval(
+                correct as u64,
+                n as u64,
+            ))
         } else {
             None
         };
@@ -261,6 +273,12 @@ impl Row {
         if self.status != Status::Done {
             return;
         }
+        self.warning = (self.n > 0 && self.truncated * 20 > self.n).then(|| {
+            format!(
+                "{} of {} answers hit the token limit (truncated): raise generation.max_tokens",
+                self.truncated, self.n
+            )
+        });
         self.vs_baseline = baseline.map(|(_, run)| significance(run, own));
         self.vs_previous = previous.map(|(_, run)| significance(run, own));
         if let (Some(m), Some((b, _))) = (self.metric, baseline) {
@@ -309,6 +327,19 @@ impl Row {
     }
 }
 
+/// A general task's metric before and after training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forgetting {
+    /// The general task's name.
+    pub task: String,
+    /// Its primary metric name.
+    pub metric_name: String,
+    /// On the base model.
+    pub before: f64,
+    /// On the trained model.
+    pub after: f64,
+}
+
 /// How serving is priced.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Price {
@@ -328,9 +359,7 @@ pub fn significance(a: &Run, b: &Run) -> Significance {
     let c = compare(vec![a.clone(), b.clone()]);
     let t = &c.tests[0];
     let delta = t.bootstrap.map_or_else(
-        || {
-            crate::measure::primary_value(&b.summary) - crate::measure::primary_value(&a.summary)
-        },
+        || crate::measure::primary_value(&b.summary) - crate::measure::primary_value(&a.summary),
         |x| x.delta,
     );
     let p = t

@@ -57,14 +57,22 @@ impl RungKind {
     }
 
     /// Why this rung does not apply to a task with this output kind, or `None` when it does.
-    pub fn not_applicable(self, output: OutputKind, has_corpus: bool, has_reference: bool) -> Option<String> {
+    pub fn not_applicable(
+        self,
+        output: OutputKind,
+        has_corpus: bool,
+        has_reference: bool,
+    ) -> Option<String> {
         match self {
             Self::Reference if !has_reference => Some("no [reference] model or endpoint".into()),
             Self::Retrieval if !has_corpus => {
                 Some("the task names no corpus ([retrieval] index in the ladder file)".into())
             }
             Self::Verification
-                if !matches!(output, OutputKind::Sql | OutputKind::ToolCalls | OutputKind::Code) =>
+                if !matches!(
+                    output,
+                    OutputKind::Sql | OutputKind::ToolCalls | OutputKind::Code
+                ) =>
             {
                 Some(format!(
                     "no verifier for {output:?} answers (SQL, tool calls and code have one)"
@@ -112,7 +120,10 @@ mod tests {
         for r in RungKind::ALL {
             assert_eq!(r.name().parse::<RungKind>(), Ok(r));
         }
-        assert!("lorra".parse::<RungKind>().unwrap_err().contains("one of reference"));
+        assert!("lorra"
+            .parse::<RungKind>()
+            .unwrap_err()
+            .contains("one of reference"));
         assert_eq!(
             parse_list("baseline, lora").unwrap(),
             vec![RungKind::Baseline, RungKind::Lora]

@@ -80,7 +80,9 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
         .or_else(|| task.model.name.clone())
         .ok_or_else(|| Error::Config {
             path: cfg.task.clone(),
-            message: "no model: set `model` in the ladder file, `model.name` in the task, or --model".into(),
+            message:
+                "no model: set `model` in the ladder file, `model.name` in the task, or --model"
+                    .into(),
         })?;
     fs_err::create_dir_all(&opts.out).map_err(crate::error::io("creating", &opts.out))?;
     let splits = make_splits(&cfg.data, &task, &opts.out.join("data"))?;
@@ -91,7 +93,13 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
     };
     say(format!(
         "ladder {}: {} on {} — train {} · validation {} · test {} examples ({:?} budget)",
-        cfg.name, model, task.name, splits.counts[0], splits.counts[1], splits.counts[2], cfg.budget.preset
+        cfg.name,
+        model,
+        task.name,
+        splits.counts[0],
+        splits.counts[1],
+        splits.counts[2],
+        cfg.budget.preset
     ));
     let mut ctx = Ctx {
         cfg,
@@ -120,24 +128,29 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
         if opts.stop.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
-        let next = order[i + 1..].iter().copied().find(|r| *r != RungKind::Reference);
-        let dir = ctx.out.join("rungs").join(format!("{}-{}", i + 1, rung.name()));
-        let output = ctx.task.prompt.output;
-        let why = rung
-            .not_applicable(output, cfg.retrieval.is_some(), cfg.reference.is_some())
-            .or_else(|| {
-                (rung == RungKind::Full && ctx.quick())
-                    .then(|| "left out of the quick budget (--full tries it)".to_owned())
-            });
-        if let Some(why) = why {
-            say(format!("[{}/{}] {rung}: skipped — {why}", i + 1, order.len()));
+        let next = order[i + 1..]
+            .iter()
+            .copied()
+            .find(|r| *r != RungKind::Reference && skip_reason(&ctx, *r).is_none());
+        let dir = ctx
+            .out
+            .join("rungs")
+            .join(format!("{}-{}", i + 1, rung.name()));
+        if let Some(why) = skip_reason(&ctx, rung) {
+            say(format!(
+                "[{}/{}] {rung}: skipped — {why}",
+                i + 1,
+                order.len()
+            ));
             rows.push(Row::empty(rung, Status::Skipped, why));
             continue;
         }
         let fp = fingerprint(&[
             base_fp.as_bytes(),
             rung.name().as_bytes(),
-            serde_json::to_string(&best.variant).unwrap_or_default().as_bytes(),
+            serde_json::to_string(&best.variant)
+                .unwrap_or_default()
+                .as_bytes(),
         ]);
         let forced = opts.only.as_ref().is_some_and(|o| o.contains(&rung))
             || opts.from.is_some_and(|f| rung >= f);
@@ -159,7 +172,12 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
                 continue;
             }
             None => {
-                say(format!("[{}/{}] {rung}: climbing from {}", i + 1, order.len(), best.variant.describe()));
+                say(format!(
+                    "[{}/{}] {rung}: climbing from {}",
+                    i + 1,
+                    order.len(),
+                    best.variant.describe()
+                ));
                 let started = Instant::now();
                 climb(&mut ctx, rung, &best, &dir).map(|(mut row, variant, validation, test)| {
                     row.rung_s = started.elapsed().as_secs_f64();
@@ -171,7 +189,8 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
                         };
                     let improved = rung != RungKind::Reference
                         && (best.validation.is_none()
-                            || validation.is_some_and(|v| v > best.validation.unwrap_or(f64::MIN) + 1e-12));
+                            || validation
+                                .is_some_and(|v| v > best.validation.unwrap_or(f64::MIN) + 1e-12));
                     let (best_after, best_validation, best_test_dir, best_peak) = if improved {
                         (variant, validation, row.eval_dir.clone(), row.peak_rss_mib)
                     } else {
@@ -198,7 +217,11 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
             Ok(r) => r,
             Err(Error::Interrupted) => return Err(Error::Interrupted),
             Err(e) => {
-                say(format!("[{}/{}] {rung}: failed — {e}; going on", i + 1, order.len()));
+                say(format!(
+                    "[{}/{}] {rung}: failed — {e}; going on",
+                    i + 1,
+                    order.len()
+                ));
                 let mut row = Row::empty(rung, Status::Failed, e.to_string());
                 row.variant = best.variant.clone();
                 row.recommendation = "failed: see the note; the ladder went on".into();
@@ -215,7 +238,11 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
         if let Some(own) = &own {
             let prev = best.test.as_ref().map(|(r, run, _)| (r, run));
             let base = baseline.as_ref().map(|(r, run)| (r, run));
-            let prev = if rung == RungKind::Baseline { None } else { prev };
+            let prev = if rung == RungKind::Baseline {
+                None
+            } else {
+                prev
+            };
             result.row.judge(own, base, prev, &cfg.target, next);
         }
         store::save(&dir, &result)?;
@@ -241,7 +268,9 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
                     let row = if result.best_after == result.row.variant {
                         result.row.clone()
                     } else {
-                        best.test.as_ref().map_or_else(|| result.row.clone(), |t| t.0.clone())
+                        best.test
+                            .as_ref()
+                            .map_or_else(|| result.row.clone(), |t| t.0.clone())
                     };
                     (row, run, result.best_peak_rss_mib)
                 });
@@ -271,6 +300,20 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
     })
 }
 
+/// Why `rung` is not climbed here (does not apply to the task, or not in this budget).
+fn skip_reason(ctx: &Ctx<'_>, rung: RungKind) -> Option<String> {
+    let cfg = ctx.cfg;
+    rung.not_applicable(
+        ctx.task.prompt.output,
+        cfg.retrieval.is_some(),
+        cfg.reference.is_some(),
+    )
+    .or_else(|| {
+        (rung == RungKind::Full && ctx.quick())
+            .then(|| "left out of the quick budget (--full tries it)".to_owned())
+    })
+}
+
 fn fmt_metric(m: Option<f64>) -> String {
     m.map_or_else(|| "—".into(), |v| format!("{:.1} %", 100.0 * v))
 }
@@ -285,9 +328,16 @@ fn base_fingerprint(ctx: &Ctx<'_>) -> Result<String> {
     cfg.budget.rung_minutes = None;
     cfg.rungs = None;
     cfg.threads = None;
+    // The slice sizes the preset stands for are part of what was measured.
+    cfg.budget.validation_limit = ctx.cfg.budget.validation_limit();
+    cfg.budget.test_limit = ctx.cfg.budget.test_limit();
     let cfg_json = serde_json::to_string(&cfg).unwrap_or_default();
     let task_json = serde_json::to_string(&ctx.task).unwrap_or_default();
-    let mut parts: Vec<Vec<u8>> = vec![cfg_json.into_bytes(), task_json.into_bytes(), ctx.model.clone().into_bytes()];
+    let mut parts: Vec<Vec<u8>> = vec![
+        cfg_json.into_bytes(),
+        task_json.into_bytes(),
+        ctx.model.clone().into_bytes(),
+    ];
     for split in Split::ALL {
         let p = ctx.splits.path(split);
         parts.push(std::fs::read(p).map_err(crate::error::io("reading", p))?);
@@ -315,9 +365,22 @@ impl Ctx<'_> {
         if self.stop.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
-        let task = v.task(&self.task, self.cfg, &self.splits, self.splits.path(split), self.limit(split));
+        let task = v.task(
+            &self.task,
+            self.cfg,
+            &self.splits,
+            self.splits.path(split),
+            self.limit(split),
+        );
         let spec = v.model_spec(&self.model);
-        measure(&mut self.models, &spec, v.adapter.as_deref(), &task, dir, self.progress)
+        measure(
+            &mut self.models,
+            &spec,
+            v.adapter.as_deref(),
+            &task,
+            dir,
+            self.progress,
+        )
     }
 
     fn size_of(&self, v: &Variant) -> u64 {
@@ -335,10 +398,18 @@ impl Ctx<'_> {
     }
 
     fn rel(&self, p: &Path) -> PathBuf {
-        p.strip_prefix(&self.out).map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
+        p.strip_prefix(&self.out)
+            .map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
     }
 
-    fn row(&self, rung: RungKind, v: &Variant, test: &Measured, validation: Option<f64>, trained: Option<&Trained>) -> Row {
+    fn row(
+        &self,
+        rung: RungKind,
+        v: &Variant,
+        test: &Measured,
+        validation: Option<f64>,
+        trained: Option<&Trained>,
+    ) -> Row {
         Row::measured(
             rung,
             v,
@@ -407,10 +478,12 @@ fn candidates(ctx: &Ctx<'_>, rung: RungKind, from: &Variant) -> Vec<Variant> {
                 v.select = Some(Selection::Similar)
             }));
             if output == OutputKind::Sql {
+                // Sample rows and column values lengthen every prompt (and every shot) several times over:
+                // left to the full budget.
                 if !quick {
                     out.push(with(&|v| v.schema_style = Some(SchemaStyle::DdlRows)));
+                    out.push(with(&|v| v.schema_style = Some(SchemaStyle::DdlValues)));
                 }
-                out.push(with(&|v| v.schema_style = Some(SchemaStyle::DdlValues)));
                 out.push(with(&|v| v.constrained_json = true));
             }
             if !quick || output != OutputKind::Sql {
@@ -422,8 +495,11 @@ fn candidates(ctx: &Ctx<'_>, rung: RungKind, from: &Variant) -> Vec<Variant> {
             if output == OutputKind::Sql {
                 out.push(with(&|v| v.repair_rounds = 2));
             }
-            let n = if quick { 3 } else { 5 };
-            out.push(with(&|v| v.candidates = n));
+            // A vote multiplies every answer's cost: SQL's quick budget repairs only.
+            if !quick || output != OutputKind::Sql {
+                let n = if quick { 3 } else { 5 };
+                out.push(with(&|v| v.candidates = n));
+            }
         }
         _ => {}
     }
@@ -431,7 +507,13 @@ fn candidates(ctx: &Ctx<'_>, rung: RungKind, from: &Variant) -> Vec<Variant> {
 }
 
 /// Greedy search on the validation split: each candidate is kept when it beats the current choice.
-fn search(ctx: &mut Ctx<'_>, rung: RungKind, best: &Best, candidates: Vec<Variant>, dir: &Path) -> Result<Climbed> {
+fn search(
+    ctx: &mut Ctx<'_>,
+    rung: RungKind,
+    best: &Best,
+    candidates: Vec<Variant>,
+    dir: &Path,
+) -> Result<Climbed> {
     let started = Instant::now();
     let mut current = best.variant.clone();
     let mut current_val = best.validation;
@@ -448,7 +530,11 @@ fn search(ctx: &mut Ctx<'_>, rung: RungKind, best: &Best, candidates: Vec<Varian
         if ctx.progress {
             eprintln!("  candidate {}: {}", i + 1, cand.describe());
         }
-        let m = ctx.measure(&cand, Split::Validation, &dir.join("validation").join(format!("candidate-{}", i + 1)))?;
+        let m = ctx.measure(
+            &cand,
+            Split::Validation,
+            &dir.join("validation").join(format!("candidate-{}", i + 1)),
+        )?;
         let score = m.metric();
         if ctx.progress {
             eprintln!(
@@ -467,9 +553,17 @@ fn search(ctx: &mut Ctx<'_>, rung: RungKind, best: &Best, candidates: Vec<Varian
     let test = ctx.measure(&current, Split::Test, &dir.join("test"))?;
     let mut row = ctx.row(rung, &current, &test, current_val, None);
     row.note = if current == best.variant {
-        format!("{} candidates tried on validation; none beat {}", tried.len(), best.variant.describe())
+        format!(
+            "{} candidates tried on validation; none beat {}",
+            tried.len(),
+            best.variant.describe()
+        )
     } else {
-        format!("{} candidates tried on validation; chose {}", tried.len(), current.describe())
+        format!(
+            "{} candidates tried on validation; chose {}",
+            tried.len(),
+            current.describe()
+        )
     };
     Ok((row, current, current_val, test))
 }
@@ -477,31 +571,24 @@ fn search(ctx: &mut Ctx<'_>, rung: RungKind, best: &Best, candidates: Vec<Varian
 /// Applies the change `cand` made to `base` on top of `current`.
 fn merge_change(current: &Variant, base: &Variant, cand: &Variant) -> Variant {
     let mut v = current.clone();
-    if cand.system != base.system {
-        v.system = cand.system.clone();
+    macro_rules! take_changed {
+        ($($field:ident),*) => {$(
+            if cand.$field != base.$field {
+                v.$field = cand.$field.clone();
+            }
+        )*};
     }
-    if cand.shots != base.shots || cand.select != base.select {
-        v.shots = cand.shots;
-        v.select = cand.select;
-    }
-    if cand.chain_of_thought != base.chain_of_thought {
-        v.chain_of_thought = cand.chain_of_thought;
-    }
-    if cand.schema_style != base.schema_style {
-        v.schema_style = cand.schema_style;
-    }
-    if cand.constrained_json != base.constrained_json {
-        v.constrained_json = cand.constrained_json;
-    }
-    if cand.retrieval != base.retrieval {
-        v.retrieval = cand.retrieval;
-    }
-    if cand.candidates != base.candidates {
-        v.candidates = cand.candidates;
-    }
-    if cand.repair_rounds != base.repair_rounds {
-        v.repair_rounds = cand.repair_rounds;
-    }
+    take_changed!(
+        system,
+        shots,
+        select,
+        chain_of_thought,
+        schema_style,
+        constrained_json,
+        retrieval,
+        candidates,
+        repair_rounds
+    );
     v
 }
 
@@ -516,10 +603,25 @@ fn trained(ctx: &mut Ctx<'_>, rung: RungKind, best: &Best, dir: &Path) -> Result
         &ctx.splits.validation,
         ctx.limit(Split::Validation),
     );
+    let before = forgetting(ctx, &Variant::default(), &dir.join("forgetting/before"))?;
     let records = ctx.splits.counts[0];
-    let config = train_config(ctx.cfg, rung, &ctx.model, &ctx.splits.train, &dir.join("train"), records);
+    let config = train_config(
+        ctx.cfg,
+        rung,
+        &ctx.model,
+        &ctx.splits.train,
+        &dir.join("train"),
+        records,
+    );
     ctx.models.release();
-    let t = train_rung(config, &train_task, &val_task, ctx.rung_budget(), &ctx.stop, !ctx.progress)?;
+    let t = train_rung(
+        config,
+        &train_task,
+        &val_task,
+        ctx.rung_budget(),
+        &ctx.stop,
+        !ctx.progress,
+    )?;
     let mut v = Variant {
         candidates: best.variant.candidates,
         repair_rounds: best.variant.repair_rounds,
@@ -533,14 +635,31 @@ fn trained(ctx: &mut Ctx<'_>, rung: RungKind, best: &Best, dir: &Path) -> Result
     let validation = if v.candidates <= 1 && v.repair_rounds == 0 && t.best_metric.is_some() {
         t.best_metric
     } else {
-        Some(ctx.measure(&v, Split::Validation, &dir.join("validation"))?.metric())
+        Some(
+            ctx.measure(&v, Split::Validation, &dir.join("validation"))?
+                .metric(),
+        )
     };
     let test = ctx.measure(&v, Split::Test, &dir.join("test"))?;
+    let after = forgetting(ctx, &v, &dir.join("forgetting/after"))?;
     let mut row = ctx.row(rung, &v, &test, validation, Some(&t));
+    row.forgetting = match (before, after) {
+        (Some((task, metric_name, before)), Some((_, _, after))) => Some(crate::row::Forgetting {
+            task,
+            metric_name,
+            before,
+            after,
+        }),
+        _ => None,
+    };
     row.note = format!(
         "{} steps{}; checkpoint of step {} chosen by validation {}",
         t.steps,
-        if t.budget_stopped { " (stopped by the rung's time budget)" } else { "" },
+        if t.budget_stopped {
+            " (stopped by the rung's time budget)"
+        } else {
+            ""
+        },
         t.best_step.map_or_else(|| "?".into(), |s| s.to_string()),
         row.metric_name
     );
@@ -548,17 +667,51 @@ fn trained(ctx: &mut Ctx<'_>, rung: RungKind, best: &Best, dir: &Path) -> Result
     Ok((row, v, validation, test))
 }
 
+/// The ladder's general task (`[forgetting]`) with the model or adapter of `v`: (task, metric name, value).
+fn forgetting(ctx: &mut Ctx<'_>, v: &Variant, dir: &Path) -> Result<Option<(String, String, f64)>> {
+    let Some(spec) = ctx.cfg.forgetting.clone() else {
+        return Ok(None);
+    };
+    let mut task = Task::load(&spec.task).map_err(|source| Error::Eval {
+        what: format!("forgetting task {}", spec.task.display()),
+        source,
+    })?;
+    task.dataset.limit = Some(spec.limit.unwrap_or(50));
+    let m = measure(
+        &mut ctx.models,
+        &v.model_spec(&ctx.model),
+        v.adapter.as_deref(),
+        &task,
+        dir,
+        ctx.progress,
+    )?;
+    Ok(Some((
+        task.name.clone(),
+        m.summary.primary_metric.clone(),
+        m.metric(),
+    )))
+}
+
 /// The reference model or endpoint on the test split, with the task's own prompt.
 fn reference(ctx: &mut Ctx<'_>, dir: &Path) -> Result<Climbed> {
     let r = ctx.cfg.reference.clone().unwrap_or_default();
     let v = Variant::default();
-    let mut task = v.task(&ctx.task, ctx.cfg, &ctx.splits, &ctx.splits.test, ctx.limit(Split::Test));
+    let mut task = v.task(
+        &ctx.task,
+        ctx.cfg,
+        &ctx.splits,
+        &ctx.splits.test,
+        ctx.limit(Split::Test),
+    );
     let (spec, price) = if let Some(url) = &r.endpoint {
         task.model.endpoint = Some(url.clone());
         task.model.model = r.api_model.clone();
         task.model.api_key_env = r.api_key_env.clone();
         let b = &ctx.cfg.budget;
-        let price = match (b.reference_usd_per_million_input, b.reference_usd_per_million_output) {
+        let price = match (
+            b.reference_usd_per_million_input,
+            b.reference_usd_per_million_output,
+        ) {
             (None, None) => Price::Machine,
             (i, o) => Price::Tokens {
                 input: i.unwrap_or(0.0),
@@ -569,9 +722,23 @@ fn reference(ctx: &mut Ctx<'_>, dir: &Path) -> Result<Climbed> {
     } else {
         (r.model.clone().unwrap_or_default(), Price::Machine)
     };
-    let test = measure(&mut ctx.models, &spec, None, &task, &dir.join("test"), ctx.progress)?;
+    let test = measure(
+        &mut ctx.models,
+        &spec,
+        None,
+        &task,
+        &dir.join("test"),
+        ctx.progress,
+    )?;
     ctx.models.release();
-    let size = if r.endpoint.is_some() { 0 } else { ctx.size_of(&Variant { model: Some(PathBuf::from(&spec)), ..v.clone() }) };
+    let size = if r.endpoint.is_some() {
+        0
+    } else {
+        ctx.size_of(&Variant {
+            model: Some(PathBuf::from(&spec)),
+            ..v.clone()
+        })
+    };
     let mut row = Row::measured(
         RungKind::Reference,
         &v,
@@ -620,9 +787,10 @@ pub fn choose_winner(rows: &[Row], cfg: &LadderConfig) -> (Option<RungKind>, Str
                 r.rung,
                 r.config,
                 fmt_metric(r.metric),
-                cfg.target
-                    .metric
-                    .map_or_else(String::new, |t| format!("; the target {} is not met", fmt_metric(Some(t))))
+                cfg.target.metric.map_or_else(String::new, |t| format!(
+                    "; the target {} is not met",
+                    fmt_metric(Some(t))
+                ))
             ),
         ),
         None => (None, "no rung finished".into()),
@@ -642,8 +810,43 @@ fn write_outputs(ctx: &Ctx<'_>, rows: &[Row], winner: Option<RungKind>) -> Resul
     });
     write_atomic(
         &ctx.out.join("ladder.json"),
-        serde_json::to_string_pretty(&doc).unwrap_or_default().as_bytes(),
+        serde_json::to_string_pretty(&doc)
+            .unwrap_or_default()
+            .as_bytes(),
     )?;
-    let html = ladder_report(&ctx.cfg.name, &ctx.model, &ctx.task.name, &ctx.cfg.target, &ctx.splits, rows, winner);
+    let html = ladder_report(
+        &ctx.cfg.name,
+        &ctx.model,
+        &ctx.task.name,
+        &ctx.cfg.target,
+        &ctx.splits,
+        rows,
+        winner,
+    );
     write_atomic(&ctx.out.join("report.html"), html.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_candidate_change_lands_on_top_of_what_was_chosen_before() {
+        let base = Variant::default();
+        let chosen = Variant {
+            shots: 3,
+            select: Some(Selection::Similar),
+            ..Variant::default()
+        };
+        let cand = Variant {
+            schema_style: Some(SchemaStyle::DdlValues),
+            ..Variant::default()
+        };
+        let merged = merge_change(&chosen, &base, &cand);
+        assert_eq!(merged.shots, 3);
+        assert_eq!(merged.select, Some(Selection::Similar));
+        assert_eq!(merged.schema_style, Some(SchemaStyle::DdlValues));
+        // A candidate equal to the base changes nothing.
+        assert_eq!(merge_change(&chosen, &base, &base), chosen);
+    }
 }

@@ -41,7 +41,8 @@ pub const DEFAULT_RATIOS: [f64; 3] = [0.6, 0.15, 0.25];
 
 /// Makes (or finds) the splits: explicit files are used as they are; one file is split into `dir`.
 pub fn make_splits(spec: &DataSpec, task: &Task, dir: &Path) -> Result<Splits> {
-    if let (Some(train), Some(validation), Some(test)) = (&spec.train, &spec.validation, &spec.test) {
+    if let (Some(train), Some(validation), Some(test)) = (&spec.train, &spec.validation, &spec.test)
+    {
         let count = |p: &Path| -> Result<usize> {
             Ok(read_records(p)
                 .map_err(|e| Error::Data {
@@ -57,7 +58,10 @@ pub fn make_splits(spec: &DataSpec, task: &Task, dir: &Path) -> Result<Splits> {
             test: test.clone(),
         });
     }
-    let file = spec.file.clone().unwrap_or_else(|| task.dataset.path.clone());
+    let file = spec
+        .file
+        .clone()
+        .unwrap_or_else(|| task.dataset.path.clone());
     let bad = |message: String| Error::Data {
         path: file.clone(),
         message,
@@ -75,8 +79,17 @@ pub fn make_splits(spec: &DataSpec, task: &Task, dir: &Path) -> Result<Splits> {
     for (line, record) in &records {
         let key = field(record, &task.dataset.input)
             .map(as_text)
-            .ok_or_else(|| bad(format!("line {line}: no input field `{}`", task.dataset.input)))?;
-        let normalized = key.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            .ok_or_else(|| {
+                bad(format!(
+                    "line {line}: no input field `{}`",
+                    task.dataset.input
+                ))
+            })?;
+        let normalized = key
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
         let i = assign(&normalized, spec.seed, &ratios) as usize;
         counts[i] += 1;
         out[i].push_str(&serde_json::to_string(record).unwrap_or_default());
@@ -135,7 +148,11 @@ mod tests {
         let b = make_splits(&spec, &task(&file), &dir.path().join("b")).unwrap();
         assert_eq!(a.counts, b.counts);
         assert_eq!(a.counts.iter().sum::<usize>(), 200);
-        assert!(a.counts[0] > 90 && a.counts[1] > 10 && a.counts[2] > 25, "{:?}", a.counts);
+        assert!(
+            a.counts[0] > 90 && a.counts[1] > 10 && a.counts[2] > 25,
+            "{:?}",
+            a.counts
+        );
         let read = |p: &Path| std::fs::read_to_string(p).unwrap();
         assert_eq!(read(&a.test), read(&b.test));
         // No question is in two splits.
@@ -149,7 +166,12 @@ mod tests {
         let file = dir.path().join("one.jsonl");
         std::fs::write(&file, "{\"q\": \"only\", \"a\": \"1\"}\n").unwrap();
         let spec = DataSpec::default();
-        let err = make_splits(&spec, &task(&file), dir.path()).unwrap_err().to_string();
-        assert!(err.contains("one.jsonl") && err.contains("split is empty"), "{err}");
+        let err = make_splits(&spec, &task(&file), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("one.jsonl") && err.contains("split is empty"),
+            "{err}"
+        );
     }
 }

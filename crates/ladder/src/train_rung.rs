@@ -14,7 +14,9 @@ use tuneup_eval_runner::render::{gold_reply, prompts};
 use tuneup_eval_runner::{run_task_on, RunOptions, Task};
 use tuneup_generate::ChatModel;
 use tuneup_models::LoadOptions;
-use tuneup_train::{CheckpointScorer, Method, Observer, Session, StepMetrics, TrainConfig, TrainRecord};
+use tuneup_train::{
+    CheckpointScorer, Method, Observer, Session, StepMetrics, TrainConfig, TrainRecord,
+};
 
 use crate::config::{LadderConfig, Preset};
 use crate::error::{Error, Result};
@@ -60,7 +62,10 @@ pub struct Trained {
 /// Renders the examples of `task` (zero-shot prompt) with the gold answer as the assistant turn.
 pub fn training_records(task: &Task) -> Result<Vec<TrainRecord>> {
     let rendered = prompts(task).map_err(|source| Error::Eval {
-        what: format!("rendering training prompts from {}", task.dataset.path.display()),
+        what: format!(
+            "rendering training prompts from {}",
+            task.dataset.path.display()
+        ),
         source,
     })?;
     Ok(rendered
@@ -152,9 +157,11 @@ pub fn train_config(
     let quick = ladder.budget.preset == Preset::Quick;
     let batch = t.batch_size.unwrap_or(4);
     let epochs_steps = (3 * records).div_ceil(batch) as u64;
-    let steps = t
-        .max_steps
-        .unwrap_or(if quick { 40.min(epochs_steps.max(1)) } else { epochs_steps.max(1) });
+    let steps = t.max_steps.unwrap_or(if quick {
+        40.min(epochs_steps.max(1))
+    } else {
+        epochs_steps.max(1)
+    });
     let mut c = TrainConfig {
         model: model.to_owned(),
         train_file: train_file.to_path_buf(),
@@ -199,9 +206,11 @@ pub fn train_rung(
     let what = config.method_name();
     let train = training_records(train_task)?;
     let validation = training_records(validation_task)?;
-    let files = tuneup_eval_runner::backend::resolve_model(&config.model).map_err(|source| Error::Eval {
-        what: format!("resolving {}", config.model),
-        source,
+    let files = tuneup_eval_runner::backend::resolve_model(&config.model).map_err(|source| {
+        Error::Eval {
+            what: format!("resolving {}", config.model),
+            source,
+        }
     })?;
     let out = config.output_dir.clone();
     let resume = tuneup_train::checkpoint::list(&out)
@@ -211,8 +220,14 @@ pub fn train_rung(
         what: what.clone(),
         source,
     };
-    let mut session =
-        Session::prepare(config.clone(), &files, &LoadOptions::default(), &train, &validation).map_err(terr)?;
+    let mut session = Session::prepare(
+        config.clone(),
+        &files,
+        &LoadOptions::default(),
+        &train,
+        &validation,
+    )
+    .map_err(terr)?;
     session.set_scorer(Box::new(TaskScorer {
         task: validation_task,
         name: config.model.clone(),
@@ -263,7 +278,11 @@ pub fn train_rung(
         .and_then(|f| f.read_all())
         .unwrap_or_default();
     Ok(Trained {
-        result: if best.is_dir() { best } else { outcome.saved_dir.clone() },
+        result: if best.is_dir() {
+            best
+        } else {
+            outcome.saved_dir.clone()
+        },
         steps: outcome.steps,
         best_step: outcome.best_step,
         best_metric: outcome.best_metric,

@@ -56,7 +56,10 @@ pub fn read_winner(run: &Path) -> Result<Winner> {
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).map_err(io("creating", to))?;
-    for e in std::fs::read_dir(from).map_err(io("reading", from))?.flatten() {
+    for e in std::fs::read_dir(from)
+        .map_err(io("reading", from))?
+        .flatten()
+    {
         let p = e.path();
         let dest = to.join(e.file_name());
         if p.is_dir() {

@@ -17,7 +17,11 @@ fn options(out: &std::path::Path) -> LadderOptions {
 #[test]
 fn every_rung_runs_and_finished_rungs_are_not_recomputed() {
     let dir = tempfile::tempdir().unwrap();
-    let file = tuneup_test_utils::ladder::write_tiny_sql_ladder(dir.path(), "");
+    // The forgetting check measures a general task (here the same tiny one) before and after training.
+    let file = tuneup_test_utils::ladder::write_tiny_sql_ladder(
+        dir.path(),
+        "[forgetting]\ntask = \"task.toml\"\nlimit = 3\n",
+    );
     let cfg = LadderConfig::load(&file).unwrap();
     let out = dir.path().join("run");
     let first = run_ladder(&cfg, &options(&out)).unwrap();
@@ -48,8 +52,33 @@ fn every_rung_runs_and_finished_rungs_are_not_recomputed() {
     assert!(lora.variant.adapter.as_ref().unwrap().is_dir());
     assert_eq!(lora.train_steps, Some(2));
     assert!(!lora.curve.is_empty() && lora.train_tokens.unwrap() > 0);
-    assert!(lora.curve.iter().any(|c| c.val_metric.is_some()), "{:?}", lora.curve);
-    assert!(first.rows[6].variant.model.as_ref().unwrap().join("config.json").is_file());
+    assert!(
+        lora.curve.iter().any(|c| c.val_metric.is_some()),
+        "{:?}",
+        lora.curve
+    );
+    assert!(first.rows[6]
+        .variant
+        .model
+        .as_ref()
+        .unwrap()
+        .join("config.json")
+        .is_file());
+    for trained in &first.rows[5..7] {
+        let f = trained.forgetting.as_ref().expect("forgetting check");
+        assert_eq!(
+            (f.task.as_str(), f.metric_name.as_str()),
+            ("tiny-sql", "sql_execution")
+        );
+        assert!(out
+            .join(format!(
+                "rungs/{}-{}/forgetting/after/summary.json",
+                if trained.rung == RungKind::Lora { 6 } else { 7 },
+                trained.rung
+            ))
+            .is_file());
+    }
+    assert!(first.rows[2].forgetting.is_none());
     // The baseline's significance against itself is not asked; later rungs are compared with it.
     assert!(first.rows[2].vs_baseline.is_some());
     // Outputs: every row in ladder.json, the report with its charts, the winner.
@@ -57,7 +86,9 @@ fn every_rung_runs_and_finished_rungs_are_not_recomputed() {
         serde_json::from_str(&std::fs::read_to_string(out.join("ladder.json")).unwrap()).unwrap();
     assert_eq!(doc["rows"].as_array().unwrap().len(), 7);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("report.html") && html.contains("Training: lora"));
+    assert!(
+        html.contains("<svg") && html.contains("report.html") && html.contains("Training: lora")
+    );
     assert!(first.winner.is_some());
     let winner = tuneup_ladder::read_winner(&out).unwrap();
     assert_eq!(Some(winner.rung), first.winner);
@@ -69,9 +100,19 @@ fn every_rung_runs_and_finished_rungs_are_not_recomputed() {
             .modified()
             .unwrap()
     };
-    let before: Vec<_> = first.rows.iter().filter(|r| r.status == Status::Done).map(stamp).collect();
+    let before: Vec<_> = first
+        .rows
+        .iter()
+        .filter(|r| r.status == Status::Done)
+        .map(stamp)
+        .collect();
     let second = run_ladder(&cfg, &options(&out)).unwrap();
-    let after: Vec<_> = second.rows.iter().filter(|r| r.status == Status::Done).map(stamp).collect();
+    let after: Vec<_> = second
+        .rows
+        .iter()
+        .filter(|r| r.status == Status::Done)
+        .map(stamp)
+        .collect();
     assert_eq!(before, after);
     assert_eq!(
         first.rows.iter().map(|r| r.metric).collect::<Vec<_>>(),
@@ -101,10 +142,18 @@ fn a_failing_training_rung_is_reported_and_the_ladder_goes_on() {
     cfg.rungs = Some(vec![RungKind::Baseline, RungKind::Lora, RungKind::Full]);
     let out = dir.path().join("run");
     let outcome = run_ladder(&cfg, &options(&out)).unwrap();
-    let lora = outcome.rows.iter().find(|r| r.rung == RungKind::Lora).unwrap();
+    let lora = outcome
+        .rows
+        .iter()
+        .find(|r| r.rung == RungKind::Lora)
+        .unwrap();
     assert_eq!(lora.status, Status::Failed);
     assert!(lora.note.contains("max_seq_len"), "{}", lora.note);
-    let full = outcome.rows.iter().find(|r| r.rung == RungKind::Full).unwrap();
+    let full = outcome
+        .rows
+        .iter()
+        .find(|r| r.rung == RungKind::Full)
+        .unwrap();
     assert_eq!(full.status, Status::Failed);
     assert_eq!(outcome.winner, Some(RungKind::Baseline));
     // A failed rung is not stored as finished: the next run tries it again.
@@ -136,10 +185,20 @@ fn bad_ladder_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let file = tuneup_test_utils::ladder::write_tiny_sql_ladder(dir.path(), "");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("[reference]\nmodel = \"tiny.gguf\"", "[reference]")).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("[reference]\nmodel = \"tiny.gguf\"", "[reference]"),
+    )
+    .unwrap();
     let err = LadderConfig::load(&file).unwrap_err().to_string();
-    assert!(err.contains("ladder.toml") && err.contains("exactly one of"), "{err}");
+    assert!(
+        err.contains("ladder.toml") && err.contains("exactly one of"),
+        "{err}"
+    );
     std::fs::write(&file, "task = \"t.toml\"\nrungs = [\"lorra\"]\n").unwrap();
     let err = LadderConfig::load(&file).unwrap_err().to_string();
-    assert!(err.contains("ladder.toml") && err.contains("lorra"), "{err}");
+    assert!(
+        err.contains("ladder.toml") && err.contains("lorra"),
+        "{err}"
+    );
 }

@@ -43,7 +43,11 @@ pub fn range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
         return (0.0, 1.0);
     }
     if hi - lo < 1e-12 {
-        let pad = if lo.abs() > 1e-12 { lo.abs() * 0.1 } else { 1.0 };
+        let pad = if lo.abs() > 1e-12 {
+            lo.abs() * 0.1
+        } else {
+            1.0
+        };
         return (lo - pad, hi + pad);
     }
     (lo, hi)

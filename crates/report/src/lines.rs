@@ -53,7 +53,10 @@ pub fn line_chart(title: &str, x_label: &str, series: &[Series]) -> String {
         t = escape(title)
     );
     let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
-    if series.iter().all(|sr| sr.points.iter().filter(finite).count() == 0) {
+    if series
+        .iter()
+        .all(|sr| sr.points.iter().filter(finite).count() == 0)
+    {
         s.push_str(r#"<text x="60" y="80">no data</text></svg>"#);
         return s;
     }
@@ -157,7 +160,10 @@ mod tests {
             "loss <by> step",
             "step",
             &[
-                Series::line("training loss", vec![(1.0, 2.0), (2.0, 1.5), (3.0, f64::NAN)]),
+                Series::line(
+                    "training loss",
+                    vec![(1.0, 2.0), (2.0, 1.5), (3.0, f64::NAN)],
+                ),
                 Series::line("accuracy", vec![(2.0, 0.4)])
                     .with_markers()
                     .on_right_axis(),

@@ -92,11 +92,7 @@ pub fn scatter(
         path.join(" ")
     );
     for (i, p) in pts.iter().enumerate() {
-        let color = if p.highlight {
-            PALETTE[2]
-        } else {
-            PALETTE[0]
-        };
+        let color = if p.highlight { PALETTE[2] } else { PALETTE[0] };
         let _ = write!(
             s,
             r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="{r}" fill="{color}"><title>{l}: {xv:.4} → {yv:.4}</title></circle><text x="{lx:.1}" y="{ly:.1}" font-size="11">{n}. {l}</text>"#,
@@ -134,7 +130,11 @@ mod tests {
             "rungs",
             "cost (USD)",
             "accuracy",
-            &[p("baseline", 0.0, 0.2), p("lora", 0.5, 0.6), p("bad", f64::NAN, 1.0)],
+            &[
+                p("baseline", 0.0, 0.2),
+                p("lora", 0.5, 0.6),
+                p("bad", f64::NAN, 1.0),
+            ],
             Some(0.7),
         );
         assert_eq!(svg.matches("<circle").count(), 2);

@@ -24,10 +24,22 @@ pub fn write_tiny_sql_ladder(dir: &Path, extra: &str) -> PathBuf {
     let mut lines = String::new();
     for i in 0..40 {
         let (q, sql) = match i % 4 {
-            0 => (format!("How many users live in city number {i}?"), "SELECT count(*) FROM users"),
-            1 => (format!("List user names, variant {i}."), "SELECT name FROM users"),
-            2 => (format!("Total order amount, question {i}?"), "SELECT sum(amount) FROM orders"),
-            _ => (format!("서울 사용자 이름 {i}"), "SELECT name FROM users WHERE city = 'Seoul'"),
+            0 => (
+                format!("How many users live in city number {i}?"),
+                "SELECT count(*) FROM users",
+            ),
+            1 => (
+                format!("List user names, variant {i}."),
+                "SELECT name FROM users",
+            ),
+            2 => (
+                format!("Total order amount, question {i}?"),
+                "SELECT sum(amount) FROM orders",
+            ),
+            _ => (
+                format!("서울 사용자 이름 {i}"),
+                "SELECT name FROM users WHERE city = 'Seoul'",
+            ),
         };
         lines.push_str(
             &serde_json::json!({"id": format!("q{i}"), "db_id": "shop", "question": q, "query": sql})
