@@ -233,7 +233,7 @@ fn the_best_scored_step_is_kept_and_patience_stops_the_run() {
     );
     assert!(std::fs::read_to_string(out.join("loss.svg"))
         .unwrap()
-        .contains("step 2: scripted 0.5000"));
+        .contains("scripted at 2: 0.5000"));
 }
 
 #[test]
