@@ -14,7 +14,7 @@ use tuneup_eval_runner::task::{OutputKind, SchemaStyle, Selection, Task};
 use crate::config::{LadderConfig, Preset};
 use crate::error::{write_atomic, Error, Result};
 use crate::measure::{disk_bytes, measure, Measured, Models};
-use crate::report::{ladder_report, terminal_table};
+use crate::report::ladder_report;
 use crate::row::{Price, Row, Status};
 use crate::rung::RungKind;
 use crate::split::{make_splits, Splits};
@@ -290,8 +290,6 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
             crate::winner::write_winner(&ctx.out, cfg, &ctx.model, row)?;
         }
     }
-    say(terminal_table(&rows));
-    say(advice.clone());
     Ok(LadderOutcome {
         rows,
         winner,
