@@ -19,7 +19,6 @@ pub mod report;
 pub mod row;
 pub mod rung;
 pub mod runner;
-pub mod settings;
 pub mod split;
 pub mod store;
 pub mod train_rung;

@@ -177,7 +177,6 @@ impl Row {
         validation_metric: Option<f64>,
         size_bytes: u64,
         trained: Option<&Trained>,
-        rung_s: f64,
         budget: &Budget,
         price: Price,
         eval_dir: PathBuf,
@@ -196,11 +195,6 @@ impl Row {
                     / n as f64
                     * 1000.0
             }),
-        };
-        let hourly = if trained.is_some_and(|t| t.gpu) {
-            budget.usd_per_gpu_hour
-        } else {
-            budget.usd_per_cpu_hour
         };
         let mut row = Row::empty(rung, Status::Done, String::new());
         row.variant = variant.clone();
@@ -237,11 +231,15 @@ impl Row {
         row.train_tokens = trained.map(|t| t.tokens);
         row.train_steps = trained.map(|t| t.steps);
         row.curve = trained.map(|t| t.curve.clone()).unwrap_or_default();
-        row.rung_s = rung_s;
-        row.one_off_usd = rung_s / 3600.0 * hourly;
         row.usd_per_1k = usd_per_1k;
         row.eval_dir = Some(eval_dir);
         row
+    }
+
+    /// Records the rung's whole wall-clock time and its one-off cost at `usd_per_hour`.
+    pub fn set_rung_time(&mut self, rung_s: f64, usd_per_hour: f64) {
+        self.rung_s = rung_s;
+        self.one_off_usd = rung_s / 3600.0 * usd_per_hour;
     }
 
     /// Whether every target that is set is met by this row.

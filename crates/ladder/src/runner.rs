@@ -54,7 +54,7 @@ pub struct LadderOutcome {
 struct Best {
     variant: Variant,
     validation: Option<f64>,
-    test: Option<(Row, Run, Option<f64>)>,
+    test: Option<(Row, Run)>,
 }
 
 struct Ctx<'a> {
@@ -179,36 +179,32 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
                     best.variant.describe()
                 ));
                 let started = Instant::now();
-                climb(&mut ctx, rung, &best, &dir).map(|(mut row, variant, validation, test)| {
-                    row.rung_s = started.elapsed().as_secs_f64();
-                    row.one_off_usd = row.rung_s / 3600.0
-                        * if row.train_s.is_some() && cfg.train.gpu {
-                            cfg.budget.usd_per_gpu_hour
-                        } else {
-                            cfg.budget.usd_per_cpu_hour
-                        };
+                climb(&mut ctx, rung, &best, &dir).map(|(mut row, variant, validation)| {
+                    let hourly = if row.train_s.is_some() && cfg.train.gpu {
+                        cfg.budget.usd_per_gpu_hour
+                    } else {
+                        cfg.budget.usd_per_cpu_hour
+                    };
+                    row.set_rung_time(started.elapsed().as_secs_f64(), hourly);
                     let improved = rung != RungKind::Reference
                         && (best.validation.is_none()
                             || validation
                                 .is_some_and(|v| v > best.validation.unwrap_or(f64::MIN) + 1e-12));
-                    let (best_after, best_validation, best_test_dir, best_peak) = if improved {
-                        (variant, validation, row.eval_dir.clone(), row.peak_rss_mib)
+                    let (best_after, best_validation, best_test_dir) = if improved {
+                        (variant, validation, row.eval_dir.clone())
                     } else {
                         (
                             best.variant.clone(),
                             best.validation,
                             best.test.as_ref().and_then(|t| t.0.eval_dir.clone()),
-                            best.test.as_ref().and_then(|t| t.2),
                         )
                     };
-                    let _ = test;
                     RungResult {
                         fingerprint: fp.clone(),
                         row,
                         best_after,
                         best_validation,
                         best_test_dir,
-                        best_peak_rss_mib: best_peak,
                     }
                 })
             }
@@ -236,7 +232,7 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
             .as_ref()
             .and_then(|d| load_run(&ctx.out.join(d)).ok());
         if let Some(own) = &own {
-            let prev = best.test.as_ref().map(|(r, run, _)| (r, run));
+            let prev = best.test.as_ref().map(|(r, run)| (r, run));
             let base = baseline.as_ref().map(|(r, run)| (r, run));
             let prev = if rung == RungKind::Baseline {
                 None
@@ -272,7 +268,7 @@ pub fn run_ladder(cfg: &LadderConfig, opts: &LadderOptions) -> Result<LadderOutc
                             .as_ref()
                             .map_or_else(|| result.row.clone(), |t| t.0.clone())
                     };
-                    (row, run, result.best_peak_rss_mib)
+                    (row, run)
                 });
             best = Best {
                 variant: result.best_after.clone(),
@@ -344,7 +340,8 @@ fn base_fingerprint(ctx: &Ctx<'_>) -> Result<String> {
     Ok(fingerprint(&refs))
 }
 
-type Climbed = (Row, Variant, Option<f64>, Measured);
+/// A climbed rung: its row, the configuration it chose and that configuration's validation metric.
+type Climbed = (Row, Variant, Option<f64>);
 
 impl Ctx<'_> {
     fn limit(&self, split: Split) -> Option<usize> {
@@ -415,7 +412,6 @@ impl Ctx<'_> {
             validation,
             self.size_of(v),
             trained,
-            0.0,
             &self.cfg.budget,
             Price::Machine,
             self.rel(&test.dir),
@@ -440,7 +436,7 @@ fn climb(ctx: &mut Ctx<'_>, rung: RungKind, best: &Best, dir: &Path) -> Result<C
             let val = ctx.measure(&v, Split::Validation, &dir.join("validation"))?;
             let test = ctx.measure(&v, Split::Test, &dir.join("test"))?;
             let row = ctx.row(rung, &v, &test, Some(val.metric()), None);
-            Ok((row, v, Some(val.metric()), test))
+            Ok((row, v, Some(val.metric())))
         }
         RungKind::Prompting | RungKind::Retrieval | RungKind::Verification => {
             let candidates = candidates(ctx, rung, &best.variant);
@@ -563,7 +559,7 @@ fn search(
             current.describe()
         )
     };
-    Ok((row, current, current_val, test))
+    Ok((row, current, current_val))
 }
 
 /// Applies the change `cand` made to `base` on top of `current`.
@@ -662,7 +658,7 @@ fn trained(ctx: &mut Ctx<'_>, rung: RungKind, best: &Best, dir: &Path) -> Result
         row.metric_name
     );
     ctx.models.release();
-    Ok((row, v, validation, test))
+    Ok((row, v, validation))
 }
 
 /// The ladder's general task (`[forgetting]`) with the model or adapter of `v`: (task, metric name, value).
@@ -744,13 +740,12 @@ fn reference(ctx: &mut Ctx<'_>, dir: &Path) -> Result<Climbed> {
         None,
         size,
         None,
-        0.0,
         &ctx.cfg.budget,
         price,
         ctx.rel(&test.dir),
     );
     row.config = format!("{spec} (the task's own prompt)");
-    Ok((row, v, None, test))
+    Ok((row, v, None))
 }
 
 /// The first rung in climbing order that meets every target, else the best measured one.

@@ -24,8 +24,6 @@ pub struct RungResult {
     pub best_validation: Option<f64>,
     /// Its test run folder (relative to the ladder's run folder).
     pub best_test_dir: Option<PathBuf>,
-    /// Its row's peak memory, MiB (to rebuild its measurement).
-    pub best_peak_rss_mib: Option<f64>,
 }
 
 /// The hex SHA-256 of the parts, each length-prefixed so that boundaries count.

@@ -55,8 +55,6 @@ pub struct Trained {
     pub budget_stopped: bool,
     /// Loss and metric by step.
     pub curve: Vec<CurvePoint>,
-    /// Trained on a GPU (priced by the GPU hour).
-    pub gpu: bool,
 }
 
 /// Renders the examples of `task` (zero-shot prompt) with the gold answer as the assistant turn.
@@ -194,7 +192,6 @@ pub fn train_config(
 /// Trains one rung: `train_task` / `validation_task` are the eval tasks (zero-shot prompt of the best
 /// configuration) on the train and validation splits; `stop` is the user's Ctrl-C; the rung stops by itself after
 /// `budget`.
-#[allow(clippy::too_many_arguments)]
 pub fn train_rung(
     config: TrainConfig,
     train_task: &Task,
@@ -203,7 +200,12 @@ pub fn train_rung(
     stop: &AtomicBool,
     quiet: bool,
 ) -> Result<Trained> {
-    let what = config.method_name();
+    let what = match config.method {
+        Method::Lora => "lora",
+        Method::Qlora => "qlora",
+        Method::Full => "full fine-tuning",
+    }
+    .to_owned();
     let train = training_records(train_task)?;
     let validation = training_records(validation_task)?;
     let files = tuneup_eval_runner::backend::resolve_model(&config.model).map_err(|source| {
@@ -289,7 +291,6 @@ pub fn train_rung(
         tokens: metrics.last().map_or(0, |m| m.tokens_seen),
         wall_s: started.elapsed().as_secs_f64(),
         budget_stopped: timed_out.load(Ordering::SeqCst),
-        gpu: config.gpu,
         curve: metrics
             .iter()
             .map(|m| CurvePoint {
@@ -300,19 +301,4 @@ pub fn train_rung(
             })
             .collect(),
     })
-}
-
-trait MethodName {
-    fn method_name(&self) -> String;
-}
-
-impl MethodName for TrainConfig {
-    fn method_name(&self) -> String {
-        match self.method {
-            Method::Lora => "lora",
-            Method::Qlora => "qlora",
-            Method::Full => "full fine-tuning",
-        }
-        .into()
-    }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tuneup_eval_runner::task::{FewShot, OutputKind, SchemaStyle, Selection, Task};
+use tuneup_eval_runner::task::{FewShot, OutputKind, SchemaStyle, Selection, Task, Verify};
 
 use crate::config::LadderConfig;
 use crate::split::Splits;
@@ -179,9 +179,35 @@ impl Variant {
             None
         };
         t.model.adapter = self.adapter.clone();
-        crate::settings::apply_inference_settings(self, &mut t);
+        apply_inference_settings(self, &mut t);
         t
     }
+}
+
+/// Temperature of the sampled candidates (candidate 0 stays greedy).
+pub const CANDIDATE_TEMPERATURE: f32 = 0.7;
+
+/// Writes the variant's inference-time settings (schema style, constrained JSON, verification) into `t`.
+fn apply_inference_settings(v: &Variant, t: &mut Task) {
+    if let Some(s) = v.schema_style {
+        t.prompt.schema_style = s;
+    }
+    if v.constrained_json && t.prompt.output == OutputKind::Sql {
+        t.prompt.json_schema = Some(sql_json_schema());
+        t.prompt.answer_field = Some("query".into());
+        t.generation.constrained = true;
+        let system = t.prompt.system.clone().unwrap_or_default();
+        t.prompt.system = Some(format!(
+            "{}\nAnswer with a JSON object and nothing else: {{\"query\": \"<one SQLite query>\", \"explanation\": \"<one short sentence>\"}}",
+            system.replace("in a ```sql code block", "").trim_end()
+        ));
+        t.generation.stop.retain(|s| !s.contains("```"));
+    }
+    t.verify = (v.candidates > 1 || v.repair_rounds > 0).then(|| Verify {
+        candidates: v.candidates.max(1),
+        temperature: CANDIDATE_TEMPERATURE,
+        repair_rounds: v.repair_rounds,
+    });
 }
 
 #[cfg(test)]
