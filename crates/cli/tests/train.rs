@@ -444,70 +444,16 @@ fn bad_input_is_a_clear_error() {
     assert!(err.contains("adapter_model.safetensors"), "{err}");
 }
 
-/// A text-to-SQL eval task over a real SQLite database (three questions).
-fn write_sql_task(dir: &Path) -> PathBuf {
-    let db_dir = dir.join("databases/concert");
-    std::fs::create_dir_all(&db_dir).unwrap();
-    let db = rusqlite::Connection::open(db_dir.join("concert.sqlite")).unwrap();
-    db.execute_batch(
-        "CREATE TABLE singer (name TEXT, age INTEGER);
-         INSERT INTO singer VALUES ('Ana', 31), ('Bo', 25), ('Cy', 40);",
-    )
-    .unwrap();
-    drop(db);
-    let examples: String = [
-        ("How many singers are there?", "SELECT count(*) FROM singer"),
-        ("List the names of all singers.", "SELECT name FROM singer"),
-        (
-            "How old is the oldest singer?",
-            "SELECT max(age) FROM singer",
-        ),
-    ]
-    .iter()
-    .map(|(q, a)| {
-        format!(
-            "{}\n",
-            json!({"question": q, "query": a, "db_id": "concert"})
-        )
-    })
-    .collect();
-    std::fs::write(dir.join("sql_eval.jsonl"), examples).unwrap();
-    let task = dir.join("sql_task.toml");
-    std::fs::write(
-        &task,
-        r#"name = "tiny-sql"
-metrics = ["sql_execution", "latency"]
-
-[dataset]
-path = "sql_eval.jsonl"
-input = "question"
-target = "query"
-db_id = "db_id"
-db_dir = "databases"
-
-[prompt]
-output = "sql"
-system = "Answer with one SQLite query."
-
-[generation]
-max_tokens = 8
-temperature = 0.0
-"#,
-    )
-    .unwrap();
-    task
-}
-
 #[test]
 fn an_eval_task_selects_the_checkpoint_and_each_evaluation_is_kept() {
     let home = tempfile::tempdir().unwrap();
     let model = home.path().join("tiny.gguf");
     write_tiny_gguf(&model, &TinySpec::llama()).unwrap();
     let (train, val) = write_data(home.path());
-    write_sql_task(home.path());
+    tuneup_test_utils::ladder::write_tiny_sql_task(home.path());
     // `eval_task` in the file is relative to the file; the limit comes from the flag.
     let config = home.path().join("train.toml");
-    std::fs::write(&config, "eval_task = \"sql_task.toml\"\n").unwrap();
+    std::fs::write(&config, "eval_task = \"task.toml\"\n").unwrap();
     let out = home.path().join("run");
     let mut args = train_args(
         model.to_str().unwrap(),

@@ -1,15 +1,13 @@
-//! A tiny text-to-SQL ladder for tests: a tiny random model, a real SQLite database, 40 questions, an eval task
-//! and a ladder file with every rung, all written into a folder.
+//! A tiny text-to-SQL task for tests — a real SQLite database, 40 questions and an eval task file — and a ladder
+//! over it on a tiny random model, all written into a folder.
 
 use std::path::{Path, PathBuf};
 
 use crate::{write_tiny_gguf, TinySpec};
 
-/// Writes the model, the database, the questions, the task and a ladder file into `dir`; returns the ladder
-/// file. `extra` is appended to the ladder file.
-pub fn write_tiny_sql_ladder(dir: &Path, extra: &str) -> PathBuf {
-    let model = dir.join("tiny.gguf");
-    write_tiny_gguf(&model, &TinySpec::llama()).unwrap();
+/// Writes the database (`databases/shop/shop.sqlite`), the questions (`questions.jsonl`) and the eval task
+/// (`task.toml`, named `tiny-sql`, metric `sql_execution`) into `dir`; returns the task file.
+pub fn write_tiny_sql_task(dir: &Path) -> PathBuf {
     let db_dir = dir.join("databases/shop");
     std::fs::create_dir_all(&db_dir).unwrap();
     let db = rusqlite::Connection::open(db_dir.join("shop.sqlite")).unwrap();
@@ -48,8 +46,9 @@ pub fn write_tiny_sql_ladder(dir: &Path, extra: &str) -> PathBuf {
         lines.push('\n');
     }
     std::fs::write(dir.join("questions.jsonl"), lines).unwrap();
+    let task = dir.join("task.toml");
     std::fs::write(
-        dir.join("task.toml"),
+        &task,
         r#"name = "tiny-sql"
 metrics = ["sql_execution", "latency"]
 [dataset]
@@ -68,6 +67,14 @@ temperature = 0.0
 "#,
     )
     .unwrap();
+    task
+}
+
+/// Writes the tiny model (`tiny.gguf`), the task of [`write_tiny_sql_task`] and a ladder file with every rung into
+/// `dir`; returns the ladder file. `extra` is appended to the ladder file.
+pub fn write_tiny_sql_ladder(dir: &Path, extra: &str) -> PathBuf {
+    write_tiny_gguf(&dir.join("tiny.gguf"), &TinySpec::llama()).unwrap();
+    write_tiny_sql_task(dir);
     let ladder = dir.join("ladder.toml");
     std::fs::write(
         &ladder,
