@@ -42,6 +42,9 @@ pub struct LadderArgs {
     /// Test examples per rung.
     #[arg(long)]
     pub test_limit: Option<usize>,
+    /// Keep every Nth test example (a fixed stride of a large test set; `[data] test_every`).
+    #[arg(long)]
+    pub test_every: Option<usize>,
     /// Target of the primary metric (e.g. 0.6 for 60 % execution accuracy).
     #[arg(long)]
     pub target_metric: Option<f64>,
@@ -84,6 +87,7 @@ pub fn run(args: LadderArgs) -> Result<()> {
         rung_minutes: args.rung_minutes,
         train_steps: args.train_steps,
         threads: args.threads,
+        test_every: args.test_every,
     });
     let out = args
         .out

@@ -70,6 +70,7 @@ fn parse_lora(s: &str) -> std::result::Result<(String, PathBuf), String> {
 
 /// Loads the model and serves until SIGINT/SIGTERM.
 pub fn run(mut args: ServeArgs) -> Result<()> {
+    let mut task_model = None;
     if let Some(run) = &args.ladder {
         let w = tuneup_ladder::read_winner(run)
             .with_context(|| format!("--ladder {}", run.display()))?;
@@ -78,10 +79,6 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             .as_ref()
             .map_or_else(|| w.model.clone(), |d| d.display().to_string());
         args.model.adapter = w.adapter.clone();
-        // Clients ask for the ladder by its name (the base's name is an alias).
-        if args.model_id.is_none() {
-            args.model_id = Some(w.ladder.clone());
-        }
         println!(
             "tuneup serve: ladder '{}' winner: {} — {} ({} {})",
             w.ladder,
@@ -91,12 +88,26 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             w.metric
                 .map_or_else(|| "—".into(), |m| format!("{:.1} %", 100.0 * m))
         );
-        if w.variant.shots > 0 || w.variant.candidates > 1 || w.variant.repair_rounds > 0 {
-            println!(
-                "tuneup serve: the winner also uses prompt/verification settings a chat request does not carry \
-                 (few-shot, votes, repair): send prompts rendered as `tuneup eval {}` renders them",
-                w.task.display()
-            );
+        match &w.served_task {
+            // Requests for the ladder's name get the measured prompt, few-shot examples and verification;
+            // the model's own name gives plain chat with the same weights.
+            Some(path) => {
+                let task = tuneup_eval_runner::Task::load(path)
+                    .with_context(|| format!("--ladder {}", run.display()))?;
+                task_model = Some(tuneup_server::TaskModel {
+                    id: w.ladder.clone(),
+                    task,
+                });
+            }
+            None => {
+                if args.model_id.is_none() {
+                    args.model_id = Some(w.ladder.clone());
+                }
+                println!(
+                    "tuneup serve: this run has no winner/task.toml (an older ladder): the ladder's name serves \
+                     plain chat, without its few-shot examples or verification"
+                );
+            }
         }
     }
     let model = load(&args.model)?;
@@ -115,6 +126,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         (args.request_timeout > 0).then(|| Duration::from_secs(args.request_timeout));
     config.max_body_bytes = args.max_body_kb.saturating_mul(1024);
     config.adapters = args.lora.clone();
+    config.task_model = task_model;
     config.admin_key = args.admin_key.clone().filter(|k| !k.is_empty());
     config.feedback_db = Some(match &args.feedback_db {
         Some(p) => p.clone(),
@@ -149,6 +161,13 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 "no API key"
             }
         );
+        if let Some(t) = &config.task_model {
+            println!(
+                "tuneup serve: model '{}' answers as the ladder measured it (task '{}': its prompt, few-shot \
+                 examples and verification); send the question as the user message",
+                t.id, t.task.name
+            );
+        }
         for (name, _) in &config.adapters {
             println!(
                 "tuneup serve: adapter as model '{}+{name}'",

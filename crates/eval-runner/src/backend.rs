@@ -5,7 +5,9 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tuneup_generate::{ChatModel, FinishReason, GenerateParams, Generator, SamplingParams};
+use tuneup_generate::{
+    ChatModel, FinishReason, GenerateParams, GenerationStats, Generator, SamplingParams,
+};
 use tuneup_models::ModelFiles;
 use tuneup_runtime::{ModelRequest, NoProgress};
 
@@ -112,16 +114,6 @@ impl<'m> InProcess<'m> {
     }
 }
 
-impl InProcess<'_> {
-    /// Whether the model's chat template renders `tools` (Qwen2.5 does; SmolLM2 does not).
-    fn template_has_tools(&self) -> bool {
-        self.model
-            .tokenizer
-            .chat_template()
-            .is_some_and(|t| t.contains("tools"))
-    }
-}
-
 /// For templates without tool support: the functions and the Hermes/Qwen call format are described in the
 /// system message instead.
 pub fn tools_in_system(messages: &[Value], tools: &[Value]) -> Vec<Value> {
@@ -144,6 +136,76 @@ pub fn tools_in_system(messages: &[Value], tools: &[Value]) -> Vec<Value> {
     out
 }
 
+/// The prompt rendered by `model`'s chat template, as text and token ids; tools go into the system message when
+/// the template cannot render them.
+pub fn render_prompt(model: &ChatModel, prompt: &Prompt) -> std::result::Result<(String, Vec<u32>), String> {
+    let template_has_tools = model
+        .tokenizer
+        .chat_template()
+        .is_some_and(|t| t.contains("tools"));
+    let fallback;
+    let (messages, tools) = match &prompt.tools {
+        Some(t) if !template_has_tools => {
+            fallback = tools_in_system(&prompt.messages, t);
+            (&fallback, None)
+        }
+        _ => (&prompt.messages, prompt.tools.as_deref()),
+    };
+    model
+        .chat_prompt(messages, tools)
+        .map_err(|e| format!("rendering the chat template: {e}"))
+}
+
+/// The runtime's generation parameters for a task's `[generation]` (no constraint yet).
+pub fn generate_params(g: &Generation) -> GenerateParams {
+    GenerateParams {
+        max_tokens: g.max_tokens,
+        sampling: if g.temperature <= 0.0 {
+            SamplingParams {
+                seed: g.seed,
+                ..SamplingParams::greedy()
+            }
+        } else {
+            SamplingParams {
+                temperature: g.temperature,
+                seed: g.seed,
+                ..SamplingParams::default()
+            }
+        },
+        stop: g.stop.clone(),
+        ..GenerateParams::default()
+    }
+}
+
+/// A [`Completion`] from the runtime's statistics; `first` is when the sink saw the first piece of text and
+/// `total` the request's whole time.
+pub fn completion_of(
+    prompt_text: String,
+    text: String,
+    s: &GenerationStats,
+    first: Option<Duration>,
+    total: Duration,
+) -> Completion {
+    Completion {
+        text,
+        prompt_text,
+        prompt_tokens: s.prompt_tokens,
+        completion_tokens: s.completion_tokens,
+        ttft: if s.completion_tokens > 0 {
+            s.time_to_first_token
+        } else {
+            first.unwrap_or(total)
+        },
+        total,
+        finish_reason: match s.finish_reason {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+        .into(),
+    }
+}
+
 impl Backend for InProcess<'_> {
     fn describe(&self) -> String {
         format!("in-process: {}", self.name)
@@ -154,35 +216,8 @@ impl Backend for InProcess<'_> {
         prompt: &Prompt,
         g: &Generation,
     ) -> std::result::Result<Completion, String> {
-        let fallback;
-        let (messages, tools) = match &prompt.tools {
-            Some(t) if !self.template_has_tools() => {
-                fallback = tools_in_system(&prompt.messages, t);
-                (&fallback, None)
-            }
-            _ => (&prompt.messages, prompt.tools.as_deref()),
-        };
-        let (prompt_text, ids) = self
-            .model
-            .chat_prompt(messages, tools)
-            .map_err(|e| format!("rendering the chat template: {e}"))?;
-        let mut params = GenerateParams {
-            max_tokens: g.max_tokens,
-            sampling: if g.temperature <= 0.0 {
-                SamplingParams {
-                    seed: g.seed,
-                    ..SamplingParams::greedy()
-                }
-            } else {
-                SamplingParams {
-                    temperature: g.temperature,
-                    seed: g.seed,
-                    ..SamplingParams::default()
-                }
-            },
-            stop: g.stop.clone(),
-            ..GenerateParams::default()
-        };
+        let (prompt_text, ids) = render_prompt(self.model, prompt)?;
+        let mut params = generate_params(g);
         if let (true, Some(schema)) = (g.constrained, &prompt.json_schema) {
             params.constraint = Some(self.constraints.constraint(self.model, schema)?);
         }
@@ -196,25 +231,6 @@ impl Backend for InProcess<'_> {
             .generator
             .generate(&ids, &mut params, &mut sink)
             .map_err(|e| format!("generation failed: {e}"))?;
-        let total = start.elapsed();
-        let s = &out.stats;
-        Ok(Completion {
-            text: out.text,
-            prompt_text,
-            prompt_tokens: s.prompt_tokens,
-            completion_tokens: s.completion_tokens,
-            ttft: if s.completion_tokens > 0 {
-                s.time_to_first_token
-            } else {
-                first.unwrap_or(total)
-            },
-            total,
-            finish_reason: match s.finish_reason {
-                FinishReason::Stop => "stop",
-                FinishReason::Length => "length",
-                FinishReason::Cancelled => "cancelled",
-            }
-            .into(),
-        })
+        Ok(completion_of(prompt_text, out.text, &out.stats, first, start.elapsed()))
     }
 }

@@ -14,6 +14,13 @@ pub struct JsonConstraints {
 }
 
 impl JsonConstraints {
+    /// Uses a compiler that already indexed the model's vocabulary (a server's).
+    pub fn with_compiler(compiler: GrammarCompiler) -> Self {
+        Self {
+            compiler: Some(compiler),
+        }
+    }
+
     /// A fresh constraint for one reply that conforms to `schema`.
     pub fn constraint(
         &mut self,

@@ -9,11 +9,15 @@
 //! it writes `examples.jsonl`, `summary.json` ([`Summary`]), `report.html` ([`run_report`]) and `task.toml`.
 //! [`compare()`] puts finished runs side by side with McNemar and paired-bootstrap tests.
 //!
+//! [`with_answerer`] answers single inputs exactly as the task's evaluation would (what `tuneup serve --ladder`
+//! serves).
+//!
 //! Optional per task: grammar-constrained JSON replies ([`constrain`], `generation.constrained`), schema
 //! renderings with sample rows or values ([`Schemas`], `prompt.schema_style`), verification at inference time
 //! ([`verify`], `[verify]`: candidates with a vote, SQL repair), and the `truncated` error type for wrong answers
 //! cut off by the token limit ([`truncation`]).
 
+pub mod answer;
 pub mod backend;
 pub mod compare;
 pub mod constrain;
@@ -43,7 +47,8 @@ pub mod verify;
 /// The charts live in `tuneup-report`, shared with `tuneup train` and `tuneup ladder`.
 pub use tuneup_report as svg;
 
-pub use backend::{Backend, Completion, InProcess};
+pub use answer::{with_answerer, Answered, Answerer, Question};
+pub use backend::{completion_of, generate_params, render_prompt, Backend, Completion, InProcess};
 pub use compare::{compare, compare_report, compare_table, load_run, Comparison, Run};
 pub use constrain::{response_format, JsonConstraints};
 pub use dataset::{load_examples, Example};

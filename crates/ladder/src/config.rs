@@ -71,7 +71,7 @@ pub struct DataSpec {
     /// `dataset.path`).
     #[serde(default)]
     pub file: Option<PathBuf>,
-    /// Explicit training split (with `validation` and `test`, instead of `file`).
+    /// Explicit training split (with `test`, and `validation` or a `validation_fraction` carved out of it).
     #[serde(default)]
     pub train: Option<PathBuf>,
     /// Explicit validation split: chooses prompts, checkpoints and settings.
@@ -83,6 +83,14 @@ pub struct DataSpec {
     /// Train, validation and test fractions for `file` (default 0.6, 0.15, 0.25).
     #[serde(default)]
     pub split: Option<[f64; 3]>,
+    /// Share of an explicit `train` file held out for validation when no `validation` file is named
+    /// (default 0.05).
+    #[serde(default)]
+    pub validation_fraction: Option<f64>,
+    /// Keep every Nth example of the test split (a fixed stride of a large test set, e.g. 3 for 345 of Spider
+    /// dev's 1,034).
+    #[serde(default)]
+    pub test_every: Option<usize>,
     /// Split seed (default 0).
     #[serde(default)]
     pub seed: u64,
@@ -239,6 +247,8 @@ pub struct LadderOverrides {
     pub train_steps: Option<u64>,
     /// `--threads`.
     pub threads: Option<usize>,
+    /// Keep every Nth test example (`[data] test_every`).
+    pub test_every: Option<usize>,
 }
 
 impl LadderConfig {
@@ -314,6 +324,9 @@ impl LadderConfig {
     pub fn apply(&mut self, o: &LadderOverrides) {
         if let Some(m) = &o.model {
             self.model = Some(m.clone());
+        }
+        if o.test_every.is_some() {
+            self.data.test_every = o.test_every;
         }
         if let Some(p) = o.preset {
             self.budget.preset = p;

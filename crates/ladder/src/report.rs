@@ -59,7 +59,9 @@ pub fn terminal_table(rows: &[Row]) -> String {
         "$/1k req"
     );
     for r in rows {
-        let config: String = if r.status == Status::Done {
+        let config: String = if r.status == Status::Done && !r.adopted {
+            format!("(not kept) {}", r.config)
+        } else if r.status == Status::Done {
             r.config.clone()
         } else {
             format!("{:?}: {}", r.status, r.note).to_lowercase()

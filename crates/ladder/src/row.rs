@@ -125,6 +125,14 @@ pub struct Row {
     pub recommendation: String,
     /// The test run's folder, relative to the ladder's run folder.
     pub eval_dir: Option<PathBuf>,
+    /// Whether the ladder went on from this configuration (it beat the previous one on validation); a rung
+    /// whose candidates all lost shows its best candidate on test with `adopted = false`, and cannot win.
+    #[serde(default = "adopted_default")]
+    pub adopted: bool,
+}
+
+fn adopted_default() -> bool {
+    true
 }
 
 impl Row {
@@ -165,6 +173,7 @@ impl Row {
             verdict: Advice::None,
             recommendation: String::new(),
             eval_dir: None,
+            adopted: true,
         }
     }
 

@@ -511,6 +511,8 @@ fn search(
     let started = Instant::now();
     let mut current = best.variant.clone();
     let mut current_val = best.validation;
+    // The rung's best candidate on validation, whether or not it beat the configuration it started from.
+    let mut runner_up: Option<(Variant, f64)> = None;
     let mut tried = Vec::new();
     for (i, cand) in candidates.into_iter().enumerate() {
         // Each candidate is one change on top of what the earlier ones chose.
@@ -542,24 +544,43 @@ fn search(
             current = cand.clone();
             current_val = Some(score);
         }
+        if runner_up.as_ref().is_none_or(|(_, s)| score > *s + 1e-12) {
+            runner_up = Some((cand.clone(), score));
+        }
         tried.push(cand);
     }
-    let test = ctx.measure(&current, Split::Test, &dir.join("test"))?;
-    let mut row = ctx.row(rung, &current, &test, current_val, None);
-    row.note = if current == best.variant {
-        format!(
-            "{} candidates tried on validation; none beat {}",
-            tried.len(),
-            best.variant.describe()
-        )
-    } else {
-        format!(
-            "{} candidates tried on validation; chose {}",
-            tried.len(),
-            current.describe()
-        )
-    };
-    Ok((row, current, current_val))
+    match runner_up {
+        // None beat the starting configuration: the rung's own best candidate is measured on test so the row
+        // shows what this rung's technique gives; its validation metric (not above the current one) keeps the
+        // ladder where it was, and the row is marked as not adopted.
+        Some((cand, score)) if current == best.variant => {
+            let test = ctx.measure(&cand, Split::Test, &dir.join("test"))?;
+            let mut row = ctx.row(rung, &cand, &test, Some(score), None);
+            row.adopted = false;
+            row.note = format!(
+                "{} candidates tried on validation; none beat {} ({}), so the ladder keeps it; the best \
+                 candidate is shown on test",
+                tried.len(),
+                best.variant.describe(),
+                fmt_metric(best.validation)
+            );
+            Ok((row, cand, Some(score)))
+        }
+        _ => {
+            let test = ctx.measure(&current, Split::Test, &dir.join("test"))?;
+            let mut row = ctx.row(rung, &current, &test, current_val, None);
+            row.note = if current == best.variant {
+                "no candidate applies".to_owned()
+            } else {
+                format!(
+                    "{} candidates tried on validation; chose {}",
+                    tried.len(),
+                    current.describe()
+                )
+            };
+            Ok((row, current, current_val))
+        }
+    }
 }
 
 /// Applies the change `cand` made to `base` on top of `current`.
@@ -750,12 +771,13 @@ fn reference(ctx: &mut Ctx<'_>, dir: &Path) -> Result<Climbed> {
 
 /// The first rung in climbing order that meets every target, else the best measured one.
 pub fn choose_winner(rows: &[Row], cfg: &LadderConfig) -> (Option<RungKind>, String) {
+    // Only configurations the validation split adopted compete: the test split reports, it does not choose.
     let climbed = rows
         .iter()
-        .filter(|r| r.rung != RungKind::Reference && r.status == Status::Done);
+        .filter(|r| r.rung != RungKind::Reference && r.status == Status::Done && r.adopted);
     if let Some(r) = rows
         .iter()
-        .filter(|r| r.rung != RungKind::Reference)
+        .filter(|r| r.rung != RungKind::Reference && r.adopted)
         .find(|r| r.meets(&cfg.target))
     {
         return (

@@ -39,35 +39,91 @@ impl Splits {
 /// Default fractions of train, validation and test.
 pub const DEFAULT_RATIOS: [f64; 3] = [0.6, 0.15, 0.25];
 
-/// Makes (or finds) the splits: explicit files are used as they are; one file is split into `dir`.
+/// Makes (or finds) the splits: three explicit files are used as they are; with `train` and `test` alone the
+/// validation split is carved out of `train` (a seeded hash, `validation_fraction`); one file is split three ways.
+/// `test_every = N` keeps every Nth test example (a fixed stride of a large test set). Written files go to `dir`.
 pub fn make_splits(spec: &DataSpec, task: &Task, dir: &Path) -> Result<Splits> {
-    if let (Some(train), Some(validation), Some(test)) = (&spec.train, &spec.validation, &spec.test)
-    {
-        let count = |p: &Path| -> Result<usize> {
-            Ok(read_records(p)
-                .map_err(|e| Error::Data {
-                    path: p.to_path_buf(),
-                    message: e.to_string(),
-                })?
-                .len())
-        };
-        return Ok(Splits {
-            counts: [count(train)?, count(validation)?, count(test)?],
-            train: train.clone(),
-            validation: validation.clone(),
-            test: test.clone(),
-        });
+    let (train, validation, test) = match (&spec.train, &spec.validation, &spec.test) {
+        (Some(train), Some(validation), Some(test)) => {
+            (train.clone(), validation.clone(), test.clone())
+        }
+        (Some(train), None, Some(test)) => {
+            let fraction = spec
+                .validation_fraction
+                .unwrap_or(DEFAULT_VALIDATION_FRACTION);
+            let ratios = [1.0 - fraction, fraction, 0.0];
+            let [train, validation, _] = split_file(train, task, ratios, spec.seed, dir)?;
+            (train, validation, test.clone())
+        }
+        (None, None, None) => {
+            let file = spec
+                .file
+                .clone()
+                .unwrap_or_else(|| task.dataset.path.clone());
+            let ratios = spec.split.unwrap_or(DEFAULT_RATIOS);
+            let [train, validation, test] = split_file(&file, task, ratios, spec.seed, dir)?;
+            (train, validation, test)
+        }
+        _ => {
+            return Err(Error::Data {
+                path: dir.to_path_buf(),
+                message: "[data] names either one `file`, or `train` and `test` (validation carved out of \
+                          train), or all of `train`, `validation` and `test`"
+                    .into(),
+            })
+        }
+    };
+    let test = match spec.test_every {
+        Some(n) if n > 1 => every_nth(&test, n, &dir.join("test.jsonl"))?,
+        _ => test,
+    };
+    Ok(Splits {
+        counts: [count(&train)?, count(&validation)?, count(&test)?],
+        train,
+        validation,
+        test,
+    })
+}
+
+/// Default share of an explicit train file held out for validation.
+pub const DEFAULT_VALIDATION_FRACTION: f64 = 0.05;
+
+fn records_of(p: &Path) -> Result<Vec<(usize, serde_json::Value)>> {
+    read_records(p).map_err(|e| Error::Data {
+        path: p.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn count(p: &Path) -> Result<usize> {
+    Ok(records_of(p)?.len())
+}
+
+/// Writes every `n`th record of `from` (the 1st, the n+1th, …) to `to`.
+fn every_nth(from: &Path, n: usize, to: &Path) -> Result<PathBuf> {
+    let mut text = String::new();
+    for (_, r) in records_of(from)?.iter().step_by(n) {
+        text.push_str(&serde_json::to_string(r).unwrap_or_default());
+        text.push('\n');
     }
-    let file = spec
-        .file
-        .clone()
-        .unwrap_or_else(|| task.dataset.path.clone());
+    write_atomic(to, text.as_bytes())?;
+    Ok(to.to_path_buf())
+}
+
+/// Splits `file` by a seeded hash of each example's normalised input into train / validation / test files in
+/// `dir` (a split with fraction 0 may stay empty).
+fn split_file(
+    file: &Path,
+    task: &Task,
+    [train, validation, test]: [f64; 3],
+    seed: u64,
+    dir: &Path,
+) -> Result<[PathBuf; 3]> {
     let bad = |message: String| Error::Data {
-        path: file.clone(),
+        path: file.to_path_buf(),
         message,
     };
-    let records = read_records(&file).map_err(|e| bad(e.to_string()))?;
-    let [train, validation, test] = spec.split.unwrap_or(DEFAULT_RATIOS);
+    let records = records_of(file)?;
     let sum = train + validation + test;
     let ratios = SplitRatios {
         train: train / sum,
@@ -90,13 +146,14 @@ pub fn make_splits(spec: &DataSpec, task: &Task, dir: &Path) -> Result<Splits> {
             .collect::<Vec<_>>()
             .join(" ")
             .to_lowercase();
-        let i = assign(&normalized, spec.seed, &ratios) as usize;
+        let i = assign(&normalized, seed, &ratios) as usize;
         counts[i] += 1;
         out[i].push_str(&serde_json::to_string(record).unwrap_or_default());
         out[i].push('\n');
     }
+    let wanted = [ratios.train, ratios.validation, ratios.test];
     for (i, name) in ["train", "validation", "test"].iter().enumerate() {
-        if counts[i] == 0 && (i > 0 || ratios.train > 0.0) {
+        if counts[i] == 0 && wanted[i] > 0.0 {
             return Err(bad(format!(
                 "the {name} split is empty ({} records, fractions {:.2}/{:.2}/{:.2}): add examples or change [data] split",
                 records.len(),
@@ -107,16 +164,12 @@ pub fn make_splits(spec: &DataSpec, task: &Task, dir: &Path) -> Result<Splits> {
         }
     }
     let paths = ["train", "validation", "test"].map(|n| dir.join(format!("{n}.jsonl")));
-    for (p, text) in paths.iter().zip(&out) {
-        write_atomic(p, text.as_bytes())?;
+    for ((p, text), &want) in paths.iter().zip(&out).zip(&wanted) {
+        if want > 0.0 {
+            write_atomic(p, text.as_bytes())?;
+        }
     }
-    let [train, validation, test] = paths;
-    Ok(Splits {
-        train,
-        validation,
-        test,
-        counts,
-    })
+    Ok(paths)
 }
 
 #[cfg(test)]
@@ -173,5 +226,45 @@ mod tests {
             err.contains("one.jsonl") && err.contains("split is empty"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn validation_is_carved_from_train_and_the_test_keeps_a_stride() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, test) = (dir.path().join("train.jsonl"), dir.path().join("dev.jsonl"));
+        let rows = |n: usize, tag: &str| -> String {
+            (0..n)
+                .map(|i| format!("{{\"q\": \"{tag} question {i}\", \"a\": \"{i}\"}}\n"))
+                .collect()
+        };
+        std::fs::write(&train, rows(400, "train")).unwrap();
+        std::fs::write(&test, rows(10, "dev")).unwrap();
+        let spec = DataSpec {
+            train: Some(train.clone()),
+            test: Some(test.clone()),
+            validation_fraction: Some(0.1),
+            test_every: Some(3),
+            ..DataSpec::default()
+        };
+        let out = dir.path().join("split");
+        let s = make_splits(&spec, &task(&train), &out).unwrap();
+        assert_eq!(s.counts[0] + s.counts[1], 400);
+        assert!(s.counts[1] > 20 && s.counts[1] < 70, "{:?}", s.counts);
+        // Every third dev question: 0, 3, 6, 9.
+        assert_eq!(s.counts[2], 4);
+        let kept = std::fs::read_to_string(&s.test).unwrap();
+        assert!(kept.contains("dev question 3\"") && !kept.contains("dev question 1\""));
+        let (t, v) = (
+            std::fs::read_to_string(&s.train).unwrap(),
+            std::fs::read_to_string(&s.validation).unwrap(),
+        );
+        assert!(v.lines().all(|l| !t.contains(l)));
+        // Validation without test is refused with the rule.
+        let bad = DataSpec {
+            train: Some(train),
+            ..DataSpec::default()
+        };
+        let err = make_splits(&bad, &task(&test), &out).unwrap_err().to_string();
+        assert!(err.contains("`train` and `test`"), "{err}");
     }
 }

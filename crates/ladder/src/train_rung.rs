@@ -142,6 +142,9 @@ impl Observer for Progress {
     }
 }
 
+/// Optimiser steps of a trained rung in the quick budget (batch 4).
+pub const QUICK_STEPS: u64 = 20;
+
 /// The training settings of a rung, from the ladder's `[train]` and the preset.
 pub fn train_config(
     ladder: &LadderConfig,
@@ -156,10 +159,12 @@ pub fn train_config(
     let batch = t.batch_size.unwrap_or(4);
     let epochs_steps = (3 * records).div_ceil(batch) as u64;
     let steps = t.max_steps.unwrap_or(if quick {
-        40.min(epochs_steps.max(1))
+        QUICK_STEPS.min(epochs_steps.max(1))
     } else {
         epochs_steps.max(1)
     });
+    // Each checkpoint is scored on the validation slice: twice in the quick budget, four times in the full one.
+    let evals = if quick { 2 } else { 4 };
     let mut c = TrainConfig {
         model: model.to_owned(),
         train_file: train_file.to_path_buf(),
@@ -175,8 +180,8 @@ pub fn train_config(
         max_steps: Some(steps),
         batch_size: batch,
         max_seq_len: t.max_seq_len.unwrap_or(1024),
-        eval_every: t.eval_every.unwrap_or((steps / 4).max(1)),
-        save_every: t.eval_every.unwrap_or((steps / 4).max(1)),
+        eval_every: t.eval_every.unwrap_or((steps / evals).max(1)),
+        save_every: t.eval_every.unwrap_or((steps / evals).max(1)),
         eval_max_records: 64,
         threads: ladder.threads,
         gpu: t.gpu,

@@ -28,8 +28,13 @@ pub struct Winner {
     /// Model folder replacing the base (full fine-tuning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_dir: Option<PathBuf>,
-    /// The eval task the ladder measured (to re-run `tuneup eval` with these settings).
+    /// The eval task the ladder started from.
     pub task: PathBuf,
+    /// The winning rung's effective eval task (`task.toml` inside `winner/`: its prompt, few-shot pool,
+    /// generation and verification settings), which `tuneup serve --ladder` answers requests with and
+    /// `tuneup eval` re-runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_task: Option<PathBuf>,
     /// The prompt and inference settings.
     pub variant: Variant,
     /// Primary metric name.
@@ -46,9 +51,9 @@ pub fn read_winner(run: &Path) -> Result<Winner> {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    if let Some(a) = &mut w.adapter {
-        if a.is_relative() {
-            *a = run.join("winner").join(&*a);
+    for p in [&mut w.adapter, &mut w.served_task].into_iter().flatten() {
+        if p.is_relative() {
+            *p = run.join("winner").join(&*p);
         }
     }
     Ok(w)
@@ -83,6 +88,16 @@ pub fn write_winner(out: &Path, cfg: &LadderConfig, model: &str, row: &Row) -> R
         }
         None => None,
     };
+    // The test run's effective task: exactly what was measured.
+    let served_task = match &row.eval_dir {
+        Some(d) if out.join(d).join("task.toml").is_file() => {
+            let from = out.join(d).join("task.toml");
+            std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+            std::fs::copy(&from, dir.join("task.toml")).map_err(io("copying", &from))?;
+            Some(PathBuf::from("task.toml"))
+        }
+        _ => None,
+    };
     let w = Winner {
         ladder: cfg.name.clone(),
         rung: row.rung,
@@ -91,6 +106,7 @@ pub fn write_winner(out: &Path, cfg: &LadderConfig, model: &str, row: &Row) -> R
         adapter,
         model_dir: row.variant.model.clone(),
         task: cfg.task.clone(),
+        served_task,
         variant: Variant {
             adapter: None,
             ..row.variant.clone()

@@ -39,6 +39,9 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: ChatCompletionRequest = parse_json(&body)?;
+    if let Some(task) = state.task.as_ref().filter(|t| t.id == req.model) {
+        return crate::task_model::chat(Arc::clone(&state), task, req).await;
+    }
     let adapter = state.resolve_model(&req.model)?;
     let adapter_name = adapter.as_ref().map(|a| a.name.clone());
     if req.n.unwrap_or(1) != 1 {

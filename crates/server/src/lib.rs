@@ -31,6 +31,7 @@ pub mod prompt;
 pub mod response;
 mod routes;
 mod stream;
+pub mod task_model;
 pub mod toolcall;
 pub mod types;
 
@@ -44,6 +45,7 @@ use tuneup_generate::ChatModel;
 
 pub use error::{ApiError, ServerError};
 pub use feedback::FeedbackStore;
+pub use task_model::TaskModel;
 pub use toolcall::{parse_tool_calls, ParsedCall, ParsedOutput};
 
 /// How the server runs.
@@ -75,6 +77,8 @@ pub struct ServerConfig {
     pub adapters: Vec<(String, PathBuf)>,
     /// Bearer key of the admin endpoints (`/admin/…`); they are off without one.
     pub admin_key: Option<String>,
+    /// A model id answered through an eval task (prompt, few-shot, verification): `tuneup serve --ladder`.
+    pub task_model: Option<task_model::TaskModel>,
 }
 
 impl ServerConfig {
@@ -94,6 +98,7 @@ impl ServerConfig {
             keep_responses: 1000,
             adapters: Vec::new(),
             admin_key: None,
+            task_model: None,
         }
     }
 
@@ -114,6 +119,7 @@ pub(crate) struct AppState {
     pub started: u64,
     pub embedder: Option<Arc<embeddings::EmbeddingModel>>,
     pub adapters: adapters::Adapters,
+    pub task: Option<task_model::TaskWorker>,
 }
 
 impl AppState {
@@ -265,7 +271,15 @@ impl Server {
             config.max_batch,
             metrics.clone(),
         )?;
+        let task = match config.task_model.clone() {
+            Some(m) => Some(
+                task_model::start(m, engine.clone(), config.queue_size)
+                    .map_err(ServerError::Config)?,
+            ),
+            None => None,
+        };
         let state = Arc::new(AppState {
+            task,
             engine,
             config,
             metrics,

@@ -198,6 +198,12 @@ fn model_entry(state: &AppState, adapter: Option<&str>) -> Value {
     entry
 }
 
+/// The entry of the task model (`tuneup serve --ladder`): the base model behind a task's prompt.
+fn task_entry(state: &AppState, id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": state.started, "owned_by": "tuneup",
+           "parent": state.config.model_id, "context_length": state.engine.context_length()})
+}
+
 async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     let mut data = vec![model_entry(&state, None)];
     data.extend(
@@ -207,6 +213,9 @@ async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
             .iter()
             .map(|a| model_entry(&state, Some(&a.name))),
     );
+    if let Some(t) = &state.task {
+        data.push(task_entry(&state, &t.id));
+    }
     if let Some(e) = &state.embedder {
         data.push(json!({"id": e.id, "object": "model", "created": state.started, "owned_by": "tuneup",
                          "dimensions": e.embedder.dim(), "context_length": e.embedder.max_tokens()}));
@@ -218,6 +227,9 @@ async fn model(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    if state.task.as_ref().is_some_and(|t| t.id == id) {
+        return Ok(Json(task_entry(&state, &id)));
+    }
     let adapter = state.resolve_model(&id)?;
     Ok(Json(model_entry(
         &state,

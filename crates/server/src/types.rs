@@ -49,6 +49,8 @@ pub struct ChatCompletionRequest {
     pub min_p: Option<f32>,
     /// Extension: repetition penalty (1 = off).
     pub repetition_penalty: Option<f32>,
+    /// Key/value pairs about the request; a task model reads `db_id` (the database a question is about).
+    pub metadata: Option<serde_json::Map<String, Value>>,
 }
 
 /// `stream_options`.
