@@ -9,7 +9,7 @@ class AskRunner(private val assistant: WeatherAssistant, private val weather: We
     override fun run(vararg args: String) {
         if (args.isEmpty()) return
         val answer = assistant.chat("cli", args.joinToString(" "))
-        weather.lookups.forEach { println("→ get_weather($it)") }
+        weather.lookups.forEach { println("→ getWeather($it)") }
         println(answer)
     }
 }
