@@ -82,6 +82,9 @@ if ! need kotlinc && need apt-get; then
     echo "kotlin could not be installed: the Kotlin code-execution test will skip" >&2
 fi
 
+echo "== Kotlin/Spring + LangChain4j example against tuneup serve (Maven cache: ~/.m2)"
+TUNEUP_BIN=target/debug/tuneup scripts/test-langchain4j.sh
+
 echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"
