@@ -55,6 +55,43 @@ pub struct ServeArgs {
     /// Enable the admin endpoints (load/unload adapters at run time) with this bearer key.
     #[arg(long, env = "TUNEUP_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
+    /// Folder under which `POST /admin/adapters` may load adapters (run-time loading is off without it).
+    #[arg(long, value_name = "DIR")]
+    adapter_root: Option<PathBuf>,
+    /// Largest adapter folder the admin endpoint loads, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    adapter_max_mb: u64,
+    /// Most tokens one request may generate; a larger or absent max_tokens is clamped to it.
+    #[arg(long, default_value_t = tuneup_server::DEFAULT_MAX_TOKENS_CAP)]
+    max_tokens_cap: usize,
+    /// KV cache the running generations may reserve together, in MiB (default: half the
+    /// memory available at start-up); requests beyond it wait.
+    #[arg(long, value_name = "MIB")]
+    kv_budget_mb: Option<u64>,
+    /// Requests prepared at once (chat template, tokenizing, grammar, embeddings).
+    #[arg(long, default_value_t = 2)]
+    prep_workers: usize,
+    /// Requests that may wait for preparation; more are answered 429.
+    #[arg(long, default_value_t = 32)]
+    prep_queue: usize,
+    /// Seconds a client may take to send a request's headers; slower ones are disconnected.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a client may take to send a request's body; then 408.
+    #[arg(long, default_value_t = 30)]
+    body_timeout: u64,
+    /// Connections open at once; more wait until one closes.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Without --api-key: also accept this Host name (besides loopback and --host); repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Without --api-key: accept requests from this browser origin (`*` = any); repeatable.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Store each request body with its response (for `tuneup feedback export` pairs); off by default.
+    #[arg(long)]
+    capture_requests: bool,
 }
 
 fn parse_lora(s: &str) -> std::result::Result<(String, PathBuf), String> {
@@ -128,6 +165,18 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     config.adapters = args.lora.clone();
     config.task_model = task_model;
     config.admin_key = args.admin_key.clone().filter(|k| !k.is_empty());
+    config.adapter_root = args.adapter_root.clone();
+    config.adapter_max_bytes = args.adapter_max_mb.saturating_mul(1 << 20);
+    config.max_tokens_cap = args.max_tokens_cap.max(1);
+    config.kv_budget_bytes = args.kv_budget_mb.map(|m| m.saturating_mul(1 << 20));
+    config.prep_workers = args.prep_workers.max(1);
+    config.prep_queue = args.prep_queue;
+    config.header_timeout = Duration::from_secs(args.header_timeout.max(1));
+    config.body_timeout = Duration::from_secs(args.body_timeout.max(1));
+    config.max_connections = args.max_connections.max(1);
+    config.allow_hosts = args.allow_hosts.clone();
+    config.allow_origins = args.allow_origins.clone();
+    config.capture_requests = args.capture_requests;
     config.feedback_db = Some(match &args.feedback_db {
         Some(p) => p.clone(),
         None => tuneup_hub::Cache::from_env()?

@@ -71,33 +71,41 @@ pub async fn handler(
         min_p: req.min_p,
         repetition_penalty: req.repetition_penalty,
     })?;
-    let stop = req.stop.clone().map(|s| s.into_vec()).unwrap_or_default();
+    let stop = prompt::stop_strings(req.stop.clone())?;
     let model = Arc::clone(&state.engine.model);
     let compiler = state.engine.grammar.clone();
     let (job_plan, format) = (plan.clone(), req.response_format.clone());
     let parallel = req.parallel_tool_calls.unwrap_or(true);
-    let (ids, constraint) = tokio::task::spawn_blocking(move || {
-        let (ids, tool_format) = render(&model, messages, &job_plan.tools)?;
-        let grammar = constrain::request_grammar(&job_plan, format.as_ref(), tool_format, parallel);
-        let constraint = match (grammar, compiler) {
-            (Some(g), Some(c)) => Some(constrain::compile(
-                &c,
-                &g,
-                &job_plan,
-                tool_format,
-                parallel,
-            )?),
-            _ => None,
-        };
-        Ok::<_, ApiError>((ids, constraint))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("prompt rendering panicked: {e}")))??;
+    let (ids, constraint) = state
+        .prep
+        .run("prompt rendering", move || {
+            let (ids, tool_format) = render(&model, messages, &job_plan.tools)?;
+            let grammar =
+                constrain::request_grammar(&job_plan, format.as_ref(), tool_format, parallel);
+            let constraint = match (grammar, compiler) {
+                (Some(g), Some(c)) => Some(constrain::compile(
+                    &c,
+                    &g,
+                    &job_plan,
+                    tool_format,
+                    parallel,
+                )?),
+                _ => None,
+            };
+            Ok::<_, ApiError>((ids, constraint))
+        })
+        .await??;
     let (param, requested) = match req.max_completion_tokens {
         Some(n) => ("max_completion_tokens", Some(n)),
         None => ("max_tokens", req.max_tokens),
     };
-    let max = prompt::max_tokens(requested, param, ids.len(), state.engine.context_length())?;
+    let max = prompt::max_tokens(
+        requested,
+        param,
+        ids.len(),
+        state.engine.context_length(),
+        state.config.max_tokens_cap,
+    )?;
     let mut params = prompt::params(sampling, max, stop);
     params.constraint = constraint;
     let mut rx = state.submit(adapter, ids, params)?;
@@ -117,7 +125,7 @@ pub async fn handler(
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
-        request: String::from_utf8_lossy(&body).into_owned(),
+        request: crate::captured(&state.config, &body),
         started,
         state,
     };

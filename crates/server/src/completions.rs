@@ -61,11 +61,15 @@ pub async fn handler(
         min_p: req.min_p,
         repetition_penalty: req.repetition_penalty,
     })?;
+    let stop = prompt::stop_strings(req.stop)?;
     let model = Arc::clone(&state.engine.model);
     let prompt_text = text.clone();
-    let ids = tokio::task::spawn_blocking(move || model.tokenizer.encode(&prompt_text, true))
-        .await
-        .map_err(|e| ApiError::internal(format!("tokenizing panicked: {e}")))?
+    let ids = state
+        .prep
+        .run("tokenizing", move || {
+            model.tokenizer.encode(&prompt_text, true)
+        })
+        .await?
         .map_err(|e| {
             ApiError::invalid_param("prompt", format!("cannot tokenize the prompt: {e}"))
         })?;
@@ -74,6 +78,7 @@ pub async fn handler(
         "max_tokens",
         ids.len(),
         state.engine.context_length(),
+        state.config.max_tokens_cap,
     )
     .map_err(|e| {
         if e.code.is_some() {
@@ -82,7 +87,6 @@ pub async fn handler(
             e
         }
     })?;
-    let stop = req.stop.map(|s| s.into_vec()).unwrap_or_default();
     let mut rx = state.submit(adapter, ids, prompt::params(sampling, max, stop))?;
     let ident = Ident {
         id: format!("cmpl-{}", random_alnum(29)),
@@ -90,7 +94,7 @@ pub async fn handler(
         model: state.served_id(adapter_name.as_deref()),
     };
     let echo = req.echo.unwrap_or(false).then_some(text);
-    let request = String::from_utf8_lossy(&body).into_owned();
+    let request = crate::captured(&state.config, &body);
     if req.stream.unwrap_or(false) {
         let include_usage = req
             .stream_options

@@ -144,17 +144,18 @@ pub(crate) async fn handler(
         ));
     }
     let texts = texts(req.input)?;
-    let (vectors, tokens) = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let tokens: usize = refs
-            .iter()
-            .map(|t| (model.embedder.count_tokens(t) + 2).min(model.embedder.max_tokens()))
-            .sum();
-        model.embedder.embed(&refs).map(|v| (v, tokens))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("embedding task failed: {e}")))?
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (vectors, tokens) = state
+        .prep
+        .run("embedding", move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let tokens: usize = refs
+                .iter()
+                .map(|t| (model.embedder.count_tokens(t) + 2).min(model.embedder.max_tokens()))
+                .sum();
+            model.embedder.embed(&refs).map(|v| (v, tokens))
+        })
+        .await?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let data: Vec<Value> = vectors
         .iter()
         .enumerate()

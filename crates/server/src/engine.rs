@@ -3,7 +3,9 @@
 //! step), each on the base model or the adapter it names.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -65,6 +67,9 @@ pub struct Job {
     pub deadline: Option<Instant>,
     /// When it was queued.
     pub enqueued: Instant,
+    /// KV cache bytes it may use (prompt + max_tokens, as the cache grows); the worker
+    /// starts it only while the batch's reservations stay within the KV budget.
+    pub kv_bytes: u64,
 }
 
 /// Why a job was not queued.
@@ -76,13 +81,66 @@ pub enum SubmitError {
     /// The worker has stopped.
     #[error("the model worker has stopped")]
     Stopped,
+    /// The job alone needs more KV cache than the whole budget.
+    #[error("this request may need {need_mib} MiB of KV cache (prompt + max_tokens) but the server's KV budget is {budget_mib} MiB; lower max_tokens or shorten the prompt")]
+    OverBudget {
+        /// What the job needs, in MiB.
+        need_mib: u64,
+        /// The budget, in MiB.
+        budget_mib: u64,
+    },
 }
+
+/// Panics the worker survived, or the one it did not.
+#[derive(Debug, Default)]
+pub struct WorkerHealth {
+    restarts: AtomicU64,
+    dead: AtomicBool,
+    last_panic: Mutex<Option<String>>,
+    /// Signalled once when the worker gives up (too many panics in a row).
+    pub died: tokio::sync::Notify,
+}
+
+/// Panics within [`PANIC_WINDOW`] after which the worker is not restarted again.
+const MAX_PANICS: usize = 3;
+/// See [`MAX_PANICS`].
+const PANIC_WINDOW: Duration = Duration::from_secs(60);
+
+impl WorkerHealth {
+    /// Times the worker was restarted after a panic.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::SeqCst)
+    }
+
+    /// Whether the worker has stopped for good after panicking.
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    /// The message of the last panic.
+    pub fn last_panic(&self) -> Option<String> {
+        self.last_panic
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Test-only fault injection: the worker panics when it starts a job with this many
+/// `max_tokens`. No request can make the worker panic otherwise (that is the point), so
+/// the recovery tests need this; it cannot be set from the command line.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PanicOnMaxTokens(pub Option<usize>);
 
 /// A handle to the model worker (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Engine {
     tx: mpsc::Sender<Job>,
     capacity: usize,
+    kv: KvBudget,
+    /// Whether the worker runs, and the panics it recovered from.
+    pub health: Arc<WorkerHealth>,
     /// The model (for tokenizing and templates on request threads).
     pub model: Arc<ChatModel>,
     /// Grammar compiler for constrained decoding (`None` when the vocabulary cannot be
@@ -93,15 +151,24 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the worker thread with a queue of `capacity` waiting jobs, decoding up
-    /// to `max_batch` generations together.
+    /// to `max_batch` generations together whose KV reservations stay within
+    /// `kv_budget_bytes` (`None`: half the memory available now).
     pub fn start(
         model: Arc<ChatModel>,
         capacity: usize,
         max_batch: usize,
+        kv_budget_bytes: Option<u64>,
+        fault: PanicOnMaxTokens,
         metrics: Metrics,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let capacity = capacity.max(1);
         let max_batch = max_batch.max(1);
+        let kv = KvBudget::new(&model, kv_budget_bytes);
+        tracing::info!(
+            "KV budget {} MiB ({} bytes per position)",
+            kv.budget >> 20,
+            kv.per_token
+        );
         let grammar = match GrammarCompiler::new(&model.tokenizer) {
             Ok(g) => Some(g),
             Err(e) => {
@@ -112,17 +179,29 @@ impl Engine {
         let (tx, rx) = mpsc::channel(capacity);
         let worker_model = Arc::clone(&model);
         let worker_metrics = metrics.clone();
+        let budget = kv.budget;
+        let health = Arc::new(WorkerHealth::default());
+        let worker_health = Arc::clone(&health);
         let handle = std::thread::Builder::new()
             .name("tuneup-model".into())
             // Run on a worker of the compute pool, as the CLI does: the
             // kernels' parallel loops then share work with this thread.
             .spawn(move || {
-                rayon::scope(|_| worker(&worker_model, rx, &worker_metrics, max_batch))
+                rayon::scope(|_| {
+                    supervise(
+                        &worker_health,
+                        &worker_metrics,
+                        |rx| worker(&worker_model, rx, &worker_metrics, max_batch, budget, fault),
+                        rx,
+                    )
+                })
             })?;
         Ok((
             Self {
                 tx,
                 capacity,
+                kv,
+                health,
                 model,
                 grammar,
                 metrics,
@@ -133,6 +212,12 @@ impl Engine {
 
     /// Queues a job, or says why not (never waits).
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
+        if job.kv_bytes > self.kv.budget {
+            return Err(SubmitError::OverBudget {
+                need_mib: job.kv_bytes.div_ceil(1 << 20),
+                budget_mib: self.kv.budget >> 20,
+            });
+        }
         // Counted before sending so the worker never sees a negative depth.
         self.metrics.queue_depth.inc();
         let result = self.tx.try_send(job);
@@ -149,6 +234,102 @@ impl Engine {
     /// Context window of the model, in tokens.
     pub fn context_length(&self) -> usize {
         self.model.model.decoder.context_length()
+    }
+
+    /// The KV cache a generation of `prompt` + `max_tokens` positions may allocate.
+    pub fn kv_bytes(&self, prompt: usize, max_tokens: usize) -> u64 {
+        self.kv
+            .reservation(prompt, prompt + max_tokens, self.context_length())
+    }
+}
+
+/// The worker's KV cache budget.
+#[derive(Debug, Clone, Copy)]
+struct KvBudget {
+    /// Bytes of one cached position over all layers (keys and values, f32).
+    per_token: u64,
+    /// Bytes the running generations may reserve together.
+    budget: u64,
+}
+
+/// Share of the memory available at start-up that the KV caches may use by default.
+const DEFAULT_KV_SHARE: f64 = 0.5;
+/// Budget when the available memory cannot be read.
+const FALLBACK_KV_BUDGET: u64 = 4 << 30;
+
+impl KvBudget {
+    fn new(model: &ChatModel, budget: Option<u64>) -> Self {
+        let c = model.model.decoder.config();
+        let per_token = (c.num_layers * 2 * c.num_kv_heads * c.head_dim * 4) as u64;
+        let budget = budget.unwrap_or_else(|| match available_memory() {
+            Some(m) => (m as f64 * DEFAULT_KV_SHARE) as u64,
+            None => FALLBACK_KV_BUDGET,
+        });
+        Self {
+            per_token: per_token.max(1),
+            budget,
+        }
+    }
+
+    /// Bytes a cache holding up to `positions` positions may take, allocated as the
+    /// cache grows: first the prompt (at least 256 positions), then doubling, never
+    /// beyond the context.
+    fn reservation(&self, prompt: usize, positions: usize, context: usize) -> u64 {
+        let mut cap = prompt.max(256);
+        while cap < positions {
+            cap = cap.saturating_mul(2);
+        }
+        self.per_token * cap.min(context.max(positions)) as u64
+    }
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes (Linux).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Runs the worker loop; when it panics, the jobs it was running fail (their clients
+/// see the event channel close) and the loop starts again on the same queue, unless
+/// it panicked [`MAX_PANICS`] times within [`PANIC_WINDOW`]: then the worker stops for
+/// good and [`WorkerHealth::died`] is signalled (the server exits with an error).
+fn supervise(
+    health: &WorkerHealth,
+    metrics: &Metrics,
+    mut run: impl FnMut(&mut mpsc::Receiver<Job>),
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let mut recent: Vec<Instant> = Vec::new();
+    loop {
+        let Err(payload) = catch_unwind(AssertUnwindSafe(|| run(&mut rx))) else {
+            return;
+        };
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        tracing::error!("the model worker panicked: {message}");
+        *health.last_panic.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+        metrics.error("worker_panic");
+        metrics.in_flight.set(0);
+        metrics.kv_reserved.set(0);
+        recent.retain(|t| t.elapsed() < PANIC_WINDOW);
+        recent.push(Instant::now());
+        if recent.len() >= MAX_PANICS {
+            tracing::error!(
+                "the model worker panicked {MAX_PANICS} times within {} s: giving up",
+                PANIC_WINDOW.as_secs()
+            );
+            health.dead.store(true, Ordering::SeqCst);
+            rx.close();
+            health.died.notify_one();
+            return;
+        }
+        health.restarts.fetch_add(1, Ordering::SeqCst);
+        tracing::warn!("restarting the model worker");
     }
 }
 
@@ -184,6 +365,7 @@ struct Slot<'t> {
     seq: Sequence<'t>,
     sink: JobSink,
     queue_wait: Duration,
+    kv_bytes: u64,
 }
 
 /// The KV cache of the last finished generation, kept so that the next turn of a
@@ -197,8 +379,17 @@ struct Spare {
 /// Continuous batching: up to `max_batch` generations (of one model: the base or
 /// one adapter) advance together, one token each per model step; a new request
 /// joins the batch as soon as there is room (its prompt is computed on its own,
-/// then it decodes with the others), and a finished one leaves at once.
-fn worker(model: &ChatModel, mut rx: mpsc::Receiver<Job>, metrics: &Metrics, max_batch: usize) {
+/// then it decodes with the others), and a finished one leaves at once. A job joins
+/// only while the batch's KV reservations stay within `kv_budget` (a job alone always
+/// runs); otherwise it waits for generations to finish.
+fn worker(
+    model: &ChatModel,
+    rx: &mut mpsc::Receiver<Job>,
+    metrics: &Metrics,
+    max_batch: usize,
+    kv_budget: u64,
+    fault: PanicOnMaxTokens,
+) {
     let mut active: Vec<Slot<'_>> = Vec::new();
     // The model of the running batch, and a job for another one waiting for it to drain.
     let mut current: Option<Adapter> = None;
@@ -208,8 +399,13 @@ fn worker(model: &ChatModel, mut rx: mpsc::Receiver<Job>, metrics: &Metrics, max
     loop {
         // Admit jobs while there is room (blocking only when idle).
         while active.len() < max_batch {
-            let job = if active.is_empty() && deferred.is_some() {
-                deferred.take()
+            let reserved: u64 = active.iter().map(|s| s.kv_bytes).sum();
+            metrics.kv_reserved.set(reserved as i64);
+            let fits = |j: &Job| reserved + j.kv_bytes <= kv_budget;
+            let job = if let Some(d) = deferred
+                .take_if(|d| active.is_empty() || (same_adapter(&d.adapter, &current) && fits(d)))
+            {
+                Some(d)
             } else if deferred.is_some() || !open {
                 None
             } else if active.is_empty() {
@@ -232,9 +428,16 @@ fn worker(model: &ChatModel, mut rx: mpsc::Receiver<Job>, metrics: &Metrics, max
             };
             if active.is_empty() {
                 current = job.adapter.clone();
-            } else if !same_adapter(&job.adapter, &current) {
+            } else if !same_adapter(&job.adapter, &current) || !fits(&job) {
                 deferred = Some(job);
                 break;
+            }
+            if fault.0 == Some(job.params.max_tokens) {
+                metrics.queue_depth.dec();
+                panic!(
+                    "injected test fault: a job with max_tokens {}",
+                    job.params.max_tokens
+                );
             }
             if let Some(slot) = admit(model, &current, job, &mut spare, metrics) {
                 if slot.seq.pending().is_some() {
@@ -244,6 +447,9 @@ fn worker(model: &ChatModel, mut rx: mpsc::Receiver<Job>, metrics: &Metrics, max
                 }
             }
         }
+        metrics
+            .kv_reserved
+            .set(active.iter().map(|s| s.kv_bytes).sum::<u64>() as i64);
         if active.is_empty() {
             if !open && deferred.is_none() {
                 break;
@@ -305,6 +511,7 @@ fn admit<'t>(
 ) -> Option<Slot<'t>> {
     metrics.queue_depth.dec();
     let queue_wait = job.enqueued.elapsed();
+    let kv_bytes = job.kv_bytes;
     if job.events.is_closed() {
         metrics.error("client_disconnected");
         return None;
@@ -345,6 +552,7 @@ fn admit<'t>(
             seq,
             sink,
             queue_wait,
+            kv_bytes,
         }),
         Err(e) => {
             fail(sink, &e.to_string(), metrics);

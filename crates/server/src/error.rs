@@ -143,6 +143,9 @@ pub enum ServerError {
     /// A configuration value is unusable.
     #[error("invalid server configuration: {0}")]
     Config(String),
+    /// The model worker panicked too often to be restarted.
+    #[error("the model worker panicked repeatedly and was not restarted; last panic: {0}")]
+    WorkerDied(String),
     /// Serving failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),

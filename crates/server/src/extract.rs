@@ -1,21 +1,39 @@
 //! Request bodies: read as bytes (the size limit applies) and parsed with
 //! errors that name the field at fault, as OpenAI-style 400s.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::AppState;
 
-/// The raw body of a request (any content type; JSON is parsed by the handler).
+/// The raw body of a request (JSON is parsed by the handler), read within the
+/// server's body timeout (then 408).
 #[derive(Debug)]
 pub struct RawBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl FromRequest<Arc<AppState>> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(req, state).await {
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let limit = state.config.body_timeout;
+        let read = tokio::time::timeout(limit, Bytes::from_request(req, state)).await;
+        let Ok(read) = read else {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                format!(
+                    "the request body did not arrive within {} s",
+                    limit.as_secs_f64()
+                ),
+            )
+            .with_code("request_timeout"));
+        };
+        match read {
             Ok(b) => Ok(RawBody(b)),
             Err(rej) => {
                 let status = rej.status();

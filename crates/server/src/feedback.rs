@@ -1,6 +1,7 @@
 //! The feedback store (SQLite): every response is kept (the last N without
-//! feedback, all with feedback) with its request, so that a rating posted to
-//! `/v1/feedback` can be tied to what was asked and answered.
+//! feedback, all with feedback) so that a rating posted to `/v1/feedback` can be
+//! tied to what was answered — and to what was asked, when request capture is on
+//! (`--capture-requests`; off by default). The database file is private (0600).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -15,6 +16,57 @@ pub struct FeedbackStore {
     keep: usize,
 }
 
+/// The scale of a rating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// -1 (down) or 1 (up).
+    Thumbs,
+    /// 1 to 5 stars.
+    Stars,
+}
+
+impl Scale {
+    /// The scale of `rating`: `scale` when given (checked against the rating), else
+    /// inferred (-1 is thumbs, 2–5 are stars; 1 is ambiguous and needs `scale`).
+    pub fn of(rating: i64, scale: Option<&str>) -> Result<Self, String> {
+        let scale = match scale {
+            Some("thumbs") => Scale::Thumbs,
+            Some("stars") => Scale::Stars,
+            Some(other) => return Err(format!("scale '{other}': expected 'thumbs' or 'stars'")),
+            None if rating == -1 => Scale::Thumbs,
+            None if (2..=5).contains(&rating) => Scale::Stars,
+            None if rating == 1 => {
+                return Err("rating 1 is ambiguous: send \"scale\": \"thumbs\" (thumbs up) or \"stars\" (one star)".into())
+            }
+            None => return Err(format!("rating {rating}: rating must be -1 or 1 (thumbs) or 1 to 5 (stars)")),
+        };
+        let valid = match scale {
+            Scale::Thumbs => rating == -1 || rating == 1,
+            Scale::Stars => (1..=5).contains(&rating),
+        };
+        if !valid {
+            return Err(format!(
+                "rating {rating} is not on the {} scale ({})",
+                scale.name(),
+                if scale == Scale::Thumbs {
+                    "-1 or 1"
+                } else {
+                    "1 to 5"
+                }
+            ));
+        }
+        Ok(scale)
+    }
+
+    /// `thumbs` or `stars`, as stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Thumbs => "thumbs",
+            Scale::Stars => "stars",
+        }
+    }
+}
+
 /// A stored response.
 #[derive(Debug, Clone)]
 pub struct StoredResponse {
@@ -22,7 +74,7 @@ pub struct StoredResponse {
     pub id: String,
     /// Served model id.
     pub model: String,
-    /// The request body as received.
+    /// The request body as received (empty unless request capture is on).
     pub request: String,
     /// The answer text (tool calls as JSON).
     pub response: String,
@@ -37,6 +89,8 @@ pub struct FeedbackRecord {
     pub response_id: String,
     /// The rating.
     pub rating: i64,
+    /// `thumbs` or `stars` (`None` for ratings stored before scales were recorded).
+    pub scale: Option<String>,
     /// The comment.
     pub comment: Option<String>,
     /// Unix seconds.
@@ -60,6 +114,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     response_id TEXT NOT NULL REFERENCES responses(id),
     rating INTEGER NOT NULL,
+    scale TEXT,
     comment TEXT,
     created INTEGER NOT NULL
 );
@@ -82,12 +137,24 @@ impl FeedbackStore {
                 if let Some(dir) = p.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
+                make_private(p).map_err(|e| {
+                    rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                        Some(format!("making {} private (0600): {e}", p.display())),
+                    )
+                })?;
                 Connection::open(p)?
             }
             None => Connection::open_in_memory()?,
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let has_scale = conn
+            .prepare("SELECT 1 FROM pragma_table_info('feedback') WHERE name = 'scale'")?
+            .exists([])?;
+        if !has_scale {
+            conn.execute_batch("ALTER TABLE feedback ADD COLUMN scale TEXT")?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
             keep: keep.clamp(1, i64::MAX as usize),
@@ -118,6 +185,7 @@ impl FeedbackStore {
         &self,
         response_id: &str,
         rating: i64,
+        scale: Scale,
         comment: Option<&str>,
     ) -> rusqlite::Result<Option<i64>> {
         let conn = self.lock();
@@ -132,8 +200,8 @@ impl FeedbackStore {
             return Ok(None);
         }
         conn.execute(
-            "INSERT INTO feedback (response_id, rating, comment, created) VALUES (?1, ?2, ?3, ?4)",
-            params![response_id, rating, comment, now()],
+            "INSERT INTO feedback (response_id, rating, scale, comment, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![response_id, rating, scale.name(), comment, now()],
         )?;
         Ok(Some(conn.last_insert_rowid()))
     }
@@ -142,7 +210,7 @@ impl FeedbackStore {
     pub fn export(&self) -> rusqlite::Result<Vec<FeedbackRecord>> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
-            "SELECT f.id, f.response_id, f.rating, f.comment, f.created, r.request, r.response
+            "SELECT f.id, f.response_id, f.rating, f.scale, f.comment, f.created, r.request, r.response
              FROM feedback f JOIN responses r ON r.id = f.response_id ORDER BY f.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -150,10 +218,11 @@ impl FeedbackStore {
                 id: r.get(0)?,
                 response_id: r.get(1)?,
                 rating: r.get(2)?,
-                comment: r.get(3)?,
-                created: r.get(4)?,
-                request: r.get(5)?,
-                response: r.get(6)?,
+                scale: r.get(3)?,
+                comment: r.get(4)?,
+                created: r.get(5)?,
+                request: r.get(6)?,
+                response: r.get(7)?,
             })
         })?;
         rows.collect()
@@ -165,6 +234,24 @@ impl FeedbackStore {
             .query_row("SELECT COUNT(*) FROM responses", [], |r| r.get::<_, i64>(0))
             .map(|n| n as usize)
     }
+}
+
+/// Creates `path` readable and writable by its owner only, or narrows an existing
+/// file to that (SQLite gives its journal and WAL files the database's mode).
+fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -184,14 +271,20 @@ mod tests {
     fn keeps_rated_and_recent_responses() {
         let s = FeedbackStore::open(None, 2).unwrap();
         s.put_response(&resp("a")).unwrap();
-        assert_eq!(s.add_feedback("a", 1, Some("good")).unwrap(), Some(1));
+        assert_eq!(
+            s.add_feedback("a", 1, Scale::Thumbs, Some("good")).unwrap(),
+            Some(1)
+        );
         for id in ["b", "c", "d"] {
             s.put_response(&resp(id)).unwrap();
         }
         // "a" is kept for its feedback, "b" is forgotten, "c" and "d" are recent.
         assert_eq!(s.response_count().unwrap(), 3);
-        assert_eq!(s.add_feedback("b", 1, None).unwrap(), None);
-        assert!(s.add_feedback("d", -1, None).unwrap().is_some());
+        assert_eq!(s.add_feedback("b", 1, Scale::Thumbs, None).unwrap(), None);
+        assert!(s
+            .add_feedback("d", -1, Scale::Thumbs, None)
+            .unwrap()
+            .is_some());
         let rows = s.export().unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].response, "answer a");

@@ -25,8 +25,11 @@ pub mod error;
 pub mod export;
 mod extract;
 pub mod feedback;
+mod guard;
 pub mod holdback;
+mod listen;
 pub mod metrics;
+pub mod prep;
 pub mod prompt;
 pub mod response;
 mod routes;
@@ -47,6 +50,9 @@ pub use error::{ApiError, ServerError};
 pub use feedback::FeedbackStore;
 pub use task_model::TaskModel;
 pub use toolcall::{parse_tool_calls, ParsedCall, ParsedOutput};
+
+/// Default of [`ServerConfig::max_tokens_cap`].
+pub const DEFAULT_MAX_TOKENS_CAP: usize = 2048;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -79,6 +85,33 @@ pub struct ServerConfig {
     pub admin_key: Option<String>,
     /// A model id answered through an eval task (prompt, few-shot, verification): `tuneup serve --ladder`.
     pub task_model: Option<task_model::TaskModel>,
+    /// Folder under which `POST /admin/adapters` may load adapters (off without one).
+    pub adapter_root: Option<PathBuf>,
+    /// Largest adapter folder `POST /admin/adapters` loads, in bytes.
+    pub adapter_max_bytes: u64,
+    /// Store request bodies with responses for feedback export (off by default).
+    pub capture_requests: bool,
+    /// Most tokens one request may generate (`max_tokens` above it, or absent, is clamped).
+    pub max_tokens_cap: usize,
+    /// KV cache the running generations may reserve together, in bytes (`None`: half
+    /// the memory available at start-up); a request that does not fit waits.
+    pub kv_budget_bytes: Option<u64>,
+    /// Without an API key: extra `Host` names accepted besides loopback and the bound host.
+    pub allow_hosts: Vec<String>,
+    /// Without an API key: browser origins accepted (`*` = any) besides this server's own.
+    pub allow_origins: Vec<String>,
+    /// Longest time to receive a request's head (headers); slower clients are dropped.
+    pub header_timeout: Duration,
+    /// Longest time to receive a request's body; then 408.
+    pub body_timeout: Duration,
+    /// Connections open at once; more wait until one closes.
+    pub max_connections: usize,
+    /// Requests prepared at once (template, tokenizing, grammar, embeddings).
+    pub prep_workers: usize,
+    /// Requests that may wait for preparation; more are answered 429.
+    pub prep_queue: usize,
+    #[doc(hidden)]
+    pub fault_injection: engine::PanicOnMaxTokens,
 }
 
 impl ServerConfig {
@@ -99,6 +132,19 @@ impl ServerConfig {
             adapters: Vec::new(),
             admin_key: None,
             task_model: None,
+            adapter_root: None,
+            adapter_max_bytes: 1 << 30,
+            capture_requests: false,
+            max_tokens_cap: DEFAULT_MAX_TOKENS_CAP,
+            kv_budget_bytes: None,
+            allow_hosts: Vec::new(),
+            allow_origins: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 256,
+            prep_workers: 2,
+            prep_queue: 32,
+            fault_injection: engine::PanicOnMaxTokens::default(),
         }
     }
 
@@ -120,6 +166,7 @@ pub(crate) struct AppState {
     pub embedder: Option<Arc<embeddings::EmbeddingModel>>,
     pub adapters: adapters::Adapters,
     pub task: Option<task_model::TaskWorker>,
+    pub prep: prep::PrepPool,
 }
 
 impl AppState {
@@ -170,8 +217,10 @@ impl AppState {
         params: tuneup_generate::GenerateParams,
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<engine::Event>, error::ApiError> {
         let (events, rx) = tokio::sync::mpsc::unbounded_channel();
+        let kv_bytes = self.engine.kv_bytes(prompt.len(), params.max_tokens);
         self.engine
             .submit(engine::Job {
+                kv_bytes,
                 adapter,
                 prompt,
                 params,
@@ -199,6 +248,16 @@ impl AppState {
     }
 }
 
+/// The request body to store with its response: the body when request capture is on,
+/// nothing otherwise.
+pub(crate) fn captured(config: &ServerConfig, body: &[u8]) -> String {
+    if config.capture_requests {
+        String::from_utf8_lossy(body).into_owned()
+    } else {
+        String::new()
+    }
+}
+
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -211,7 +270,9 @@ pub(crate) fn unix_now() -> u64 {
 pub struct Server {
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    limits: listen::ConnLimits,
     worker: std::thread::JoinHandle<()>,
+    health: Arc<engine::WorkerHealth>,
 }
 
 impl Server {
@@ -269,6 +330,8 @@ impl Server {
             Arc::new(model),
             config.queue_size,
             config.max_batch,
+            config.kv_budget_bytes,
+            config.fault_injection,
             metrics.clone(),
         )?;
         let task = match config.task_model.clone() {
@@ -280,6 +343,7 @@ impl Server {
         };
         let state = Arc::new(AppState {
             task,
+            prep: prep::PrepPool::new(config.prep_workers, config.prep_queue),
             engine,
             config,
             metrics,
@@ -288,10 +352,17 @@ impl Server {
             embedder: embedder.map(Arc::new),
             adapters,
         });
+        let limits = listen::ConnLimits {
+            max_connections: state.config.max_connections,
+            header_timeout: state.config.header_timeout,
+        };
+        let health = Arc::clone(&state.engine.health);
         Ok(Self {
             listener,
             router: routes::router(state),
+            limits,
             worker,
+            health,
         })
     }
 
@@ -303,7 +374,8 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting connections,
-    /// lets in-flight requests finish and stops the model worker.
+    /// lets in-flight requests finish and stops the model worker. Ends with
+    /// [`ServerError::WorkerDied`] when the model worker panicked too often to restart.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -311,11 +383,18 @@ impl Server {
         let Self {
             listener,
             router,
+            limits,
             worker,
+            health,
         } = self;
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        tokio::select! {
+            () = listen::serve(listener, router, limits, shutdown) => {}
+            () = health.died.notified() => {
+                return Err(ServerError::WorkerDied(
+                    health.last_panic().unwrap_or_default(),
+                ));
+            }
+        }
         // Every handle to the queue is gone with the router: the worker ends.
         let _ = tokio::task::spawn_blocking(move || worker.join()).await;
         Ok(())

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     /// `tuneup_requests_in_flight`: generations running (in the batch).
     pub in_flight: IntGauge,
+    /// `tuneup_kv_reserved_bytes`: KV cache reserved by the generations in the batch.
+    pub kv_reserved: IntGauge,
     /// `tuneup_decode_steps_total`: batched model steps.
     pub decode_steps: IntCounter,
     /// `tuneup_decode_rows_total`: tokens those steps computed (rows / steps = mean batch size).
@@ -80,6 +82,11 @@ impl Metrics {
             .expect("valid metric");
         let in_flight = IntGauge::new("tuneup_requests_in_flight", "Generations running now")
             .expect("valid metric");
+        let kv_reserved = IntGauge::new(
+            "tuneup_kv_reserved_bytes",
+            "KV cache reserved by the running generations (prompt + max_tokens each)",
+        )
+        .expect("valid metric");
         let decode_steps = IntCounter::new(
             "tuneup_decode_steps_total",
             "Decoding steps (one model pass for every generation in the batch)",
@@ -107,6 +114,7 @@ impl Metrics {
             Box::new(tokens_per_second.clone()),
             Box::new(queue_depth.clone()),
             Box::new(in_flight.clone()),
+            Box::new(kv_reserved.clone()),
             Box::new(decode_steps.clone()),
             Box::new(decode_rows.clone()),
             Box::new(errors.clone()),
@@ -123,6 +131,7 @@ impl Metrics {
             tokens_per_second,
             queue_depth,
             in_flight,
+            kv_reserved,
             decode_steps,
             decode_rows,
             errors,

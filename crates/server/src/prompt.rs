@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 use tuneup_generate::{GenerateParams, SamplingParams};
 
 use crate::error::ApiError;
-use crate::types::{ChatCompletionRequest, ChatMessage, Content, ResponseFormat, Tool, ToolChoice};
+use crate::types::{
+    ChatCompletionRequest, ChatMessage, Content, ResponseFormat, Stop, Tool, ToolChoice,
+};
 
 /// Sampling fields shared by chat and text completions.
 #[derive(Debug, Default, Clone, Copy)]
@@ -94,12 +96,14 @@ pub fn sampling(f: SamplingFields) -> Result<SamplingParams, ApiError> {
 }
 
 /// The generation budget: `requested` (at least 1) clamped to the room the
-/// context leaves after the prompt; all of that room when not given.
+/// context leaves after the prompt and to the server's `cap`; the smaller of
+/// the two when not given.
 pub fn max_tokens(
     requested: Option<u64>,
     param: &str,
     prompt: usize,
     context: usize,
+    cap: usize,
 ) -> Result<usize, ApiError> {
     if prompt >= context {
         return Err(ApiError::invalid(format!(
@@ -108,15 +112,49 @@ pub fn max_tokens(
         .with_param("messages")
         .with_code("context_length_exceeded"));
     }
-    let room = context - prompt;
+    let limit = (context - prompt).min(cap.max(1));
     match requested {
         Some(0) => Err(ApiError::invalid_param(
             param,
             format!("{param} must be at least 1"),
         )),
-        Some(n) => Ok((n.min(room as u64)) as usize),
-        None => Ok(room),
+        Some(n) => Ok((n.min(limit as u64)) as usize),
+        None => Ok(limit),
     }
+}
+
+/// Most stop strings in one request (OpenAI's limit).
+pub const MAX_STOP_STRINGS: usize = 4;
+/// Longest stop string, in bytes.
+pub const MAX_STOP_BYTES: usize = 256;
+
+/// Checks `stop`: at most [`MAX_STOP_STRINGS`] strings of at most [`MAX_STOP_BYTES`] bytes
+/// each (empty ones are dropped).
+pub fn stop_strings(stop: Option<Stop>) -> Result<Vec<String>, ApiError> {
+    let stops = stop.map(Stop::into_vec).unwrap_or_default();
+    if stops.len() > MAX_STOP_STRINGS {
+        return Err(ApiError::invalid_param(
+            "stop",
+            format!(
+                "{} stop strings given; at most {MAX_STOP_STRINGS} are allowed",
+                stops.len()
+            ),
+        ));
+    }
+    if let Some((i, s)) = stops
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.len() > MAX_STOP_BYTES)
+    {
+        return Err(ApiError::invalid_param(
+            "stop",
+            format!(
+                "stop string {i} is {} bytes long; each may be at most {MAX_STOP_BYTES} bytes",
+                s.len()
+            ),
+        ));
+    }
+    Ok(stops)
 }
 
 /// Builds the generator's parameters.

@@ -38,6 +38,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), auth))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::guard::browser_guard,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
 }
@@ -51,6 +55,13 @@ pub fn submit_error(e: SubmitError) -> ApiError {
             e.to_string(),
         )
         .with_code("queue_full"),
+        SubmitError::OverBudget { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            e.to_string(),
+        )
+        .with_param("max_tokens")
+        .with_code("kv_budget_exceeded"),
         SubmitError::Stopped => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
@@ -237,10 +248,31 @@ async fn model(
     )))
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(
-        json!({"status": "ok", "model": state.config.model_id, "queue_depth": state.metrics.queue_depth.get()}),
-    )
+/// 200 while the model worker runs (with the panics it recovered from), 503 once it
+/// has stopped for good.
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let h = &state.engine.health;
+    let dead = h.is_dead();
+    let body = json!({
+        "status": if dead { "error" } else { "ok" },
+        "model": state.config.model_id,
+        "queue_depth": state.metrics.queue_depth.get(),
+        "worker": if dead { "stopped" } else { "running" },
+        "worker_restarts": h.restarts(),
+        "last_panic": h.last_panic(),
+    });
+    let status = if dead {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = (status, Json(body)).into_response();
+    if dead {
+        // Not an API error to normalise: the body says what is wrong.
+        resp.extensions_mut()
+            .insert(ErrorTag("worker_stopped".into()));
+    }
+    resp
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
@@ -259,12 +291,8 @@ async fn feedback(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let req: FeedbackRequest = parse_json(&body)?;
-    if req.rating == 0 || !(-1..=5).contains(&req.rating) {
-        return Err(ApiError::invalid_param(
-            "rating",
-            "rating must be -1 or 1 (thumbs) or 1 to 5 (stars)",
-        ));
-    }
+    let scale = crate::feedback::Scale::of(req.rating, req.scale.as_deref())
+        .map_err(|msg| ApiError::invalid_param("rating", msg))?;
     if req.comment.as_ref().is_some_and(|c| c.len() > 16 * 1024) {
         return Err(ApiError::invalid_param(
             "comment",
@@ -274,7 +302,7 @@ async fn feedback(
     let store = Arc::clone(&state.feedback);
     let rid = req.response_id.clone();
     let id = tokio::task::spawn_blocking(move || {
-        store.add_feedback(&req.response_id, req.rating, req.comment.as_deref())
+        store.add_feedback(&req.response_id, req.rating, scale, req.comment.as_deref())
     })
     .await
     .map_err(|e| ApiError::internal(format!("feedback store panicked: {e}")))?

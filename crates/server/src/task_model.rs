@@ -118,8 +118,10 @@ impl Backend for EngineBackend<'_> {
         }
         let (events, mut rx) = mpsc::unbounded_channel();
         let start = Instant::now();
+        let kv_bytes = self.engine.kv_bytes(ids.len(), params.max_tokens);
         self.engine
             .submit(Job {
+                kv_bytes,
                 adapter: None,
                 prompt: ids,
                 params,

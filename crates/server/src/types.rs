@@ -279,6 +279,8 @@ pub struct FeedbackRequest {
     pub response_id: String,
     /// -1 / 1 (thumbs) or 1–5 (stars).
     pub rating: i64,
+    /// `thumbs` or `stars`; needed for a rating of 1, inferred otherwise.
+    pub scale: Option<String>,
     /// Free text.
     pub comment: Option<String>,
 }

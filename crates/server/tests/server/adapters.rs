@@ -133,9 +133,11 @@ async fn adapters_per_request_and_loaded_at_run_time() {
 
     let model = ChatModel::load(&ModelFiles::Gguf(base.clone()), &LoadOptions::default()).unwrap();
     let a_dir = a.clone();
+    let root = dir.path().to_path_buf();
     let s = start(model, TINY_ID, move |c| {
         c.adapters = vec![("a".into(), a_dir)];
         c.admin_key = Some("admin-secret".into());
+        c.adapter_root = Some(root);
     })
     .await;
     let http = reqwest::Client::new();
@@ -240,5 +242,74 @@ async fn admin_endpoints_are_off_without_an_admin_key() {
     assert_eq!(r.status(), 403);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "admin_disabled", "{e}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_loads_only_under_the_adapter_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("tiny.gguf");
+    tuneup_test_utils::write_tiny_gguf(&base, &tuneup_test_utils::TinySpec::llama()).unwrap();
+    let root = dir.path().join("root");
+    let outside = dir.path().join("outside");
+    write_adapter(&base, &root.join("good"), 1);
+    write_adapter(&base, &outside, 2);
+    std::os::unix::fs::symlink(&outside, root.join("sneaky")).unwrap();
+    // A folder over the size limit (a sparse 2 MiB file).
+    std::fs::create_dir_all(root.join("big")).unwrap();
+    std::fs::File::create(root.join("big/adapter_model.safetensors"))
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    let model = ChatModel::load(&ModelFiles::Gguf(base.clone()), &LoadOptions::default()).unwrap();
+    let root_cfg = root.clone();
+    let s = start(model, TINY_ID, move |c| {
+        c.admin_key = Some("k".into());
+        c.adapter_root = Some(root_cfg);
+        c.adapter_max_bytes = 1 << 20;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let attacks = [
+        json!({"name": "up", "path": "../outside"}),
+        json!({"name": "abs", "path": outside}),
+        json!({"name": "link", "path": "sneaky"}),
+        json!({"name": "etc", "path": "/etc"}),
+        json!({"name": "big", "path": "big"}),
+    ];
+    for body in &attacks {
+        let r = post_adapter(&http, &s, Some("k"), body).await;
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["param"], "path", "{body}: {e}");
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("outside the adapter root") || msg.contains("at most 1 MiB"),
+            "{body}: {e}"
+        );
+    }
+    let r = post_adapter(
+        &http,
+        &s,
+        Some("k"),
+        &json!({"name": "good", "path": "good"}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    s.stop().await;
+
+    // Without an adapter root, loading by path is off.
+    let model = ChatModel::load(&ModelFiles::Gguf(base), &LoadOptions::default()).unwrap();
+    let s = start(model, TINY_ID, |c| c.admin_key = Some("k".into())).await;
+    let r = post_adapter(
+        &http,
+        &s,
+        Some("k"),
+        &json!({"name": "good", "path": root.join("good")}),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "adapter_root_not_set", "{e}");
     s.stop().await;
 }

@@ -69,6 +69,18 @@ impl TestServer {
         }
     }
 
+    /// Waits (up to `within`) for the server to end on its own; what it ended with.
+    pub async fn exited(
+        mut self,
+        within: std::time::Duration,
+    ) -> Result<(), tuneup_server::ServerError> {
+        let h = self.handle.take().expect("server running");
+        tokio::time::timeout(within, h)
+            .await
+            .expect("the server exits")
+            .expect("server task")
+    }
+
     /// Stops the server and waits for in-flight requests.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

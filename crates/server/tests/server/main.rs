@@ -6,8 +6,12 @@
 mod adapters;
 mod common;
 mod errors;
+mod feedback;
+mod limits;
+mod network;
 mod node;
 mod protocol;
 mod python;
 mod queue;
 mod real_models;
+mod worker;

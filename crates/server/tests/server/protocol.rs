@@ -54,7 +54,7 @@ async fn chat_completion_shape_usage_and_feedback() {
         .post(
             &http,
             "/v1/feedback",
-            &json!({"response_id": id, "rating": 1, "comment": "nice"}),
+            &json!({"response_id": id, "rating": 1, "scale": "thumbs", "comment": "nice"}),
         )
         .await;
     assert_eq!(fb.status(), 201);
@@ -165,6 +165,7 @@ async fn text_completions_models_health_metrics() {
 
     let _ = http
         .post(s.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
         .body("{")
         .send()
         .await
