@@ -136,7 +136,10 @@ fn assert_winner_serves_or_says_why(home: &Path, out: &Path) {
         served["choices"][0]["message"]["content"], record["raw_output"],
         "the served reply is the measured one: {served}\n{record}"
     );
-    assert_eq!(served["tuneup"]["candidates"], record["candidates"], "{served}");
+    assert_eq!(
+        served["tuneup"]["candidates"], record["candidates"],
+        "{served}"
+    );
     assert!(
         plain["usage"]["prompt_tokens"].as_u64() < served["usage"]["prompt_tokens"].as_u64(),
         "the model's own name is plain chat, without the task's prompt: {plain}"
@@ -174,11 +177,17 @@ fn the_retrieval_rung_uses_a_rag_index() {
     let docs_s = docs.to_str().unwrap();
     ok(&tuneup(
         dir.path(),
-        &["rag", "ingest", docs_s, "--index", "shopdocs", "--embedder", minilm],
+        &[
+            "rag",
+            "ingest",
+            docs_s,
+            "--index",
+            "shopdocs",
+            "--embedder",
+            minilm,
+        ],
     ));
-    let extra = format!(
-        "[retrieval]\nindex = \"shopdocs\"\nembedder = {minilm:?}\nk = 1\n"
-    );
+    let extra = format!("[retrieval]\nindex = \"shopdocs\"\nembedder = {minilm:?}\nk = 1\n");
     let file = tuneup_test_utils::ladder::write_tiny_sql_ladder(dir.path(), &extra);
     let out = dir.path().join("run");
     let (file_s, out_s) = (file.to_str().unwrap(), out.to_str().unwrap());
@@ -198,12 +207,17 @@ fn the_retrieval_rung_uses_a_rag_index() {
         row["config"].as_str().unwrap().contains("retrieval"),
         "{row}"
     );
-    let records =
-        std::fs::read_to_string(out.join(row["eval_dir"].as_str().unwrap()).join("examples.jsonl"))
-            .unwrap();
+    let records = std::fs::read_to_string(
+        out.join(row["eval_dir"].as_str().unwrap())
+            .join("examples.jsonl"),
+    )
+    .unwrap();
     let first: serde_json::Value = serde_json::from_str(records.lines().next().unwrap()).unwrap();
     assert!(
-        first["prompt"].as_str().unwrap().contains("customer who lives in Seoul"),
+        first["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("customer who lives in Seoul"),
         "the retrieved passage is in the prompt: {first}"
     );
 }

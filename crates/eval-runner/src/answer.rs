@@ -92,7 +92,8 @@ impl Answerer<'_> {
         let db_id = q.db_id.clone().or_else(|| self.default_db.clone());
         if self.task.dataset.db_id.is_some() && db_id.is_none() {
             return Err(
-                "this task has several databases: name one (`metadata.db_id` in the request)".into(),
+                "this task has several databases: name one (`metadata.db_id` in the request)"
+                    .into(),
             );
         }
         let mut record = Map::new();

@@ -138,7 +138,10 @@ pub fn tools_in_system(messages: &[Value], tools: &[Value]) -> Vec<Value> {
 
 /// The prompt rendered by `model`'s chat template, as text and token ids; tools go into the system message when
 /// the template cannot render them.
-pub fn render_prompt(model: &ChatModel, prompt: &Prompt) -> std::result::Result<(String, Vec<u32>), String> {
+pub fn render_prompt(
+    model: &ChatModel,
+    prompt: &Prompt,
+) -> std::result::Result<(String, Vec<u32>), String> {
     let template_has_tools = model
         .tokenizer
         .chat_template()
@@ -231,6 +234,12 @@ impl Backend for InProcess<'_> {
             .generator
             .generate(&ids, &mut params, &mut sink)
             .map_err(|e| format!("generation failed: {e}"))?;
-        Ok(completion_of(prompt_text, out.text, &out.stats, first, start.elapsed()))
+        Ok(completion_of(
+            prompt_text,
+            out.text,
+            &out.stats,
+            first,
+            start.elapsed(),
+        ))
     }
 }

@@ -64,14 +64,13 @@ pub fn make_splits(spec: &DataSpec, task: &Task, dir: &Path) -> Result<Splits> {
             let [train, validation, test] = split_file(&file, task, ratios, spec.seed, dir)?;
             (train, validation, test)
         }
-        _ => {
-            return Err(Error::Data {
-                path: dir.to_path_buf(),
-                message: "[data] names either one `file`, or `train` and `test` (validation carved out of \
+        _ => return Err(Error::Data {
+            path: dir.to_path_buf(),
+            message:
+                "[data] names either one `file`, or `train` and `test` (validation carved out of \
                           train), or all of `train`, `validation` and `test`"
                     .into(),
-            })
-        }
+        }),
     };
     let test = match spec.test_every {
         Some(n) if n > 1 => every_nth(&test, n, &dir.join("test.jsonl"))?,
@@ -264,7 +263,9 @@ mod tests {
             train: Some(train),
             ..DataSpec::default()
         };
-        let err = make_splits(&bad, &task(&test), &out).unwrap_err().to_string();
+        let err = make_splits(&bad, &task(&test), &out)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`train` and `test`"), "{err}");
     }
 }
