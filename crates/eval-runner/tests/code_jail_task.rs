@@ -25,7 +25,7 @@ fn answer(id: &str, home_file: &Path) -> String {
             home_file.display().to_string()
         ),
         "detached" => "import subprocess\nsubprocess.Popen(['sleep', '295.5'], start_new_session=True)\ndef add(a, b):\n    return a + b\n".to_owned(),
-        "fork_bomb" => "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n".to_owned(),
+        "fork_bomb" => "def add(a, b):\n    return a + b\nimport os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n".to_owned(),
         _ => "def add(a, b):\n    return None\n".to_owned(),
     };
     format!("Here you go:\n\n```python\n{code}```\n")
@@ -120,6 +120,23 @@ fn hostile_answers_fail_and_the_summary_reports_the_jail() {
             Verdict::Wrong
         };
         assert_eq!(rec.verdict, expected, "{}: {:?}", rec.id, rec.error_message);
+        let why = match rec.id.as_str() {
+            "early_exit" => "exited before its tests finished",
+            "read_home" => "Error",
+            "detached" if r.summary.code_sandbox.map(|s| s.isolation) == Some(Isolation::Jail) => {
+                "left processes running"
+            }
+            "fork_bomb" => "",
+            _ => "",
+        };
+        let message = rec.error_message.as_deref().unwrap_or("");
+        assert!(message.contains(why), "{}: {message}", rec.id);
+        if rec.id == "fork_bomb" {
+            assert!(
+                matches!(rec.error_type.as_deref(), Some("timeout" | "runtime_error")),
+                "{rec:?}"
+            );
+        }
         assert!(
             !rec.error_message
                 .as_deref()

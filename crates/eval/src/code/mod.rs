@@ -312,7 +312,7 @@ impl CodeChecker {
             );
             let mut dirs: Vec<PathBuf> = lines.map(PathBuf::from).collect();
             // The interpreter a venv's `python` links to, with its own prefix.
-            if let Some(real) = std::fs::canonicalize(&executable).ok() {
+            if let Ok(real) = std::fs::canonicalize(&executable) {
                 dirs.extend(real.parent().and_then(Path::parent).map(Path::to_path_buf));
             }
             PythonRuntime { executable, dirs }
