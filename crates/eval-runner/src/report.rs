@@ -22,6 +22,18 @@ fn pre(text: &str) -> String {
     format!("<pre>{}</pre>", escape(text))
 }
 
+/// The code sandbox's isolation level, e.g. `jail+landlock`.
+fn sandbox_line(s: &Summary) -> Option<String> {
+    s.code_sandbox.map(|c| {
+        let level = crate::score::type_name(&c.isolation);
+        if c.landlock {
+            format!("{level}+landlock")
+        } else {
+            level
+        }
+    })
+}
+
 /// The HTML report of one run.
 pub fn run_report(s: &Summary, records: &[ExampleRecord]) -> String {
     let mut h = page_start(&format!("tuneup eval: {}", s.task));
@@ -33,6 +45,13 @@ pub fn run_report(s: &Summary, records: &[ExampleRecord]) -> String {
         s.wall_s,
         escape(&s.primary_metric)
     );
+    if let Some(line) = sandbox_line(s) {
+        let _ = write!(
+            h,
+            "<p>model-written code ran in: <b>{}</b></p>",
+            escape(&line)
+        );
+    }
     for w in &s.warnings {
         let _ = write!(h, "<p class=sig>warning: {}</p>", escape(w));
     }
@@ -190,6 +209,9 @@ pub fn terminal_table(s: &Summary) -> String {
             "candidates / repairs (mean)",
             format!("{:.2}/{:.2}", s.mean_candidates, s.mean_repairs)
         );
+    }
+    if let Some(line) = sandbox_line(s) {
+        let _ = writeln!(t, "{:<28} {:>12}", "code sandbox", line);
     }
     for w in &s.warnings {
         let _ = writeln!(t, "warning: {w}");

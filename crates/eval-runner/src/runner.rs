@@ -216,7 +216,11 @@ pub fn run_examples(
     }
     pb.finish_and_clear();
     let wall_s = start.elapsed().as_secs_f64();
-    let summary = summarize(task, &backend.describe(), started_at, wall_s, &records);
+    let mut summary = summarize(task, &backend.describe(), started_at, wall_s, &records);
+    summary.code_sandbox = scorer.sandbox_report();
+    summary
+        .warnings
+        .extend(summary.code_sandbox.and_then(|s| s.warning()));
     let result = RunResult { records, summary };
     if let Some(dir) = &opts.out {
         write_outputs(dir, task, &result)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
-use tuneup_eval::code::sandbox::SandboxLimits;
+use tuneup_eval::code::sandbox::{SandboxLimits, SandboxReport};
 use tuneup_eval::code::{CodeChecker, CodeErrorType, CodeProblem, Language};
 use tuneup_eval::function_call::{check_function_calls, Category};
 use tuneup_eval::json_check::{check_output, SchemaChecker};
@@ -52,6 +52,8 @@ pub struct Scorer {
     databases: Option<Databases>,
     schema: Option<SchemaChecker>,
     code: Option<(CodeChecker, CodeSpec)>,
+    /// The weakest isolation model-written code ran at so far.
+    sandbox: std::sync::Mutex<Option<SandboxReport>>,
 }
 
 /// A field of `e`'s record as program text: a string as is, a list of statements joined by newlines.
@@ -146,7 +148,18 @@ impl Scorer {
                 .code
                 .as_ref()
                 .map(|spec| (code_checker(spec), spec.clone())),
+            sandbox: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The weakest isolation model-written code ran at in this evaluation (`None`: no code ran).
+    pub fn sandbox_report(&self) -> Option<SandboxReport> {
+        *self.sandbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note_sandbox(&self, report: SandboxReport) {
+        let mut seen = self.sandbox.lock().unwrap_or_else(|e| e.into_inner());
+        *seen = Some(seen.map_or(report, |s| s.weakest(report)));
     }
 
     /// Scores `answer` (extracted from `raw`) for `e`.
@@ -265,6 +278,7 @@ impl Scorer {
             entry_point: entry_point.as_deref(),
         };
         let v = checker.check(&problem, code).ok()?;
+        self.note_sandbox(v.sandbox);
         // A Kotlin file has no `main` to run without its tests: compiling is what counts there.
         Some(match spec.language {
             Language::Kotlin => v.error_type != Some(CodeErrorType::CompileError),
@@ -310,11 +324,14 @@ impl Scorer {
             entry_point: entry_point.as_deref(),
         };
         match checker.check(&problem, code) {
-            Ok(v) => One::pass_fail(
-                v.passed,
-                &v.error_type.map_or("test_failed".into(), |t| type_name(&t)),
-                v.message,
-            ),
+            Ok(v) => {
+                self.note_sandbox(v.sandbox);
+                One::pass_fail(
+                    v.passed,
+                    &v.error_type.map_or("test_failed".into(), |t| type_name(&t)),
+                    v.message,
+                )
+            }
             Err(err) => One::broken("sandbox_error", err.to_string()),
         }
     }

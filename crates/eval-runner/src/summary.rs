@@ -125,9 +125,13 @@ pub struct Summary {
     /// Mean SQL repair rounds per example (`[verify]`).
     #[serde(default)]
     pub mean_repairs: f64,
-    /// Things to look at before trusting the numbers (e.g. many answers cut off by the token limit).
+    /// Things to look at before trusting the numbers (e.g. many answers cut off by the token limit, or
+    /// model-written code run outside the full jail).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The weakest isolation model-written code ran at (`None` when no code ran).
+    #[serde(default)]
+    pub code_sandbox: Option<tuneup_eval::code::sandbox::SandboxReport>,
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -336,5 +340,6 @@ pub fn summarize(
         mean_candidates: mean(records.iter().map(|r| r.candidates as f64)),
         mean_repairs: mean(records.iter().map(|r| r.repairs as f64)),
         warnings,
+        code_sandbox: None,
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::code_dir;
 use serde_json::Value;
-use tuneup_eval::code::sandbox::{network_isolation, NetworkIsolation, SandboxLimits};
+use tuneup_eval::code::sandbox::{isolation, SandboxLimits};
 use tuneup_eval::code::{CodeChecker, CodeErrorType, CodeProblem, Language};
 
 fn checker(timeout_s: u64) -> CodeChecker {
@@ -82,10 +82,8 @@ fn programs_cannot_reach_the_network_or_the_environment() {
         .message
         .unwrap_or_default()
         .contains("network access is disabled"));
-    eprintln!("network isolation here: {:?}", network_isolation());
-    if network_isolation() == NetworkIsolation::Namespace {
-        assert_eq!(python("print(1)").isolation, NetworkIsolation::Namespace);
-    }
+    eprintln!("isolation here: {:?}", isolation());
+    assert_eq!(python("print(1)").sandbox.isolation, isolation());
     std::env::set_var("TUNEUP_SECRET_FOR_SANDBOX_TEST", "x");
     let v = python("import os\nassert 'TUNEUP_SECRET_FOR_SANDBOX_TEST' not in os.environ\nassert os.getcwd() == os.environ['HOME']\n");
     assert!(v.passed, "{v:?}");
