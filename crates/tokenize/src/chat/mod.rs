@@ -7,6 +7,7 @@
 //! (`.strip()`, `.split()`, `.items()`, ...) and prints values as Python does
 //! (`True`, `None`, `['a', 'b']`).
 
+mod limits;
 mod pyfmt;
 mod pyobj;
 mod strftime;
@@ -87,6 +88,9 @@ fn strip_generation_tags(src: &str) -> String {
 }
 
 fn template_error(err: minijinja::Error) -> Error {
+    if let Some(message) = limits::out_of_fuel_message(&err) {
+        return Error::Template(message);
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(e) = source {
         if let Some(raised) = e.downcast_ref::<RaisedException>() {
@@ -148,7 +152,7 @@ fn tojson(value: Value, args: Rest<Value>) -> std::result::Result<Value, minijin
             ValueKind::Number => {
                 let n = i64::try_from(indent.clone())
                     .map_err(|_| invalid("tojson(): indent must be an integer or a string"))?;
-                if n > 1024 {
+                if n > limits::MAX_INDENT as i64 {
                     return Err(invalid(format!("tojson(): indent {n} is too large")));
                 }
                 " ".repeat(n.max(0) as usize)
@@ -222,6 +226,7 @@ impl ChatTemplate {
                 .map_err(|_| minijinja::Error::from(ErrorKind::WriteFailure)),
             _ => minijinja::escape_formatter(out, state, value),
         });
+        limits::install(&mut env);
         env.add_filter("tojson", tojson);
         env.add_filter("length", length);
         env.add_filter("count", length);
