@@ -33,7 +33,10 @@ fn a_gzip_bomb_is_refused_and_a_small_file_is_read() {
     assert!(std::fs::metadata(&bomb).unwrap().len() < 8 << 20);
     let err = read_records(&bomb).expect_err("the bomb must be refused");
     let text = chain(&err);
-    assert!(text.contains("bomb.jsonl.gz") && text.contains("gzip bomb"), "{text}");
+    assert!(
+        text.contains("bomb.jsonl.gz") && text.contains("gzip bomb"),
+        "{text}"
+    );
 
     let small = dir.path().join("small.jsonl.gz");
     let mut gz = flate2::write::GzEncoder::new(

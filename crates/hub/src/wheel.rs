@@ -101,11 +101,13 @@ pub(crate) fn append_member(
     } else {
         u64::MAX
     };
-    copy_hashing(&mut entry, out, Some(hasher), tally, progress, limit).map_err(|source| Error::Extract {
-        wheel: wheel.to_path_buf(),
-        member: member.to_string(),
-        dest: out_path.to_path_buf(),
-        source,
+    copy_hashing(&mut entry, out, Some(hasher), tally, progress, limit).map_err(|source| {
+        Error::Extract {
+            wheel: wheel.to_path_buf(),
+            member: member.to_string(),
+            dest: out_path.to_path_buf(),
+            source,
+        }
     })
 }
 

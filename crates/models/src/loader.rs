@@ -195,7 +195,12 @@ pub fn safetensors_shards(dir: &Path) -> Result<Vec<PathBuf>> {
 pub const MAX_ROPE_ENTRIES: usize = 1 << 28;
 
 /// A weight whose shape disagrees with the configuration, naming the file.
-fn shape_error(src: &dyn WeightSource, name: WeightName, expected: &[usize], actual: &[usize]) -> Error {
+fn shape_error(
+    src: &dyn WeightSource,
+    name: WeightName,
+    expected: &[usize],
+    actual: &[usize],
+) -> Error {
     Error::Config {
         source_desc: src.describe(),
         message: format!(
@@ -238,7 +243,10 @@ fn build(
     // Shapes are checked against the configuration here, so a file whose tensors disagree with its metadata
     // is an error at load time rather than a failed (or out-of-bounds) kernel later.
     let (hidden, inter) = (cfg.hidden_size, cfg.intermediate_size);
-    let (q_rows, kv_rows) = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim);
+    let (q_rows, kv_rows) = (
+        cfg.num_heads * cfg.head_dim,
+        cfg.num_kv_heads * cfg.head_dim,
+    );
     let linear = |name: WeightName, rows: usize, cols: usize| -> Result<LinearRef> {
         let base = src.linear(name)?;
         let actual = (base.out_features(), base.in_features());

@@ -41,15 +41,27 @@ fn the_untouched_tiny_model_loads() {
 
 #[test]
 fn alignment_zero_is_an_error_not_a_division_by_zero() {
-    let bytes = tiny_llama_bytes(&[("general.alignment", value_type::U32, 0u32.to_le_bytes().to_vec())]);
+    let bytes = tiny_llama_bytes(&[(
+        "general.alignment",
+        value_type::U32,
+        0u32.to_le_bytes().to_vec(),
+    )]);
     assert_contains(&load_error(&bytes), "general.alignment is 0");
-    let bytes = tiny_llama_bytes(&[("general.alignment", value_type::U32, 24u32.to_le_bytes().to_vec())]);
+    let bytes = tiny_llama_bytes(&[(
+        "general.alignment",
+        value_type::U32,
+        24u32.to_le_bytes().to_vec(),
+    )]);
     assert_contains(&load_error(&bytes), "power of two");
 }
 
 #[test]
 fn block_count_two_to_the_forty_is_an_error_not_an_abort() {
-    let bytes = tiny_llama_bytes(&[("llama.block_count", value_type::U64, (1u64 << 40).to_le_bytes().to_vec())]);
+    let bytes = tiny_llama_bytes(&[(
+        "llama.block_count",
+        value_type::U64,
+        (1u64 << 40).to_le_bytes().to_vec(),
+    )]);
     let err = load_error(&bytes);
     assert_contains(&err, "layers is 1099511627776");
 }
@@ -61,7 +73,8 @@ fn absurd_hyper_parameters_are_errors() {
         ("llama.attention.key_length", "head dimension"),
         ("llama.embedding_length", "hidden size"),
     ] {
-        let bytes = tiny_llama_bytes(&[(key, value_type::U64, (1u64 << 40).to_le_bytes().to_vec())]);
+        let bytes =
+            tiny_llama_bytes(&[(key, value_type::U64, (1u64 << 40).to_le_bytes().to_vec())]);
         assert_contains(&load_error(&bytes), what);
     }
 }
@@ -70,7 +83,12 @@ fn absurd_hyper_parameters_are_errors() {
 fn dimensions_whose_product_overflows_are_an_error() {
     let g = GgufBytes::new()
         .string("general.architecture", "llama")
-        .tensor("token_embd.weight", &[1 << 32, 1 << 32, 1 << 8], GGML_F32, 0);
+        .tensor(
+            "token_embd.weight",
+            &[1 << 32, 1 << 32, 1 << 8],
+            GGML_F32,
+            0,
+        );
     assert_contains(&load_error(&g.build(&[0; 64])), "product overflows");
     // Four dimensions of 2^16 multiply to 2^64: one past u64.
     let g = GgufBytes::new().tensor("t", &[1 << 16; 4], GGML_F32, 0);

@@ -116,12 +116,36 @@ impl GgufBytes {
 pub fn tiny_llama_bytes(overrides: &[(&str, u32, Vec<u8>)]) -> Vec<u8> {
     let (hidden, ffn, vocab) = (8u64, 16u64, 16u64);
     let mut md: Vec<(String, u32, Vec<u8>)> = vec![
-        ("general.architecture".into(), value_type::STRING, string_bytes(b"llama")),
-        ("llama.block_count".into(), value_type::U32, 1u32.to_le_bytes().to_vec()),
-        ("llama.context_length".into(), value_type::U32, 64u32.to_le_bytes().to_vec()),
-        ("llama.embedding_length".into(), value_type::U32, (hidden as u32).to_le_bytes().to_vec()),
-        ("llama.feed_forward_length".into(), value_type::U32, (ffn as u32).to_le_bytes().to_vec()),
-        ("llama.attention.head_count".into(), value_type::U32, 2u32.to_le_bytes().to_vec()),
+        (
+            "general.architecture".into(),
+            value_type::STRING,
+            string_bytes(b"llama"),
+        ),
+        (
+            "llama.block_count".into(),
+            value_type::U32,
+            1u32.to_le_bytes().to_vec(),
+        ),
+        (
+            "llama.context_length".into(),
+            value_type::U32,
+            64u32.to_le_bytes().to_vec(),
+        ),
+        (
+            "llama.embedding_length".into(),
+            value_type::U32,
+            (hidden as u32).to_le_bytes().to_vec(),
+        ),
+        (
+            "llama.feed_forward_length".into(),
+            value_type::U32,
+            (ffn as u32).to_le_bytes().to_vec(),
+        ),
+        (
+            "llama.attention.head_count".into(),
+            value_type::U32,
+            2u32.to_le_bytes().to_vec(),
+        ),
     ];
     for (key, t, v) in overrides {
         md.retain(|(k, _, _)| k != key);
@@ -131,7 +155,10 @@ pub fn tiny_llama_bytes(overrides: &[(&str, u32, Vec<u8>)]) -> Vec<u8> {
         .string("tokenizer.ggml.model", "llama")
         .strings(
             "tokenizer.ggml.tokens",
-            &["<unk>", "<s>", "</s>", "▁", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"],
+            &[
+                "<unk>", "<s>", "</s>", "▁", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k",
+                "l",
+            ],
         );
     for (k, t, v) in &md {
         g = g.raw_kv(k, *t, v);

@@ -8,7 +8,11 @@ use serde_json::json;
 use tuneup_tokenize::{ChatTemplate, Error};
 
 fn render(template: &str) -> Result<String, Error> {
-    ChatTemplate::new(template, "<s>", "</s>")?.render(&[json!({"role": "user", "content": "hi"})], None, true)
+    ChatTemplate::new(template, "<s>", "</s>")?.render(
+        &[json!({"role": "user", "content": "hi"})],
+        None,
+        true,
+    )
 }
 
 #[test]
@@ -22,7 +26,10 @@ fn a_loop_of_ten_billion_iterations_is_stopped() {
     let text = err.to_string();
     assert!(text.contains("ran past its limit"), "{text}");
     assert!(text.contains("instructions"), "{text}");
-    assert!(elapsed < Duration::from_secs(20), "stopped only after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "stopped only after {elapsed:?}"
+    );
 }
 
 #[test]
@@ -42,12 +49,18 @@ fn indentation_widths_are_capped() {
     assert!(err.to_string().contains("too large"), "{err}");
     // Ordinary widths keep working.
     assert_eq!(render("{{ 'a\nb'|indent(2) }}").unwrap(), "a\n  b");
-    assert_eq!(render("{{ 'a\nb'|indent(width=2, first=true) }}").unwrap(), "  a\n  b");
+    assert_eq!(
+        render("{{ 'a\nb'|indent(width=2, first=true) }}").unwrap(),
+        "  a\n  b"
+    );
 }
 
 #[test]
 fn a_real_template_with_tools_and_many_messages_fits_the_budget() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/chat_templates/qwen2.5-coder-0.5b.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/chat_templates/qwen2.5-coder-0.5b.json"
+    );
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let t = ChatTemplate::new(

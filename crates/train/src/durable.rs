@@ -84,13 +84,20 @@ mod tests {
             fs_err::create_dir_all(tmp.join("sub")).map_err(|e| Error::io(&tmp, e))?;
             fs_err::write(tmp.join("sub/file"), version).map_err(|e| Error::io(&tmp, e))?;
             publish_dir(&tmp, &dest)?;
-            assert_eq!(fs_err::read_to_string(dest.join("sub/file")).unwrap(), version);
+            assert_eq!(
+                fs_err::read_to_string(dest.join("sub/file")).unwrap(),
+                version
+            );
         }
         let left: Vec<_> = fs_err::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(left, vec!["adapter".to_string()], "no temporary folders are left");
+        assert_eq!(
+            left,
+            vec!["adapter".to_string()],
+            "no temporary folders are left"
+        );
         Ok(())
     }
 }

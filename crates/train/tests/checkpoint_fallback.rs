@@ -88,7 +88,11 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with('.'))
             .collect();
-        assert!(hidden.is_empty(), "left in {}: {hidden:?}", folder.display());
+        assert!(
+            hidden.is_empty(),
+            "left in {}: {hidden:?}",
+            folder.display()
+        );
     }
     assert!(out.join("adapter").join(WEIGHTS_FILE).is_file());
 
@@ -102,7 +106,9 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
     let resumed = resumed.unwrap_or_else(|e| panic!("resume failed: {e}\n{log:#?}"));
     let text = log.join("\n");
     assert!(
-        text.contains("step-00000003") && text.contains("cannot be read") && text.contains("falling back"),
+        text.contains("step-00000003")
+            && text.contains("cannot be read")
+            && text.contains("falling back"),
         "the damaged checkpoint is named: {text}"
     );
     assert!(
@@ -117,5 +123,8 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
     }
     let (err, _) = run(5, true);
     let err = err.err().expect("nothing to resume from").to_string();
-    assert!(err.contains("no checkpoint") && err.contains("can be read"), "{err}");
+    assert!(
+        err.contains("no checkpoint") && err.contains("can be read"),
+        "{err}"
+    );
 }
