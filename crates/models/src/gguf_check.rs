@@ -6,7 +6,7 @@
 //! allocating per value, and rejects anything that would make candle panic, abort or allocate far beyond
 //! the file's size: unknown value types, lengths beyond the end of the file, more array elements than any
 //! model carries, more than 4 dimensions, dimension products that overflow, tensors whose data lies outside
-//! the file, and an alignment that is not a power of two. It follows the checks of llama.cpp's `gguf.cpp`.
+//! the file, empty tensors, and an alignment that is not a power of two. It follows the checks of llama.cpp's `gguf.cpp`.
 
 use std::collections::HashSet;
 
@@ -284,6 +284,12 @@ pub fn check_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
         for _ in 0..n_dims {
             let d = c.length(&format!("a dimension of tensor '{name}'"))?;
             dims.push(d);
+            if d == 0 {
+                // candle reads an empty tensor through a dangling, misaligned pointer.
+                return Err(invalid(format!(
+                    "tensor '{name}' has a dimension of 0 ({dims:?})"
+                )));
+            }
             elements = elements
                 .checked_mul(d)
                 .filter(|&e| e <= i64::MAX as u64 && usize::try_from(e).is_ok())

@@ -162,3 +162,13 @@ fn a_tensor_shaped_unlike_the_configuration_is_an_error() {
         .tensor("token_embd.weight", &[], GGML_F32, 0);
     assert_contains(&load_error(&g.build(&[0; 64])), "expected a matrix");
 }
+
+/// candle read an empty tensor through a dangling pointer (fuzz: gguf_header, a `slice::from_raw_parts`
+/// precondition panic).
+#[test]
+fn a_tensor_with_a_zero_dimension_is_an_error() {
+    let g = GgufBytes::new()
+        .string("general.architecture", "llama")
+        .tensor("token_embd.weight", &[8, 0], GGML_F32, 0);
+    assert_contains(&load_error(&g.build(&[0; 64])), "dimension of 0");
+}
