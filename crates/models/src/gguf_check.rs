@@ -184,7 +184,7 @@ impl<'a> Cursor<'a> {
                 }
                 match value_type(elem_type) {
                     Some(ValueType::Fixed(size)) => {
-                        let bytes = len.checked_mul(size).unwrap_or(u64::MAX);
+                        let bytes = len.saturating_mul(size);
                         self.take(
                             bytes,
                             &format!("array of metadata key '{key}' ({len} elements)"),

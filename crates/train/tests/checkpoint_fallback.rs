@@ -122,7 +122,7 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
         std::fs::write(dir.join(OPTIMIZER_FILE), b"not safetensors").unwrap();
     }
     let (err, _) = run(5, true);
-    let err = err.err().expect("nothing to resume from").to_string();
+    let err = err.expect_err("nothing to resume from").to_string();
     assert!(
         err.contains("no checkpoint") && err.contains("can be read"),
         "{err}"
