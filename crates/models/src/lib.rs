@@ -17,6 +17,7 @@
 pub mod config;
 pub mod decoder;
 pub mod error;
+pub mod gguf_check;
 pub mod loader;
 pub mod names;
 pub mod weights;

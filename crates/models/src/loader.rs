@@ -104,7 +104,17 @@ pub fn load(files: &ModelFiles, opts: &LoadOptions) -> Result<LoadedModel> {
     match files {
         ModelFiles::Gguf(path) => {
             let w = GgufWeights::open(path, &opts.device)?;
-            let vocab = w.shape(WeightName::TokenEmbedding)?[0];
+            let vocab = match w.shape(WeightName::TokenEmbedding)?.as_slice() {
+                [rows, _] => *rows,
+                other => {
+                    return Err(Error::Config {
+                        source_desc: w.describe(),
+                        message: format!(
+                            "token_embd.weight has shape {other:?}; expected a matrix (vocabulary × hidden size)"
+                        ),
+                    })
+                }
+            };
             let mut cfg = DecoderConfig::from_gguf(w.metadata(), vocab, &w.describe())?;
             cfg.tie_word_embeddings = !w.has(WeightName::Output);
             let freq = if w.has_raw("rope_freqs.weight") {
@@ -181,6 +191,25 @@ pub fn safetensors_shards(dir: &Path) -> Result<Vec<PathBuf>> {
     })
 }
 
+/// Most context positions × head dimension the RoPE tables may cover (2 million positions of heads of 128).
+pub const MAX_ROPE_ENTRIES: usize = 1 << 28;
+
+/// A weight whose shape disagrees with the configuration, naming the file.
+fn shape_error(
+    src: &dyn WeightSource,
+    name: WeightName,
+    expected: &[usize],
+    actual: &[usize],
+) -> Error {
+    Error::Config {
+        source_desc: src.describe(),
+        message: format!(
+            "weight {} has shape {actual:?}, but the configuration implies {expected:?}",
+            name.hf_module()
+        ),
+    }
+}
+
 fn build(
     src: &dyn WeightSource,
     hf_checkpoint: bool,
@@ -191,6 +220,18 @@ fn build(
     if let Some(cap) = opts.max_context {
         cfg.max_position_embeddings = cfg.max_position_embeddings.min(cap.max(1));
     }
+    // The RoPE tables hold every position of the window: refuse what no machine could allocate.
+    let rope_entries = cfg.max_position_embeddings.saturating_mul(cfg.head_dim);
+    if rope_entries > MAX_ROPE_ENTRIES {
+        return Err(Error::Config {
+            source_desc: src.describe(),
+            message: format!(
+                "a context of {} positions with heads of {} needs RoPE tables of {rope_entries} entries (at most \
+                 {MAX_ROPE_ENTRIES}); use a smaller context window (--ctx-size)",
+                cfg.max_position_embeddings, cfg.head_dim
+            ),
+        });
+    }
     let embed_shape = src.shape(WeightName::TokenEmbedding)?;
     if embed_shape.len() != 2 || embed_shape[1] != cfg.hidden_size {
         return Err(Error::BadShape {
@@ -199,8 +240,19 @@ fn build(
             actual: embed_shape,
         });
     }
-    let linear = |name: WeightName| -> Result<LinearRef> {
+    // Shapes are checked against the configuration here, so a file whose tensors disagree with its metadata
+    // is an error at load time rather than a failed (or out-of-bounds) kernel later.
+    let (hidden, inter) = (cfg.hidden_size, cfg.intermediate_size);
+    let (q_rows, kv_rows) = (
+        cfg.num_heads * cfg.head_dim,
+        cfg.num_kv_heads * cfg.head_dim,
+    );
+    let linear = |name: WeightName, rows: usize, cols: usize| -> Result<LinearRef> {
         let base = src.linear(name)?;
+        let actual = (base.out_features(), base.in_features());
+        if actual != (rows, cols) {
+            return Err(shape_error(src, name, &[rows, cols], &[actual.0, actual.1]));
+        }
         match &opts.wrapper {
             Some(w) => w.wrap(&name.hf_module(), base),
             None => Ok(base),
@@ -211,6 +263,9 @@ fn build(
     let gemma_hf_norm = cfg.architecture == Architecture::Gemma && hf_checkpoint;
     let norm = |name: WeightName| -> Result<RmsNorm> {
         let mut w = src.vector(name)?;
+        if w.dims() != [hidden] {
+            return Err(shape_error(src, name, &[hidden], w.dims()));
+        }
         if gemma_hf_norm {
             w = (w + 1.0)?;
         }
@@ -220,34 +275,34 @@ fn build(
     for i in 0..cfg.num_layers {
         let l = |w: LayerWeight| WeightName::Layer(i, w);
         let qkv = if src.has(l(LayerWeight::Qkv)) {
-            QkvProjection::Fused(linear(l(LayerWeight::Qkv))?)
+            QkvProjection::Fused(linear(l(LayerWeight::Qkv), q_rows + 2 * kv_rows, hidden)?)
         } else {
             QkvProjection::Separate {
-                q: linear(l(LayerWeight::Q))?,
-                k: linear(l(LayerWeight::K))?,
-                v: linear(l(LayerWeight::V))?,
+                q: linear(l(LayerWeight::Q), q_rows, hidden)?,
+                k: linear(l(LayerWeight::K), kv_rows, hidden)?,
+                v: linear(l(LayerWeight::V), kv_rows, hidden)?,
             }
         };
         let gate_up = if cfg.architecture == Architecture::Phi3 {
-            GateUpProjection::Fused(linear(l(LayerWeight::GateUp))?)
+            GateUpProjection::Fused(linear(l(LayerWeight::GateUp), 2 * inter, hidden)?)
         } else {
             GateUpProjection::Separate {
-                gate: linear(l(LayerWeight::Gate))?,
-                up: linear(l(LayerWeight::Up))?,
+                gate: linear(l(LayerWeight::Gate), inter, hidden)?,
+                up: linear(l(LayerWeight::Up), inter, hidden)?,
             }
         };
         layers.push(DecoderLayer {
             attn_norm: norm(l(LayerWeight::AttnNorm))?,
             qkv,
-            o: linear(l(LayerWeight::O))?,
+            o: linear(l(LayerWeight::O), hidden, q_rows)?,
             ffn_norm: norm(l(LayerWeight::FfnNorm))?,
             gate_up,
-            down: linear(l(LayerWeight::Down))?,
+            down: linear(l(LayerWeight::Down), hidden, inter)?,
         });
     }
     let embedding = src.embedding(WeightName::TokenEmbedding)?;
     let lm_head = if src.has(WeightName::Output) {
-        linear(WeightName::Output)?
+        linear(WeightName::Output, embed_shape[0], hidden)?
     } else {
         let base = embedding.as_linear()?;
         match &opts.wrapper {

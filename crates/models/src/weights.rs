@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use tuneup_nn::{DenseLinear, LinearRef, QuantLinear};
 
 use crate::error::{ggml_type_name, Error, Result};
+use crate::gguf_check::{check_header, HeaderProblem};
 use crate::names::WeightName;
 
 /// A token embedding table, kept in the checkpoint's storage format.
@@ -115,6 +116,17 @@ impl GgufWeights {
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
+        })?;
+        // candle's reader trusts the header; check it first so a crafted file is an error, not a panic.
+        check_header(&mmap[..]).map_err(|problem| match problem {
+            HeaderProblem::Invalid(message) => Error::BadGguf {
+                path: path.to_path_buf(),
+                message,
+            },
+            HeaderProblem::UnsupportedType { tensor, type_id } => Error::UnsupportedQuantization {
+                tensor,
+                type_name: ggml_type_name(type_id),
+            },
         })?;
         let mut cursor = Cursor::new(&mmap[..]);
         let content = Content::read(&mut cursor).map_err(|e| map_gguf_error(path, e))?;

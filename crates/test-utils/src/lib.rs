@@ -5,6 +5,7 @@
 //! llama (interleaved RoPE), qwen2 (QKV bias), phi3 (fused projections),
 //! gemma (GELU, scaled embeddings, offset norms).
 
+pub mod gguf_bytes;
 pub mod ladder;
 
 use std::collections::HashMap;

@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 
 use serde_json::Value as Json;
 
 use crate::bytelevel;
 use crate::error::{Error, Result};
+use crate::hf_check::{check_tokenizer_json, parse_tokenizer};
 use crate::spm;
 use crate::tokenizer::{DecodeMode, EncodeMode, Tokenizer};
 use crate::vocab::{self, SpecialIds, TokenInfo, TokenKind};
@@ -128,12 +128,12 @@ impl Tokenizer {
     pub fn from_hf_dir(dir: &Path) -> Result<Self> {
         let tok_path = dir.join("tokenizer.json");
         let text = fs_err::read_to_string(&tok_path)?;
-        let inner = tokenizers::Tokenizer::from_str(&text)
-            .map_err(|e| Error::tokenizers(format!("loading {}", tok_path.display()), e))?;
-        let tok_json: Json = serde_json::from_str(&text).map_err(|e| Error::Json {
+        let tok_json = check_tokenizer_json(&text).map_err(|reason| Error::Json {
             path: tok_path.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
+        let inner = parse_tokenizer(&text)
+            .map_err(|e| Error::tokenizers(format!("loading {}", tok_path.display()), e))?;
         let config = read_json(&dir.join("tokenizer_config.json"))?.unwrap_or(Json::Null);
         let gen_config = read_json(&dir.join("generation_config.json"))?.unwrap_or(Json::Null);
 

@@ -39,6 +39,7 @@ mod error;
 mod gguf;
 mod gguf_meta;
 mod hf;
+mod hf_check;
 mod pipeline;
 mod pretokenize;
 mod spm;

@@ -1,11 +1,14 @@
 //! Atomic checkpoints: adapter, optimiser moments and trainer state written
-//! to a temporary folder and renamed into place, so a killed run always
-//! finds the last complete one.
+//! to a temporary folder, flushed to disk (files and folder) and renamed into
+//! place, so a killed run, or a machine that lost power, always finds the last
+//! complete one. A newest checkpoint that cannot be read anyway (a damaged
+//! disk, a file changed by hand) makes `--resume` fall back to the one before.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::durable;
 use crate::error::{Error, Result};
 
 /// Optimiser moments inside a checkpoint.
@@ -56,21 +59,14 @@ pub fn save(
 ) -> Result<PathBuf> {
     let root = checkpoints_dir(output_dir);
     fs_err::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-    let name = step_dir_name(state.step);
-    let tmp = root.join(format!(".{name}.tmp"));
-    if tmp.exists() {
-        fs_err::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    }
-    fs_err::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let dest = root.join(step_dir_name(state.step));
+    let tmp = durable::fresh_sibling(&dest)?;
     fill(&tmp)?;
     let state_path = tmp.join(STATE_FILE);
     let text = serde_json::to_string_pretty(state).expect("state serialises");
     fs_err::write(&state_path, text).map_err(|e| Error::io(&state_path, e))?;
-    let dest = root.join(&name);
-    if dest.exists() {
-        fs_err::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-    }
-    fs_err::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+    // Every file and the folder reach the disk before the rename makes the checkpoint visible.
+    durable::publish_dir(&tmp, &dest)?;
     let all = list(output_dir)?;
     for (_, old) in all.iter().take(all.len().saturating_sub(keep)) {
         fs_err::remove_dir_all(old).map_err(|e| Error::io(old, e))?;

@@ -5,7 +5,7 @@
 //! `tuneup chat -m DIR` and Python `transformers` load the folder.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
@@ -15,6 +15,7 @@ use tuneup_models::{
 };
 use tuneup_tokenize::Tokenizer;
 
+use crate::durable;
 use crate::error::{Error, Result};
 use crate::peft::QkRowOrder;
 
@@ -232,25 +233,15 @@ pub(crate) fn refuse_unwritable_rope(model: &ChatModel) -> Result<()> {
 pub fn write_model_folder(dir: &Path, model: &ChatModel) -> Result<()> {
     let decoder = &model.model.decoder;
     refuse_unwritable_rope(model)?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "model".into());
-    let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
-    let tmp: PathBuf = parent.join(format!(".{name}.tmp"));
-    if tmp.exists() {
-        fs_err::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs_err::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    fs_err::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let tmp = durable::fresh_sibling(dir)?;
     write_safetensors(&tmp.join(MODEL_FILE), &hf_tensors(decoder)?)?;
     write_json(
         &tmp.join("config.json"),
         &hf_config(decoder.config(), head_is_tied(decoder), &model.tokenizer),
     )?;
     write_tokenizer(&tmp, model)?;
-    if dir.exists() {
-        fs_err::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    fs_err::rename(&tmp, dir).map_err(|e| Error::io(dir, e))?;
-    Ok(())
+    durable::publish_dir(&tmp, dir)
 }

@@ -17,6 +17,7 @@ pub mod attach;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod examples;
 pub mod full;

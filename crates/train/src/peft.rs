@@ -9,6 +9,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
+use crate::durable;
 use crate::error::{Error, Result};
 use crate::lora::{AdapterSet, LoraConfig};
 
@@ -96,8 +97,9 @@ fn permute_rows(b: &Tensor, head_dim: usize, to_hf: bool) -> Result<Tensor> {
         .reshape((out, r))?)
 }
 
-/// Writes `set` as a PEFT adapter folder. Files are written under temporary
-/// names and renamed, so a reader never sees half a file.
+/// Writes `set` as a PEFT adapter folder. The folder is written as a whole:
+/// into a temporary folder beside `dir`, flushed to disk, then renamed into
+/// place (replacing an older adapter), so a reader never sees half an adapter.
 pub fn save(
     dir: &Path,
     set: &AdapterSet,
@@ -105,7 +107,23 @@ pub fn save(
     base_model: &str,
     order: QkRowOrder,
 ) -> Result<()> {
-    fs_err::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs_err::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let tmp = durable::fresh_sibling(dir)?;
+    write_files(&tmp, set, config, base_model, order)?;
+    durable::publish_dir(&tmp, dir)
+}
+
+/// Writes the adapter's two files into the existing folder `dir` (a checkpoint
+/// folder, which is itself published as a whole).
+pub(crate) fn write_files(
+    dir: &Path,
+    set: &AdapterSet,
+    config: &LoraConfig,
+    base_model: &str,
+    order: QkRowOrder,
+) -> Result<()> {
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let mut modules: Vec<String> = Vec::new();
     for (module, pair) in &set.modules {
@@ -123,10 +141,7 @@ pub fn save(
         }
     }
     modules.sort();
-    let weights = dir.join(WEIGHTS_FILE);
-    let tmp = dir.join(format!("{WEIGHTS_FILE}.tmp"));
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    fs_err::rename(&tmp, &weights).map_err(|e| Error::io(&weights, e))?;
+    candle_core::safetensors::save(&tensors, dir.join(WEIGHTS_FILE))?;
     let cfg = json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -149,11 +164,8 @@ pub fn save(
         "revision": null
     });
     let path = dir.join(CONFIG_FILE);
-    let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
     let text = serde_json::to_string_pretty(&cfg).expect("json");
-    fs_err::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    fs_err::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    Ok(())
+    fs_err::write(&path, text).map_err(|e| Error::io(&path, e))
 }
 
 /// A PEFT adapter read from disk: its configuration and `(A, B)` per module

@@ -93,7 +93,13 @@ impl Trainable {
     /// Writes the trained weights into a checkpoint folder.
     pub fn save_checkpoint(&self, dir: &Path, model: &ChatModel, base_name: &str) -> Result<()> {
         match self {
-            Self::Adapters { .. } => self.save_result(dir, model, base_name),
+            Self::Adapters { set, config } => peft::write_files(
+                dir,
+                set,
+                config,
+                base_name,
+                QkRowOrder::of(&model.model.decoder),
+            ),
             Self::Full(p) => p.save(&dir.join(full::WEIGHTS_FILE)),
         }
     }

@@ -405,6 +405,40 @@ impl<'s> Session<'s> {
         Ok(state)
     }
 
+    /// Loads the newest checkpoint that can be read, newest first: one whose files are damaged is
+    /// reported and skipped for the one before it. A checkpoint of other training settings is an error
+    /// (older ones share them). `None` when there is no checkpoint at all.
+    fn resume_from_newest_readable(
+        &self,
+        out: &Path,
+        opt: &mut AdamW,
+        obs: &mut dyn Observer,
+    ) -> Result<Option<(PathBuf, TrainerState)>> {
+        let found = checkpoint::list(out)?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let mut unreadable = Vec::new();
+        for (_, dir) in found.iter().rev() {
+            match self.load_checkpoint(dir, opt) {
+                Ok(state) => return Ok(Some((dir.clone(), state))),
+                Err(e @ Error::Config(_)) => return Err(e),
+                Err(e) => {
+                    obs.message(&format!(
+                        "checkpoint {} cannot be read ({e}); falling back to the previous one",
+                        dir.display()
+                    ));
+                    unreadable.push(dir.display().to_string());
+                }
+            }
+        }
+        Err(Error::Config(format!(
+            "no checkpoint in {} can be read ({}); start again without --resume in a new output folder",
+            checkpoint::checkpoints_dir(out).display(),
+            unreadable.join(", ")
+        )))
+    }
+
     /// Trains to the end (or until `stop` is set, or early stopping), with
     /// `resume` continuing from the newest checkpoint in the output folder.
     pub fn run(
@@ -430,9 +464,9 @@ impl<'s> Session<'s> {
             config_fingerprint: self.config.fingerprint(),
         };
         if resume {
-            match checkpoint::list(&out)?.pop() {
-                Some((_, dir)) => {
-                    state = self.load_checkpoint(&dir, &mut opt)?;
+            match self.resume_from_newest_readable(&out, &mut opt, obs)? {
+                Some((dir, resumed)) => {
+                    state = resumed;
                     obs.message(&format!(
                         "resumed from {} (step {})",
                         dir.display(),

@@ -7,6 +7,7 @@
 //! (`.strip()`, `.split()`, `.items()`, ...) and prints values as Python does
 //! (`True`, `None`, `['a', 'b']`).
 
+mod limits;
 mod pyfmt;
 mod pyobj;
 mod strftime;
@@ -62,7 +63,8 @@ fn strip_generation_tags(src: &str) -> String {
     while let Some(pos) = rest.find("{%") {
         out.push_str(&rest[..pos]);
         let tag = &rest[pos..];
-        let Some(end) = tag.find("%}") else {
+        // The closing `%}` comes after the opening `{%` (in `{%}` the two overlap).
+        let Some(end) = tag[2..].find("%}").map(|e| e + 2) else {
             out.push_str(tag);
             return out;
         };
@@ -87,6 +89,9 @@ fn strip_generation_tags(src: &str) -> String {
 }
 
 fn template_error(err: minijinja::Error) -> Error {
+    if let Some(message) = limits::out_of_fuel_message(&err) {
+        return Error::Template(message);
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(e) = source {
         if let Some(raised) = e.downcast_ref::<RaisedException>() {
@@ -148,7 +153,7 @@ fn tojson(value: Value, args: Rest<Value>) -> std::result::Result<Value, minijin
             ValueKind::Number => {
                 let n = i64::try_from(indent.clone())
                     .map_err(|_| invalid("tojson(): indent must be an integer or a string"))?;
-                if n > 1024 {
+                if n > limits::MAX_INDENT as i64 {
                     return Err(invalid(format!("tojson(): indent {n} is too large")));
                 }
                 " ".repeat(n.max(0) as usize)
@@ -222,6 +227,7 @@ impl ChatTemplate {
                 .map_err(|_| minijinja::Error::from(ErrorKind::WriteFailure)),
             _ => minijinja::escape_formatter(out, state, value),
         });
+        limits::install(&mut env);
         env.add_filter("tojson", tojson);
         env.add_filter("length", length);
         env.add_filter("count", length);

@@ -1,0 +1,2 @@
+SELECT 'a;b' /* c; */ -- d
+, $x$ ; $x$, E'\'' FROM t
