@@ -17,7 +17,7 @@ pub struct FeedbackArgs {
 enum FeedbackCommand {
     /// Write chosen/rejected pairs (JSONL) and a satisfaction summary (JSON).
     Export {
-        /// The server's database (default: $TUNEUP_HOME/feedback.sqlite).
+        /// The server's database: a SQLite file (default: $TUNEUP_HOME/feedback.sqlite) or a postgres:// URL.
         #[arg(long)]
         db: Option<PathBuf>,
         /// Output folder (preferences.jsonl, summary.json).
@@ -35,9 +35,19 @@ pub fn run(args: FeedbackArgs) -> Result<()> {
             .root()
             .join("feedback.sqlite"),
     };
-    anyhow::ensure!(db.exists(), "no feedback database at {}", db.display());
-    let store = tuneup_server::FeedbackStore::open(Some(&db), usize::MAX)
-        .with_context(|| format!("opening {}", db.display()))?;
+    let postgres = tuneup_server::feedback::is_postgres_url(&db);
+    anyhow::ensure!(
+        postgres || db.exists(),
+        "no feedback database at {}",
+        db.display()
+    );
+    let store = tuneup_server::FeedbackStore::open(Some(&db), usize::MAX).with_context(|| {
+        if postgres {
+            "opening the PostgreSQL feedback database".to_string()
+        } else {
+            format!("opening {}", db.display())
+        }
+    })?;
     let records = store.export().context("reading feedback")?;
     let (pairs, summary) = tuneup_server::export::preferences(&records);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

@@ -39,7 +39,8 @@ pub struct ServeArgs {
     /// Model id clients send and /v1/models lists (default: the -m name).
     #[arg(long)]
     model_id: Option<String>,
-    /// SQLite file for responses and feedback (default: $TUNEUP_HOME/feedback.sqlite).
+    /// SQLite file for responses and feedback (default: $TUNEUP_HOME/feedback.sqlite), or a
+    /// postgres:// URL so that replicas share them.
     #[arg(long)]
     feedback_db: Option<PathBuf>,
     /// Also serve `/v1/embeddings` with this sentence-embedding model (e.g. `all-minilm-l6-v2`).

@@ -138,7 +138,7 @@ pub enum ServerError {
         /// Its path.
         path: String,
         /// The cause.
-        source: rusqlite::Error,
+        source: crate::feedback::FeedbackError,
     },
     /// A configuration value is unusable.
     #[error("invalid server configuration: {0}")]

@@ -2,6 +2,8 @@
 //! feedback, all with feedback) so that a rating posted to `/v1/feedback` can be
 //! tied to what was answered — and to what was asked, when request capture is on
 //! (`--capture-requests`; off by default). The database file is private (0600).
+//! `--feedback-db postgres://…` keeps them in PostgreSQL instead, shared by replicas
+//! (see [`crate::feedback_pg`]).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -9,11 +11,40 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Responses and ratings in one SQLite database.
+/// Responses and ratings in one SQLite or PostgreSQL database.
 #[derive(Debug)]
 pub struct FeedbackStore {
-    conn: Mutex<Connection>,
+    db: Db,
     keep: usize,
+}
+
+#[derive(Debug)]
+enum Db {
+    Sqlite(Mutex<Connection>),
+    Postgres(crate::feedback_pg::PgFeedback),
+}
+
+/// Why the feedback store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedbackError {
+    /// SQLite failed.
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed (the URL without its password).
+    #[error("PostgreSQL {url}: {message}")]
+    Postgres {
+        /// The database URL, password removed.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Whether `location` is a PostgreSQL URL rather than a file path.
+pub fn is_postgres_url(location: &Path) -> bool {
+    location
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
 }
 
 /// The scale of a rating.
@@ -129,9 +160,17 @@ fn now() -> i64 {
 }
 
 impl FeedbackStore {
-    /// Opens (creating) the database at `path`, or an in-memory one; keeps
-    /// the last `keep` responses that have no feedback.
-    pub fn open(path: Option<&Path>, keep: usize) -> rusqlite::Result<Self> {
+    /// Opens (creating) the SQLite database at `path`, the PostgreSQL database when
+    /// `path` is a `postgres://` URL (blocking: call it off the async runtime), or an
+    /// in-memory one; keeps the last `keep` responses that have no feedback.
+    pub fn open(path: Option<&Path>, keep: usize) -> Result<Self, FeedbackError> {
+        let keep = keep.clamp(1, i64::MAX as usize);
+        if let Some(url) = path.filter(|p| is_postgres_url(p)).and_then(Path::to_str) {
+            return Ok(Self {
+                db: Db::Postgres(crate::feedback_pg::PgFeedback::open(url)?),
+                keep,
+            });
+        }
         let conn = match path {
             Some(p) => {
                 if let Some(dir) = p.parent() {
@@ -156,18 +195,21 @@ impl FeedbackStore {
             conn.execute_batch("ALTER TABLE feedback ADD COLUMN scale TEXT")?;
         }
         Ok(Self {
-            conn: Mutex::new(conn),
-            keep: keep.clamp(1, i64::MAX as usize),
+            db: Db::Sqlite(Mutex::new(conn)),
+            keep,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    fn sqlite(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+        conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stores a response and forgets the oldest ones beyond the limit.
-    pub fn put_response(&self, r: &StoredResponse) -> rusqlite::Result<()> {
-        let conn = self.lock();
+    pub fn put_response(&self, r: &StoredResponse) -> Result<(), FeedbackError> {
+        let conn = match &self.db {
+            Db::Sqlite(c) => Self::sqlite(c),
+            Db::Postgres(pg) => return pg.put_response(r, now(), self.keep as i64),
+        };
         conn.execute(
             "INSERT OR REPLACE INTO responses (id, created, model, request, response) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![r.id, now(), r.model, r.request, r.response],
@@ -187,8 +229,11 @@ impl FeedbackStore {
         rating: i64,
         scale: Scale,
         comment: Option<&str>,
-    ) -> rusqlite::Result<Option<i64>> {
-        let conn = self.lock();
+    ) -> Result<Option<i64>, FeedbackError> {
+        let conn = match &self.db {
+            Db::Sqlite(c) => Self::sqlite(c),
+            Db::Postgres(pg) => return pg.add_feedback(response_id, rating, scale, comment, now()),
+        };
         let known: Option<i64> = conn
             .query_row(
                 "SELECT seq FROM responses WHERE id = ?1",
@@ -207,8 +252,11 @@ impl FeedbackStore {
     }
 
     /// Every feedback row with its request and response, oldest first.
-    pub fn export(&self) -> rusqlite::Result<Vec<FeedbackRecord>> {
-        let conn = self.lock();
+    pub fn export(&self) -> Result<Vec<FeedbackRecord>, FeedbackError> {
+        let conn = match &self.db {
+            Db::Sqlite(c) => Self::sqlite(c),
+            Db::Postgres(pg) => return pg.export(),
+        };
         let mut stmt = conn.prepare(
             "SELECT f.id, f.response_id, f.rating, f.scale, f.comment, f.created, r.request, r.response
              FROM feedback f JOIN responses r ON r.id = f.response_id ORDER BY f.id",
@@ -225,14 +273,18 @@ impl FeedbackStore {
                 response: r.get(7)?,
             })
         })?;
-        rows.collect()
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Number of stored responses.
-    pub fn response_count(&self) -> rusqlite::Result<usize> {
-        self.lock()
+    pub fn response_count(&self) -> Result<usize, FeedbackError> {
+        let conn = match &self.db {
+            Db::Sqlite(c) => Self::sqlite(c),
+            Db::Postgres(pg) => return pg.response_count(),
+        };
+        Ok(conn
             .query_row("SELECT COUNT(*) FROM responses", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as usize)
+            .map(|n| n as usize)?)
     }
 }
 

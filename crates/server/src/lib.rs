@@ -25,6 +25,7 @@ pub mod error;
 pub mod export;
 mod extract;
 pub mod feedback;
+mod feedback_pg;
 mod guard;
 pub mod holdback;
 mod listen;
@@ -75,7 +76,8 @@ pub struct ServerConfig {
     pub model_id: String,
     /// Other names accepted in the `model` field (e.g. the file name).
     pub model_aliases: Vec<String>,
-    /// SQLite file for responses and feedback (`None` = in memory).
+    /// SQLite file for responses and feedback, or a `postgres://` URL shared by
+    /// replicas (`None` = in memory).
     pub feedback_db: Option<PathBuf>,
     /// Responses kept for feedback (those with feedback are kept forever).
     pub keep_responses: usize,
@@ -296,14 +298,22 @@ impl Server {
         if config.model_id.is_empty() {
             return Err(ServerError::Config("the model id is empty".into()));
         }
-        let feedback = FeedbackStore::open(config.feedback_db.as_deref(), config.keep_responses)
-            .map_err(|source| ServerError::FeedbackDb {
-                path: config
-                    .feedback_db
-                    .as_ref()
-                    .map_or(":memory:".into(), |p| p.display().to_string()),
-                source,
-            })?;
+        // Blocking (PostgreSQL runs its own runtime): off the async threads.
+        let (db, keep) = (config.feedback_db.clone(), config.keep_responses);
+        let feedback =
+            tokio::task::spawn_blocking(move || FeedbackStore::open(db.as_deref(), keep))
+                .await
+                .map_err(|e| ServerError::Config(format!("opening the feedback database: {e}")))?
+                .map_err(|source| ServerError::FeedbackDb {
+                    path: config.feedback_db.as_ref().map_or(":memory:".into(), |p| {
+                        if feedback::is_postgres_url(p) {
+                            "(PostgreSQL)".into()
+                        } else {
+                            p.display().to_string()
+                        }
+                    }),
+                    source,
+                })?;
         let host = config
             .host
             .trim_start_matches('[')

@@ -14,4 +14,5 @@ mod protocol;
 mod python;
 mod queue;
 mod real_models;
+mod replicas;
 mod worker;
