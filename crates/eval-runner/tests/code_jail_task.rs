@@ -37,39 +37,34 @@ fn event(v: Value) -> String {
 
 /// Starts the stand-in on a free port; returns its base URL.
 fn serve(home_file: PathBuf) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let completions = move |body: String| {
-                let home_file = home_file.clone();
-                async move {
-                    let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    let prompt = req["messages"].as_array().and_then(|m| m.last()).map_or(
-                        String::new(),
-                        |m| m["content"].as_str().unwrap_or("").to_owned(),
-                    );
-                    let id = prompt.split("# problem ").nth(1).unwrap_or("").trim();
-                    let id = id.split_whitespace().next().unwrap_or("");
-                    let mut sse = event(json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": answer(id, &home_file)}, "finish_reason": null}]}));
-                    sse += &event(json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
-                    sse += &event(json!({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 30, "total_tokens": 50}}));
-                    sse += "data: [DONE]\n\n";
-                    ([(header::CONTENT_TYPE, "text/event-stream")], sse).into_response()
-                }
-            };
-            let app = Router::new().route("/v1/chat/completions", post(completions));
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    url
+    let completions = move |body: String| {
+        let home_file = home_file.clone();
+        async move {
+            let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let prompt = req["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .map_or(String::new(), |m| {
+                    m["content"].as_str().unwrap_or("").to_owned()
+                });
+            let id = prompt.split("# problem ").nth(1).unwrap_or("").trim();
+            let id = id.split_whitespace().next().unwrap_or("");
+            let mut sse = event(
+                json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": answer(id, &home_file)}, "finish_reason": null}]}),
+            );
+            sse += &event(
+                json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            );
+            sse += &event(
+                json!({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 30, "total_tokens": 50}}),
+            );
+            sse += "data: [DONE]\n\n";
+            ([(header::CONTENT_TYPE, "text/event-stream")], sse).into_response()
+        }
+    };
+    tuneup_test_utils::http::serve_in_background(
+        Router::new().route("/v1/chat/completions", post(completions)),
+    )
 }
 
 #[test]

@@ -74,22 +74,9 @@ async fn completions(body: String) -> axum::response::Response {
 
 /// Starts the canned server on a free port; returns its base URL.
 fn serve() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = Router::new().route("/v1/chat/completions", post(completions));
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    url
+    tuneup_test_utils::http::serve_in_background(
+        Router::new().route("/v1/chat/completions", post(completions)),
+    )
 }
 
 fn task(dir: &Path, toml: &str, data: &str) -> Task {

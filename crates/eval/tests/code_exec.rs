@@ -193,6 +193,19 @@ fn kotlin_programs_compile_run_and_fail_when_kotlinc_is_installed() {
         Some(CodeErrorType::TestFailed),
         "{wrong:?}"
     );
+    // Exiting with status 0 before the tests ran is no pass: a pass needs the harness's completion marker.
+    let early = checker
+        .check(&p, "    kotlin.system.exitProcess(0)\n}\n")
+        .unwrap();
+    assert!(!early.passed, "{early:?}");
+    assert!(
+        early
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("exited before"),
+        "{early:?}"
+    );
     let broken = checker.check(&p, "    return a +\n").unwrap();
     assert_eq!(
         broken.error_type,

@@ -467,11 +467,20 @@ fn candidates(ctx: &Ctx<'_>, rung: RungKind, from: &Variant) -> Vec<Variant> {
                     v.select = Some(Selection::Fixed)
                 }));
             }
-            out.push(with(&|v| {
-                v.shots = 3;
-                v.select = Some(Selection::Similar)
-            }));
+            if !quick || output != OutputKind::Sql {
+                out.push(with(&|v| {
+                    v.shots = 3;
+                    v.select = Some(Selection::Similar)
+                }));
+            }
             if output == OutputKind::Sql {
+                // Question → SQL pairs: the schema is in the prompt once, not once per shot — a third of the
+                // prompt, and the quick budget's only few-shot candidate.
+                out.push(with(&|v| {
+                    v.shots = 3;
+                    v.select = Some(Selection::Similar);
+                    v.compact_shots = true
+                }));
                 // Sample rows and column values lengthen every prompt (and every shot) several times over:
                 // left to the full budget.
                 if !quick {
@@ -597,6 +606,7 @@ fn merge_change(current: &Variant, base: &Variant, cand: &Variant) -> Variant {
         system,
         shots,
         select,
+        compact_shots,
         chain_of_thought,
         schema_style,
         constrained_json,

@@ -22,6 +22,10 @@ pub struct Variant {
     /// How they are chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select: Option<Selection>,
+    /// Shots as question → answer pairs without the task's template (so without a schema per shot, as
+    /// DAIL-SQL's question-SQL pairs): the prompt carries the schema once, for the question asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compact_shots: bool,
     /// Step-by-step reasoning before the answer.
     #[serde(default)]
     pub chain_of_thought: bool,
@@ -89,7 +93,12 @@ impl Variant {
                 Selection::Similar => "similar",
                 Selection::Embedding => "embedding",
             };
-            parts.push(format!("{}-shot {how}", self.shots));
+            let pairs = if self.compact_shots {
+                " (Q→A pairs)"
+            } else {
+                ""
+            };
+            parts.push(format!("{}-shot {how}{pairs}", self.shots));
         }
         if self.chain_of_thought {
             parts.push("CoT".into());
@@ -169,7 +178,7 @@ impl Variant {
             select: self.select.unwrap_or_default(),
             path: splits.train.clone(),
             seed: 0,
-            template: None,
+            template: self.compact_shots.then(|| COMPACT_SHOT_TEMPLATE.to_owned()),
             embedder: None,
         });
         t.prompt.chain_of_thought = self.chain_of_thought;
@@ -183,6 +192,9 @@ impl Variant {
         t
     }
 }
+
+/// The user turn of a compact shot: the question alone.
+pub const COMPACT_SHOT_TEMPLATE: &str = "Question: {{ input }}";
 
 /// Temperature of the sampled candidates (candidate 0 stays greedy).
 pub const CANDIDATE_TEMPERATURE: f32 = 0.7;
@@ -226,6 +238,13 @@ mod tests {
             ..Variant::default()
         };
         assert_eq!(v.describe(), "3-shot similar + CoT + repair×2 + LoRA");
+        let compact = Variant {
+            compact_shots: true,
+            ..v.clone()
+        };
+        assert!(compact
+            .describe()
+            .starts_with("3-shot similar (Q→A pairs) + CoT"));
         let t = v.training_prompt();
         assert_eq!(t.shots, 0);
         assert!(!t.chain_of_thought && t.adapter.is_none() && t.repair_rounds == 0);

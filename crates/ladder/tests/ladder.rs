@@ -79,6 +79,22 @@ fn every_rung_runs_and_finished_rungs_are_not_recomputed() {
             .is_file());
     }
     assert!(first.rows[2].forgetting.is_none());
+    // The prompting rung tries shots as question → SQL pairs: three shots, the schema once.
+    let prompts = std::fs::read_dir(out.join("rungs/3-prompting/validation"))
+        .unwrap()
+        .map(|d| d.unwrap().path().join("examples.jsonl"))
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .filter_map(|s| {
+            let first: serde_json::Value = serde_json::from_str(s.lines().next()?).ok()?;
+            Some(first["prompt"].as_str()?.to_owned())
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p.matches("Question:").count() == 4 && p.matches("Schema:").count() == 1),
+        "no candidate with three question → SQL shots: {prompts:#?}"
+    );
     // The baseline's significance against itself is not asked; later rungs are compared with it.
     assert!(first.rows[2].vs_baseline.is_some());
     // Outputs: every row in ladder.json, the report with its charts, the winner.

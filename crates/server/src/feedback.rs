@@ -21,7 +21,8 @@ pub struct FeedbackStore {
 #[derive(Debug)]
 enum Db {
     Sqlite(Mutex<Connection>),
-    Postgres(crate::feedback_pg::PgFeedback),
+    /// Boxed: a PostgreSQL client is far larger than a SQLite connection.
+    Postgres(Box<crate::feedback_pg::PgFeedback>),
 }
 
 /// Why the feedback store failed.
@@ -167,7 +168,7 @@ impl FeedbackStore {
         let keep = keep.clamp(1, i64::MAX as usize);
         if let Some(url) = path.filter(|p| is_postgres_url(p)).and_then(Path::to_str) {
             return Ok(Self {
-                db: Db::Postgres(crate::feedback_pg::PgFeedback::open(url)?),
+                db: Db::Postgres(Box::new(crate::feedback_pg::PgFeedback::open(url)?)),
                 keep,
             });
         }

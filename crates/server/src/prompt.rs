@@ -289,7 +289,9 @@ pub fn format_instruction(format: Option<&ResponseFormat>) -> Option<String> {
 
 pub use tuneup_agent::toolcall::hermes_tool_prompt;
 
-fn content_text(c: &Content, param: &str) -> Result<String, ApiError> {
+/// The text of a message's content (text parts joined by new lines); other part kinds are
+/// refused naming `param`.
+pub(crate) fn content_text(c: &Content, param: &str) -> Result<String, ApiError> {
     match c {
         Content::Text(s) => Ok(s.clone()),
         Content::Parts(parts) => {

@@ -26,7 +26,7 @@ use crate::engine::{Engine, Event, Job};
 use crate::error::ApiError;
 use crate::response::{self, Ident};
 use crate::toolcall::random_alnum;
-use crate::types::{ChatCompletionRequest, ChatMessage, Content};
+use crate::types::{ChatCompletionRequest, ChatMessage};
 use crate::AppState;
 
 /// A model id served through an eval task.
@@ -71,16 +71,18 @@ pub(crate) fn start(
             let ready = ready_tx.clone();
             let result = with_answerer(&task, |answerer| {
                 let _ = ready.send(Ok(()));
-                let compiler = engine.grammar.clone();
+                // One backend for every question: its compiled JSON constraints are reused.
+                let mut backend = EngineBackend {
+                    engine: &engine,
+                    constraints: engine
+                        .grammar
+                        .clone()
+                        .map(JsonConstraints::with_compiler)
+                        .unwrap_or_default(),
+                    deadline: None,
+                };
                 for job in rx {
-                    let mut backend = EngineBackend {
-                        engine: &engine,
-                        constraints: compiler
-                            .clone()
-                            .map(JsonConstraints::with_compiler)
-                            .unwrap_or_default(),
-                        deadline: job.deadline,
-                    };
+                    backend.deadline = job.deadline;
                     let answer = answerer.answer(&job.question, &mut backend);
                     let _ = job.reply.send(answer);
                 }
@@ -161,20 +163,13 @@ fn question_of(req: &ChatCompletionRequest) -> Result<Question, ApiError> {
         ChatMessage::User { content } => Some(content),
         _ => None,
     });
-    let input = match last {
-        Some(Content::Text(s)) => s.clone(),
-        Some(Content::Parts(parts)) => parts
-            .iter()
-            .filter_map(|p| (p.kind == "text").then(|| p.text.clone()).flatten())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        None => {
-            return Err(ApiError::invalid_param(
-                "messages",
-                "a task model answers the last user message: there is none",
-            ))
-        }
+    let Some(content) = last else {
+        return Err(ApiError::invalid_param(
+            "messages",
+            "a task model answers the last user message: there is none",
+        ));
     };
+    let input = crate::prompt::content_text(content, "messages")?;
     if input.trim().is_empty() {
         return Err(ApiError::invalid_param(
             "messages",

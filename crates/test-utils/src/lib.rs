@@ -6,6 +6,7 @@
 //! gemma (GELU, scaled embeddings, offset norms).
 
 pub mod gguf_bytes;
+pub mod http;
 pub mod ladder;
 
 use std::collections::HashMap;

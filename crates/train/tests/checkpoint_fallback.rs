@@ -2,34 +2,15 @@
 //! unflushed data leaves it) falls back to the checkpoint before, says so, and trains on from there; the
 //! adapter folder is published whole, with no temporary folders left beside it.
 
+mod common;
+use common::{records, Log};
 use std::sync::atomic::AtomicBool;
 
 use tuneup_models::{LoadOptions, ModelFiles};
 use tuneup_test_utils::{write_tiny_gguf, TinySpec};
 use tuneup_train::checkpoint::{checkpoints_dir, list, OPTIMIZER_FILE};
 use tuneup_train::peft::WEIGHTS_FILE;
-use tuneup_train::{Method, Observer, Precision, Session, TrainConfig, TrainRecord};
-
-/// Keeps the messages.
-#[derive(Default)]
-struct Log(Vec<String>);
-impl Observer for Log {
-    fn message(&mut self, text: &str) {
-        self.0.push(text.to_string());
-    }
-}
-
-fn records(n: usize) -> Vec<TrainRecord> {
-    (0..n)
-        .map(|i| TrainRecord {
-            messages: vec![
-                serde_json::json!({"role": "user", "content": format!("count table {i}")}),
-                serde_json::json!({"role": "assistant", "content": format!("SELECT count(*) FROM t{i}")}),
-            ],
-            tools: None,
-        })
-        .collect()
-}
+use tuneup_train::{Method, Precision, Session, TrainConfig};
 
 fn config(out: &std::path::Path, max_steps: u64) -> TrainConfig {
     TrainConfig {
@@ -66,7 +47,7 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
             config(&out, max_steps),
             &files,
             &LoadOptions::default(),
-            &records(6),
+            &records(6, 0),
             &[],
         )
         .unwrap();

@@ -4,6 +4,8 @@
 //! untrained state kept when the base scores best, scorer failures recorded
 //! without ending the run; by validation loss without a scorer.
 
+mod common;
+use common::{records, Log};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +16,7 @@ use tuneup_generate::ChatModel;
 use tuneup_models::{LoadOptions, ModelFiles};
 use tuneup_test_utils::{max_abs_diff, write_tiny_gguf, TinySpec};
 use tuneup_train::{
-    BestRecord, CheckpointScorer, Method, Observer, Outcome, Precision, Session, StepMetrics,
-    TrainConfig, TrainRecord,
+    BestRecord, CheckpointScorer, Method, Outcome, Precision, Session, StepMetrics, TrainConfig,
 };
 
 /// Returns the scripted values in turn and notes the steps it was asked at.
@@ -38,27 +39,6 @@ impl CheckpointScorer for Scripted<'_> {
             .cloned()
             .unwrap_or_else(|| Err(format!("no scripted value for call {}", calls.len())))
     }
-}
-
-/// Keeps the messages.
-#[derive(Default)]
-struct Log(Vec<String>);
-impl Observer for Log {
-    fn message(&mut self, text: &str) {
-        self.0.push(text.to_string());
-    }
-}
-
-fn records(n: usize, offset: usize) -> Vec<TrainRecord> {
-    (offset..offset + n)
-        .map(|i| TrainRecord {
-            messages: vec![
-                serde_json::json!({"role": "user", "content": format!("count table {i}")}),
-                serde_json::json!({"role": "assistant", "content": format!("SELECT count(*) FROM t{i}")}),
-            ],
-            tools: None,
-        })
-        .collect()
 }
 
 struct Fixture {

@@ -1,4 +1,6 @@
-//! Shared by the gradient tests (LoRA and full fine-tuning).
+//! Shared by the train crate's tests: a batch for the gradient tests (LoRA and full fine-tuning), SQL-like
+//! records and an observer that keeps the trainer's messages.
+#![allow(dead_code)] // each test binary uses a part
 
 use candle_core::Device;
 use tuneup_train::examples::{Batch, Example};
@@ -16,4 +18,27 @@ pub fn batch() -> Batch {
         boundaries: Vec::new(),
     };
     Batch::new(&[&a, &b], 0, &Device::Cpu).unwrap()
+}
+
+/// `n` chat records (`count table i` → `SELECT count(*) FROM ti`), numbered from `offset`.
+pub fn records(n: usize, offset: usize) -> Vec<tuneup_train::TrainRecord> {
+    (offset..offset + n)
+        .map(|i| tuneup_train::TrainRecord {
+            messages: vec![
+                serde_json::json!({"role": "user", "content": format!("count table {i}")}),
+                serde_json::json!({"role": "assistant", "content": format!("SELECT count(*) FROM t{i}")}),
+            ],
+            tools: None,
+        })
+        .collect()
+}
+
+/// Keeps the trainer's messages.
+#[derive(Default)]
+pub struct Log(pub Vec<String>);
+
+impl tuneup_train::Observer for Log {
+    fn message(&mut self, text: &str) {
+        self.0.push(text.to_string());
+    }
 }
