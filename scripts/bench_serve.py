@@ -145,7 +145,8 @@ async def main():
         "errors": len(stats["errors"]), "first_error": stats["errors"][0] if stats["errors"] else None,
     }
     if rss:
-        out.update(rss_mb_first=round(rss[0]), rss_mb_max=round(max(rss)), rss_mb_last=round(rss[-1]))
+        out.update(rss_mb_first=round(rss[0]), rss_mb_max=round(max(rss)), rss_mb_last=round(rss[-1]),
+                   rss_mb_every_5s=[round(r) for r in rss])
     print(json.dumps(out))
     if a.json:
         with open(a.json, "a") as f:

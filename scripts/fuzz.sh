@@ -7,7 +7,8 @@
 #
 # Seeds are read from fuzz/seeds/TARGET (kept in the repo); the growing corpus and any crash go under
 # $TUNEUP_FUZZ_DIR (default ~/.cache/tuneup/fuzz), outside the clone. A crash fails the script and names the
-# input file; reproduce it with `cargo +nightly fuzz run TARGET FILE` in fuzz/.
+# input file (TUNEUP_FUZZ_SEED=N fixes libFuzzer's seed, as CI does; 0 = random); reproduce it with
+# `cargo +nightly fuzz run TARGET FILE` in fuzz/.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -54,8 +55,10 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   echo "== fuzz: $t for ${seconds}s"
   # -rss_limit_mb: an input that makes a parser allocate more than this is a finding too.
-  if ! cargo "${toolchain[@]}" fuzz run "${sanitizer[@]}" "$t" "$corpus" "seeds/$t" -- \
-      -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=30 \
+  seeds=()
+  [ -d "seeds/$t" ] && seeds=("seeds/$t")
+  if ! cargo "${toolchain[@]}" fuzz run "${sanitizer[@]}" "$t" "$corpus" "${seeds[@]}" -- \
+      -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=30 -seed="${TUNEUP_FUZZ_SEED:-0}" \
       -artifact_prefix="$artifacts/" -print_final_stats=1 >"$work/$t.log" 2>&1; then
     echo "fuzz: $t FAILED; the crashing input is in $artifacts (log: $work/$t.log)" >&2
     tail -n 30 "$work/$t.log" >&2

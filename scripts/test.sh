@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (idempotent, cached outside
 # the clone), fetches the two default models through `tuneup pull`, then runs
-# formatting, lints and the whole test suite.
+# formatting, lints, the whole test suite and a short run of each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -91,3 +91,5 @@ echo "== clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== tests"
 cargo test --locked --workspace --no-fail-fast
+echo "== fuzz: each parser's target for 20 s, libFuzzer seed 1 (build and corpus cached in ${TUNEUP_HOME:-~/.cache/tuneup}/fuzz)"
+TUNEUP_FUZZ_SEED=1 scripts/fuzz.sh 20

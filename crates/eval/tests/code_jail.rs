@@ -1,7 +1,7 @@
 //! Hostile model answers run for real through the code checker: each attack must fail or be contained.
 //! Early exit before the tests, reading and writing the user's home folder, a detached process holding stdout
-//! open, a fork bomb, a connection to a port on the host — in the full jail, and (where it matters) at the
-//! weaker levels the sandbox falls back to.
+//! open, a fork bomb — in the full jail, and (where it matters) at the weaker levels the sandbox falls back to.
+//! (A connection to a port on the host: `code_exec.rs`, `programs_cannot_reach_the_network_or_the_environment`.)
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -202,24 +202,6 @@ fn a_fork_bomb_is_contained_and_the_evaluation_goes_on() {
         after.passed,
         "the next program failed after the bomb: {after:?}"
     );
-}
-
-#[test]
-fn a_port_listening_on_the_host_cannot_be_reached() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    // `_socket` bypasses the harness's Python-level guard: only the namespace stops it.
-    let code = format!(
-        "import _socket\ns = _socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', {port}))\ndef add(a, b):\n    return a + b\n"
-    );
-    let v = run(&checker(5), &code);
-    if v.sandbox.isolation >= Isolation::NetworkNamespace {
-        assert!(!v.passed, "connected to the host: {v:?}");
-        assert!(
-            v.message.as_deref().unwrap_or("").contains("Error"),
-            "{v:?}"
-        );
-    }
 }
 
 #[test]

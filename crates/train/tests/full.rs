@@ -178,15 +178,7 @@ fn hf_folder_reloads_to_the_same_logits_untied_quantized_base() {
 }
 
 fn records() -> Vec<tuneup_train::TrainRecord> {
-    (0..6)
-        .map(|i| tuneup_train::TrainRecord {
-            messages: vec![
-                serde_json::json!({"role": "user", "content": format!("count table {i}")}),
-                serde_json::json!({"role": "assistant", "content": format!("SELECT count(*) FROM t{i}")}),
-            ],
-            tools: None,
-        })
-        .collect()
+    common::records(6, 0)
 }
 
 fn metrics_losses(dir: &std::path::Path) -> Vec<f64> {
