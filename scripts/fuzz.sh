@@ -64,7 +64,7 @@ for t in "${targets[@]}"; do
     tail -n 30 "$work/$t.log" >&2
     failed+=("$t")
   else
-    grep -E '^stat::number_of_executed_units|^#[0-9]+ *DONE' "$work/$t.log" | tail -n 2 || true
+    grep -aE '^stat::number_of_executed_units|^#[0-9]+ *DONE' "$work/$t.log" | tail -n 2 || true
   fi
 done
 
