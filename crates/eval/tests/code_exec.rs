@@ -51,12 +51,7 @@ fn a_timed_out_program_leaves_no_process_behind() {
     );
     let v = checker(1).run_program(Language::Python, &program).unwrap();
     assert_eq!(v.error_type, Some(CodeErrorType::Timeout));
-    std::thread::sleep(Duration::from_millis(200));
-    let ps = std::process::Command::new("ps")
-        .args(["-eo", "args"])
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&ps.stdout);
+    let listing = tuneup_test_utils::process_listing();
     assert!(
         !listing.contains(&marker),
         "a child outlived the sandbox:\n{listing}"

@@ -161,12 +161,7 @@ fn a_detached_process_holding_stdout_cannot_hang_the_evaluation() {
                 .contains("left processes running"),
             "{v:?}"
         );
-        std::thread::sleep(Duration::from_millis(200));
-        let ps = std::process::Command::new("ps")
-            .args(["-eo", "args"])
-            .output()
-            .unwrap();
-        let listing = String::from_utf8_lossy(&ps.stdout);
+        let listing = tuneup_test_utils::process_listing();
         assert!(
             !listing.contains("sleep 297.5"),
             "the sleep outlived the jail:\n{listing}"

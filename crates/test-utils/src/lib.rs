@@ -455,3 +455,14 @@ pub fn postgres_test_url() -> Option<String> {
         "set TUNEUP_TEST_POSTGRES_URL (scripts/postgres.sh start DIR prints one) to run the PostgreSQL tests",
     )
 }
+
+/// The command lines of every process on the machine (`ps -eo args`), for tests that check nothing outlived a
+/// sandbox. Waits 200 ms first, for killed processes to be reaped.
+pub fn process_listing() -> String {
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .expect("running ps");
+    String::from_utf8_lossy(&ps.stdout).into_owned()
+}
